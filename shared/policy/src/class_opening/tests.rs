@@ -1,0 +1,885 @@
+//! Table-driven tests of the CO-* rules, each case on one side of a boundary.
+
+use super::*;
+use crate::decision::Outcome;
+use crate::fixtures;
+use crate::registry::CoursewareStatus;
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn decide(app: &ClassApplication, ctx: &Context) -> Decision {
+    app.check_shape().expect("fixture keeps its shape");
+    evaluate(app, ctx, Parameters::shipped(), Catalogue::shipped())
+}
+
+type Mutation = fn(&mut ClassApplication, &mut Context);
+
+struct Case {
+    name: &'static str,
+    rule: &'static str,
+    mutate: Mutation,
+    /// Whether the rule should pass.
+    passes: bool,
+    /// Expected outcome of the whole decision.
+    outcome: Outcome,
+}
+
+fn run(cases: &[Case]) {
+    for c in cases {
+        let (mut app, mut ctx) = fixtures::valid_class(40);
+        (c.mutate)(&mut app, &mut ctx);
+        let d = decide(&app, &ctx);
+        assert_eq!(
+            d.passed(c.rule),
+            c.passes,
+            "{} [{}]: findings {:#?}",
+            c.name,
+            c.rule,
+            d.of(c.rule).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            d.outcome, c.outcome,
+            "{} [{}]: outcome; blocking {:?}",
+            c.name, c.rule, d.blocking_rules
+        );
+    }
+}
+
+fn set_hours(app: &mut ClassApplication, total: u32) {
+    // 15 sessions of 8 hours = 120; take hours off the last sessions.
+    let mut excess = app.scheduled_hours() as i64 - total as i64;
+    for s in app.sessions.iter_mut().rev() {
+        if excess <= 0 {
+            break;
+        }
+        let cut = excess.min(s.class_hours as i64 - 1);
+        s.class_hours -= cut as u32;
+        excess -= cut;
+    }
+    assert_eq!(app.scheduled_hours(), total);
+}
+
+#[test]
+fn the_fixture_is_approved_with_every_rule_checked() {
+    let (app, ctx) = fixtures::valid_class(40);
+    let d = decide(&app, &ctx);
+    assert_eq!(
+        d.outcome,
+        Outcome::Approved,
+        "blocking {:?} warnings {:?}",
+        d.blocking_rules,
+        d.warning_rules
+    );
+    assert!(d.warning_rules.is_empty(), "{:?}", d.warning_rules);
+    for rule in rules::ALL {
+        assert!(d.of(rule.id).next().is_some(), "{} was checked", rule.id);
+    }
+}
+
+#[test]
+fn co_hours_boundary() {
+    run(&[
+        Case {
+            name: "119 hours",
+            rule: "CO-HOURS",
+            mutate: |a, _| set_hours(a, 119),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "120 hours",
+            rule: "CO-HOURS",
+            mutate: |a, _| set_hours(a, 120),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "120 hours at level 3, where the catalogue asks 140",
+            rule: "CO-HOURS",
+            mutate: |a, _| a.level = Some(SkillLevel::Three),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "completion certificate has no minimum",
+            rule: "CO-HOURS",
+            mutate: |a, _| {
+                a.certificate = Certificate::TrainingCompletion;
+                set_hours(a, 40);
+            },
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+    ]);
+}
+
+#[test]
+fn co_hours_names_the_figures_and_the_dated_parameter() {
+    let (mut app, ctx) = fixtures::valid_class(40);
+    set_hours(&mut app, 96);
+    let d = decide(&app, &ctx);
+    let f = d.of("CO-HOURS").next().unwrap();
+    assert_eq!(f.comparison.as_deref(), Some("class_hours: 96 < 120"));
+    assert_eq!(
+        f.parameters,
+        vec!["co_min_class_hours@2022-04-22".to_string()]
+    );
+    assert_eq!(f.source, "plan 二(五)");
+    assert!(f.message_zh.contains("96") && f.message_en.contains("96"));
+}
+
+#[test]
+fn co_hours_a_dated_change_applies_only_to_classes_starting_on_or_after_it() {
+    let params = Parameters::shipped().clone().with_value(
+        names::CO_MIN_CLASS_HOURS,
+        crate::params::DatedValue {
+            since: day("2022-06-14"),
+            value: 130,
+            reference: "test".into(),
+        },
+    );
+    let (app, ctx) = fixtures::valid_class(40); // starts 2022-06-13
+    let before = evaluate(&app, &ctx, &params, Catalogue::shipped());
+    assert!(
+        before.passed("CO-HOURS"),
+        "class starting before the change keeps 120"
+    );
+    let mut later = app.clone();
+    for s in &mut later.sessions {
+        s.date = s.date.succ_opt().unwrap();
+    }
+    later.start_date = later.start_date.succ_opt().unwrap();
+    later.end_date = later.end_date.succ_opt().unwrap();
+    let after = evaluate(&later, &ctx, &params, Catalogue::shipped());
+    let f = after.of("CO-HOURS").next().unwrap();
+    assert!(!f.passed, "class starting on the change's date needs 130");
+    assert_eq!(
+        f.parameters,
+        vec!["co_min_class_hours@2022-06-14".to_string()]
+    );
+}
+
+#[test]
+fn co_online_counts_only_approved_courseware() {
+    fn online(a: &mut ClassApplication, c: &mut Context, status: CoursewareStatus) {
+        a.sessions[0].mode = Mode::Online;
+        a.sessions[0].courseware = Some("CW-1".into());
+        a.sessions[0].site = None;
+        c.courseware.insert(
+            "CW-1".into(),
+            crate::registry::Courseware {
+                id: "CW-1".into(),
+                title: "理论".into(),
+                status,
+            },
+        );
+    }
+    run(&[
+        Case {
+            name: "approved courseware",
+            rule: "CO-ONLINE",
+            mutate: |a, c| online(a, c, CoursewareStatus::Approved),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "pending courseware",
+            rule: "CO-ONLINE",
+            mutate: |a, c| online(a, c, CoursewareStatus::Pending),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "rejected courseware",
+            rule: "CO-ONLINE",
+            mutate: |a, c| online(a, c, CoursewareStatus::Rejected),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "unknown courseware",
+            rule: "CO-ONLINE",
+            mutate: |a, c| {
+                online(a, c, CoursewareStatus::Approved);
+                c.courseware.clear();
+            },
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "unapproved online hours do not count toward 120",
+            rule: "CO-HOURS",
+            mutate: |a, c| online(a, c, CoursewareStatus::Pending),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn co_size_boundaries() {
+    for (n, kind, passes) in [
+        (60, TrainingKind::Skills, true),
+        (61, TrainingKind::Skills, false),
+        (30, TrainingKind::Entrepreneurship, true),
+        (31, TrainingKind::Entrepreneurship, false),
+    ] {
+        let (mut app, ctx) = fixtures::valid_class(n);
+        app.kind = kind;
+        if kind == TrainingKind::Entrepreneurship {
+            app.certificate = Certificate::Entrepreneurship;
+            app.programme = Programme::Malanhua;
+        }
+        let d = decide(&app, &ctx);
+        assert_eq!(
+            d.passed("CO-SIZE"),
+            passes,
+            "CO-SIZE {n} in {kind:?}: {:?}",
+            d.of("CO-SIZE").collect::<Vec<_>>()
+        );
+        let f = d.of("CO-SIZE").next().unwrap();
+        assert_eq!(f.observed.as_deref(), Some(n.to_string().as_str()));
+    }
+}
+
+#[test]
+fn co_day_boundary_is_a_warning() {
+    run(&[
+        Case {
+            name: "8 hours a day",
+            rule: "CO-DAY",
+            mutate: |_, _| {},
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "9 hours on one day",
+            rule: "CO-DAY",
+            mutate: |a, _| {
+                let mut extra = a.sessions[0].clone();
+                extra.start = NaiveTime::from_hms_opt(19, 0, 0).unwrap();
+                extra.end = NaiveTime::from_hms_opt(20, 0, 0).unwrap();
+                extra.class_hours = 1;
+                extra.site = Some("昆明市五华区教场中路 8 号 202 室".into());
+                a.sessions.push(extra);
+            },
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+    ]);
+}
+
+#[test]
+fn co_equip_boundary() {
+    run(&[
+        Case {
+            name: "8 beds for 40",
+            rule: "CO-EQUIP",
+            mutate: |a, _| a.equipment[0].quantity = 8,
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "7 beds for 40",
+            rule: "CO-EQUIP",
+            mutate: |a, _| a.equipment[0].quantity = 7,
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "no wheelchairs",
+            rule: "CO-EQUIP",
+            mutate: |a, _| {
+                a.equipment.retain(|e| e.item != "轮椅");
+            },
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn co_trainer_registration() {
+    run(&[
+        Case {
+            name: "registered",
+            rule: "CO-TRAINER",
+            mutate: |_, _| {},
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "not on the platform",
+            rule: "CO-TRAINER",
+            mutate: |_, c| {
+                c.trainers.remove("YN-T-0002");
+            },
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "revoked",
+            rule: "CO-TRAINER",
+            mutate: |_, c| c.trainers.get_mut("YN-T-0001").unwrap().status = TrainerStatus::Revoked,
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn co_textbook_catalogue_isbn_and_none() {
+    run(&[
+        Case {
+            name: "in the catalogue",
+            rule: "CO-TEXTBOOK",
+            mutate: |_, _| {},
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "outside with a valid ISBN warns",
+            rule: "CO-TEXTBOOK",
+            mutate: |_, c| c.textbooks.clear(),
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "outside without ISBN blocks",
+            rule: "CO-TEXTBOOK",
+            mutate: |a, c| {
+                c.textbooks.clear();
+                a.textbooks[0].isbn = None;
+            },
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "outside with a bad ISBN blocks",
+            rule: "CO-TEXTBOOK",
+            mutate: |a, c| {
+                c.textbooks.clear();
+                a.textbooks[0].isbn = Some("978-7-111-21382-7".into());
+            },
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn co_assess_separates_training_and_assessment() {
+    run(&[
+        Case {
+            name: "separate recognised body",
+            rule: "CO-ASSESS",
+            mutate: |_, _| {},
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "institution assesses itself",
+            rule: "CO-ASSESS",
+            mutate: |a, _| a.assessment_body = a.institution.clone(),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "unrecognised body",
+            rule: "CO-ASSESS",
+            mutate: |a, _| a.assessment_body = CreditCode::parse("12530000MB2F6789XG").unwrap(),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn co_assess_allows_the_only_recognised_body_to_assess_its_own_trainees() {
+    let (mut app, mut ctx) = fixtures::valid_class(20);
+    // 电工 has a single recognised assessment body, which is here the institution itself.
+    app.occupation = OccupationCode::parse("6-31-01-03").unwrap();
+    app.institution = CreditCode::parse("12530000MB2F6789XG").unwrap();
+    app.assessment_body = app.institution.clone();
+    ctx.institution.as_mut().unwrap().credit_code = app.institution.clone();
+    let d = evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+    assert!(
+        d.passed("CO-ASSESS"),
+        "{:?}",
+        d.of("CO-ASSESS").collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn co_inst_status_and_district() {
+    run(&[
+        Case {
+            name: "filed",
+            rule: "CO-INST",
+            mutate: |_, _| {},
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "not on file",
+            rule: "CO-INST",
+            mutate: |_, c| c.institution = None,
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "suspended",
+            rule: "CO-INST",
+            mutate: |_, c| c.institution.as_mut().unwrap().status = InstitutionStatus::Suspended,
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "blacklisted",
+            rule: "CO-INST",
+            mutate: |_, c| c.institution.as_mut().unwrap().status = InstitutionStatus::Blacklisted,
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "filed with another district",
+            rule: "CO-INST",
+            mutate: |a, _| a.district = AreaCode::parse("530103").unwrap(),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn co_topics_one_finding_per_missing_topic() {
+    let (mut app, ctx) = fixtures::valid_class(40);
+    for s in &mut app.sessions {
+        s.topics
+            .retain(|t| *t != Topic::DrugControl && *t != Topic::Putonghua);
+    }
+    let d = decide(&app, &ctx);
+    let failed: Vec<&str> = d
+        .of("CO-TOPICS")
+        .filter(|f| !f.passed)
+        .map(|f| f.message_en.as_str())
+        .collect();
+    assert_eq!(failed.len(), 2, "CO-TOPICS {failed:?}");
+    assert!(failed.iter().any(|m| m.contains("drug_control")));
+    assert!(failed.iter().any(|m| m.contains("putonghua")));
+    assert_eq!(d.outcome, Outcome::Approved, "CO-TOPICS warns only");
+}
+
+#[test]
+fn co_relevant_enterprise_training_matches_main_business() {
+    fn enterprise(a: &mut ClassApplication, industry: &str) {
+        a.programme = Programme::SkillsUpgradeAction;
+        a.enterprise = Some(Enterprise {
+            credit_code: CreditCode::parse("91530100MA6E5678XY").unwrap(),
+            name: "昆明某养老服务有限公司".into(),
+            industry: industry.into(),
+        });
+    }
+    run(&[
+        Case {
+            name: "care home trains care workers",
+            rule: "CO-RELEVANT",
+            mutate: |a, _| enterprise(a, "Q"),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "factory trains care workers",
+            rule: "CO-RELEVANT",
+            mutate: |a, _| enterprise(a, "C"),
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "enterprise training without enterprise",
+            rule: "CO-RELEVANT",
+            mutate: |a, _| a.roster[0].group = TargetGroup::EnterpriseEmployee,
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+    ]);
+}
+
+#[test]
+fn co_entry_share_boundary() {
+    fn entry(a: &mut ClassApplication, c: &mut Context, classes: u32, completion: u32) {
+        a.certificate = Certificate::TrainingCompletion;
+        c.year = YearCounts {
+            classes,
+            completion_classes: completion,
+        };
+    }
+    run(&[
+        Case {
+            name: "6 of 20 is 30 %",
+            rule: "CO-ENTRY",
+            mutate: |a, c| entry(a, c, 19, 5),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "7 of 21 is over 30 %",
+            rule: "CO-ENTRY",
+            mutate: |a, c| entry(a, c, 20, 6),
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "a skill-level class never raises the share",
+            rule: "CO-ENTRY",
+            mutate: |_, c| {
+                c.year = YearCounts {
+                    classes: 1,
+                    completion_classes: 1,
+                }
+            },
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+    ]);
+}
+
+#[test]
+fn co_lead_boundary() {
+    // Start Mon 2022-06-13. Filed Mon 06-06: Tue..Fri = 4 working days; filed Thu 06-02: Jun 3 is a holiday, so 5.
+    run(&[
+        Case {
+            name: "5 working days",
+            rule: "CO-LEAD",
+            mutate: |_, c| c.today = day("2022-06-02"),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "4 working days",
+            rule: "CO-LEAD",
+            mutate: |_, c| c.today = day("2022-06-06"),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn co_roster_duplicates_and_overlapping_enrolments() {
+    fn enrolled(c: &mut Context, start: &str, end: &str) {
+        c.enrolments.insert(
+            3,
+            vec![Enrolment {
+                class_id: "KM-2022-000007".into(),
+                start_date: day(start),
+                end_date: day(end),
+            }],
+        );
+    }
+    run(&[
+        Case {
+            name: "clean roster",
+            rule: "CO-ROSTER",
+            mutate: |_, _| {},
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "line 5 repeats line 1",
+            rule: "CO-ROSTER",
+            mutate: |a, _| a.roster[4].id_number = a.roster[0].id_number.clone(),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "other class ends the day before",
+            rule: "CO-ROSTER",
+            mutate: |_, c| enrolled(c, "2022-05-01", "2022-06-12"),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "other class ends on the first day",
+            rule: "CO-ROSTER",
+            mutate: |_, c| enrolled(c, "2022-05-01", "2022-06-13"),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "other class starts the day after",
+            rule: "CO-ROSTER",
+            mutate: |_, c| enrolled(c, "2022-06-28", "2022-07-30"),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+    ]);
+}
+
+#[test]
+fn co_roster_finding_masks_the_id_number() {
+    let (mut app, ctx) = fixtures::valid_class(40);
+    app.roster[4].id_number = app.roster[0].id_number.clone();
+    let d = decide(&app, &ctx);
+    let json = serde_json::to_string(&d).unwrap();
+    assert!(
+        !json.contains(app.roster[0].id_number.expose()),
+        "CO-ROSTER decision leaks the ID number"
+    );
+    let f = d.of("CO-ROSTER").find(|f| !f.passed).unwrap();
+    assert_eq!(f.field.as_deref(), Some("roster[4].id_number"));
+}
+
+#[test]
+fn co_apprentice_duration_and_level() {
+    fn apprentice(a: &mut ClassApplication, end: &str, level: SkillLevel) {
+        a.kind = TrainingKind::Apprenticeship;
+        a.programme = Programme::Apprenticeship;
+        a.end_date = end.parse().unwrap();
+        a.level = Some(level);
+    }
+    // Starts 2022-06-13: 12 months end 2023-06-12; 24 months end 2024-06-12.
+    run(&[
+        Case {
+            name: "12 months, level 4",
+            rule: "CO-APPRENTICE",
+            mutate: |a, _| apprentice(a, "2023-06-12", SkillLevel::Four),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "one day short of 12 months",
+            rule: "CO-APPRENTICE",
+            mutate: |a, _| apprentice(a, "2023-06-11", SkillLevel::Four),
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "24 months",
+            rule: "CO-APPRENTICE",
+            mutate: |a, _| apprentice(a, "2024-06-12", SkillLevel::Four),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "25 months",
+            rule: "CO-APPRENTICE",
+            mutate: |a, _| apprentice(a, "2024-07-12", SkillLevel::Four),
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "level 5",
+            rule: "CO-APPRENTICE",
+            mutate: |a, _| apprentice(a, "2023-06-12", SkillLevel::Five),
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+    ]);
+}
+
+#[test]
+fn co_clash_trainer_and_site_double_booking() {
+    fn trainer_booked(c: &mut Context, start: (u32, u32), end: (u32, u32)) {
+        c.trainer_bookings.insert(
+            "YN-T-0001".into(),
+            vec![Booking {
+                class_id: "KM-2022-000009".into(),
+                date: "2022-06-13".parse().unwrap(),
+                start: NaiveTime::from_hms_opt(start.0, start.1, 0).unwrap(),
+                end: NaiveTime::from_hms_opt(end.0, end.1, 0).unwrap(),
+            }],
+        );
+    }
+    run(&[
+        Case {
+            name: "no other booking",
+            rule: "CO-CLASH",
+            mutate: |_, _| {},
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        // The fixture's first session runs 08:30–17:30.
+        Case {
+            name: "other class ends as ours starts",
+            rule: "CO-CLASH",
+            mutate: |_, c| trainer_booked(c, (7, 0), (8, 30)),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "other class overlaps by a minute",
+            rule: "CO-CLASH",
+            mutate: |_, c| trainer_booked(c, (7, 0), (8, 31)),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "site booked",
+            rule: "CO-CLASH",
+            mutate: |a, c| {
+                let site = normalize_site(a.sessions[0].site.as_ref().unwrap());
+                c.site_bookings.insert(
+                    site,
+                    vec![Booking {
+                        class_id: "KM-2022-000010".into(),
+                        date: a.sessions[0].date,
+                        start: NaiveTime::from_hms_opt(14, 0, 0).unwrap(),
+                        end: NaiveTime::from_hms_opt(15, 0, 0).unwrap(),
+                    }],
+                );
+            },
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn co_shared_phone_limit() {
+    run(&[
+        Case {
+            name: "one trainee per number",
+            rule: "CO-SHARED-PHONE",
+            mutate: |_, _| {},
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "two on the roster share",
+            rule: "CO-SHARED-PHONE",
+            mutate: |a, _| a.roster[9].mobile = a.roster[2].mobile.clone(),
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "used in a class in training",
+            rule: "CO-SHARED-PHONE",
+            mutate: |_, c| {
+                c.phone_users_elsewhere.insert(7, 1);
+            },
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+    ]);
+}
+
+#[test]
+fn co_order_online_before_offline() {
+    fn online_at(a: &mut ClassApplication, c: &mut Context, index: usize) {
+        a.sessions[index].mode = Mode::Online;
+        a.sessions[index].courseware = Some("CW-1".into());
+        c.courseware.insert(
+            "CW-1".into(),
+            crate::registry::Courseware {
+                id: "CW-1".into(),
+                title: "理论".into(),
+                status: CoursewareStatus::Approved,
+            },
+        );
+    }
+    run(&[
+        Case {
+            name: "online first",
+            rule: "CO-ORDER",
+            mutate: |a, c| online_at(a, c, 0),
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "online last",
+            rule: "CO-ORDER",
+            mutate: |a, c| online_at(a, c, 14),
+            passes: false,
+            outcome: Outcome::Approved,
+        },
+    ]);
+}
+
+#[test]
+fn ref_uscc_failed_check_warns_but_does_not_block() {
+    run(&[Case {
+        name: "institution code with a wrong check character",
+        rule: "REF-USCC",
+        mutate: |a, c| {
+            a.institution = CreditCode::parse("52530102MJ1D4567X7").unwrap();
+            c.institution.as_mut().unwrap().credit_code = a.institution.clone();
+        },
+        passes: false,
+        outcome: Outcome::Approved,
+    }]);
+}
+
+#[test]
+fn ref_occ_unknown_occupation_or_level_blocks() {
+    run(&[
+        Case {
+            name: "unknown occupation",
+            rule: "REF-OCC",
+            mutate: |a, _| a.occupation = OccupationCode::parse("9-99-99-99").unwrap(),
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+        Case {
+            name: "家政服务员 is not trained at level 1",
+            rule: "REF-OCC",
+            mutate: |a, _| {
+                a.occupation = OccupationCode::parse("4-10-01-06").unwrap();
+                a.level = Some(SkillLevel::One);
+            },
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
+    ]);
+}
+
+#[test]
+fn a_rejected_decision_names_every_failing_rule_with_figures() {
+    let (mut app, mut ctx) = fixtures::valid_class(61);
+    set_hours(&mut app, 96);
+    ctx.trainers.clear();
+    ctx.today = day("2022-06-10");
+    let d = decide(&app, &ctx);
+    assert_eq!(d.outcome, Outcome::Rejected);
+    for rule in ["CO-HOURS", "CO-SIZE", "CO-TRAINER", "CO-LEAD", "CO-EQUIP"] {
+        assert!(
+            d.blocking_rules.iter().any(|r| r == rule),
+            "{rule} in {:?}",
+            d.blocking_rules
+        );
+    }
+    let size = d.of("CO-SIZE").next().unwrap();
+    assert_eq!(size.comparison.as_deref(), Some("trainees: 61 > 60"));
+    let lead = d.of("CO-LEAD").next().unwrap();
+    assert_eq!(lead.comparison.as_deref(), Some("working_days: 0 < 5"));
+}
+
+#[test]
+fn an_approved_decision_with_warnings_lists_them() {
+    let (mut app, ctx) = fixtures::valid_class(40);
+    for s in &mut app.sessions {
+        s.topics.retain(|t| *t != Topic::HivPrevention);
+    }
+    app.roster[1].mobile = app.roster[0].mobile.clone();
+    let d = decide(&app, &ctx);
+    assert_eq!(d.outcome, Outcome::Approved);
+    assert_eq!(
+        d.warning_rules,
+        vec!["CO-TOPICS".to_string(), "CO-SHARED-PHONE".to_string()]
+    );
+}
+
+#[test]
+fn shape_errors_name_the_field() {
+    let (mut app, _) = fixtures::valid_class(5);
+    app.sessions[2].trainer = "nobody".into();
+    app.sessions[3].date = day("2022-07-30");
+    app.end_date = day("2022-06-01");
+    let errs = app.check_shape().unwrap_err();
+    let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+    assert!(fields.contains(&"sessions[2].trainer"), "{fields:?}");
+    assert!(fields.contains(&"sessions[3].date"), "{fields:?}");
+    assert!(fields.contains(&"end_date"), "{fields:?}");
+}

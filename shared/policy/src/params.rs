@@ -1,0 +1,271 @@
+//! Policy parameters as dated data, in the manner of OpenFisca.
+//!
+//! Every parameter is a list of values, each holding from its `since` date
+//! until the next one, each with its reference. Rules ask for a parameter at a
+//! legal date and get an [`Applied`] value that remembers which value decided,
+//! so a decision can say `co_min_class_hours@2022-04-22`. The shipped values
+//! live in `data/parameters.toml`.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// Names of the parameters the rules use. [`Parameters::from_toml`] refuses a file that lacks one.
+pub mod names {
+    #![allow(missing_docs)]
+    pub const CO_MIN_CLASS_HOURS: &str = "co_min_class_hours";
+    pub const CO_MAX_CLASS_SIZE: &str = "co_max_class_size";
+    pub const CO_MAX_CLASS_SIZE_ENTREPRENEURSHIP: &str = "co_max_class_size_entrepreneurship";
+    pub const CO_MAX_DAILY_HOURS: &str = "co_max_daily_hours";
+    pub const CO_ENTRY_SHARE_LIMIT_PERCENT: &str = "co_entry_share_limit_percent";
+    pub const CO_LEAD_WORKING_DAYS: &str = "co_lead_working_days";
+    pub const CO_APPRENTICE_MIN_MONTHS: &str = "co_apprentice_min_months";
+    pub const CO_APPRENTICE_MAX_MONTHS: &str = "co_apprentice_max_months";
+    pub const CO_APPRENTICE_MIN_LEVEL: &str = "co_apprentice_min_level";
+    pub const CO_SHARED_PHONE_LIMIT: &str = "co_shared_phone_limit";
+    pub const VO_MAX_PER_YEAR: &str = "vo_max_per_year";
+    pub const VO_VALID_MONTHS: &str = "vo_valid_months";
+    pub const SC_MIN_SAMPLE: &str = "sc_min_sample";
+    pub const SC_RATE_PERCENT: &str = "sc_rate_percent";
+    pub const SC_RAISED_RATE_PERCENT: &str = "sc_raised_rate_percent";
+    pub const SC_DETECT_TARGET_PERCENT: &str = "sc_detect_target_percent";
+    pub const SC_DETECT_SHARE_PERCENT: &str = "sc_detect_share_percent";
+    pub const SC_CALL_ATTEMPTS: &str = "sc_call_attempts";
+    pub const SC_UNREACHABLE_SHARE_PERCENT: &str = "sc_unreachable_share_percent";
+    pub const SC_REPEAT_CLASSES: &str = "sc_repeat_classes";
+    pub const REF_TARGET_TRAININGS: &str = "ref_target_trainings";
+    pub const REF_TARGET_CERTIFICATES: &str = "ref_target_certificates";
+
+    /// Every name above.
+    pub const ALL: &[&str] = &[
+        CO_MIN_CLASS_HOURS,
+        CO_MAX_CLASS_SIZE,
+        CO_MAX_CLASS_SIZE_ENTREPRENEURSHIP,
+        CO_MAX_DAILY_HOURS,
+        CO_ENTRY_SHARE_LIMIT_PERCENT,
+        CO_LEAD_WORKING_DAYS,
+        CO_APPRENTICE_MIN_MONTHS,
+        CO_APPRENTICE_MAX_MONTHS,
+        CO_APPRENTICE_MIN_LEVEL,
+        CO_SHARED_PHONE_LIMIT,
+        VO_MAX_PER_YEAR,
+        VO_VALID_MONTHS,
+        SC_MIN_SAMPLE,
+        SC_RATE_PERCENT,
+        SC_RAISED_RATE_PERCENT,
+        SC_DETECT_TARGET_PERCENT,
+        SC_DETECT_SHARE_PERCENT,
+        SC_CALL_ATTEMPTS,
+        SC_UNREACHABLE_SHARE_PERCENT,
+        SC_REPEAT_CLASSES,
+        REF_TARGET_TRAININGS,
+        REF_TARGET_CERTIFICATES,
+    ];
+}
+
+/// Why a parameter file or a lookup failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    /// The TOML did not have the documented shape.
+    #[error("parameter file is malformed: {0}")]
+    Malformed(String),
+    /// A parameter the rules need is missing.
+    #[error("parameter {0} is missing")]
+    Missing(String),
+    /// No value of the parameter holds at the date asked.
+    #[error("parameter {name} has no value on {date}")]
+    NotYetInForce {
+        /// The parameter.
+        name: String,
+        /// The date asked.
+        date: NaiveDate,
+    },
+}
+
+/// One dated value of a parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatedValue {
+    /// First day the value holds.
+    pub since: NaiveDate,
+    /// The value (whole numbers: hours, percent, trainees, fen).
+    pub value: i64,
+    /// Where the value comes from.
+    pub reference: String,
+}
+
+/// One parameter with its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameter {
+    /// What the parameter means, with its rule id.
+    pub description: String,
+    /// Unit of the value.
+    pub unit: String,
+    /// Values in any order; sorted by date on load.
+    pub values: Vec<DatedValue>,
+}
+
+/// A parameter value as applied to one decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// Parameter name.
+    pub name: String,
+    /// The value that held.
+    pub value: i64,
+    /// From when it held.
+    pub since: NaiveDate,
+    /// Its reference.
+    pub reference: String,
+}
+
+impl Applied {
+    /// `name@since`, as decisions cite it.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.since)
+    }
+}
+
+/// The full set of parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameters {
+    params: BTreeMap<String, Parameter>,
+}
+
+const SHIPPED: &str = include_str!("../data/parameters.toml");
+
+impl Parameters {
+    /// The parameters shipped with this build (`data/parameters.toml`).
+    pub fn shipped() -> &'static Parameters {
+        static P: OnceLock<Parameters> = OnceLock::new();
+        P.get_or_init(|| Parameters::from_toml(SHIPPED).expect("shipped parameters are valid"))
+    }
+
+    /// Parses a parameter file; every name in [`names::ALL`] must be present with at least one value.
+    pub fn from_toml(text: &str) -> Result<Self, ParamError> {
+        let mut params: BTreeMap<String, Parameter> =
+            toml::from_str(text).map_err(|e| ParamError::Malformed(e.to_string()))?;
+        for name in names::ALL {
+            match params.get(*name) {
+                Some(p) if !p.values.is_empty() => {}
+                _ => return Err(ParamError::Missing((*name).to_string())),
+            }
+        }
+        for p in params.values_mut() {
+            p.values.sort_by_key(|v| v.since);
+        }
+        Ok(Self { params })
+    }
+
+    /// The value of `name` in force on `date`.
+    pub fn at(&self, name: &str, date: NaiveDate) -> Result<Applied, ParamError> {
+        let p = self
+            .params
+            .get(name)
+            .ok_or_else(|| ParamError::Missing(name.to_string()))?;
+        let v = p
+            .values
+            .iter()
+            .rev()
+            .find(|v| v.since <= date)
+            .ok_or_else(|| ParamError::NotYetInForce {
+                name: name.to_string(),
+                date,
+            })?;
+        Ok(Applied {
+            name: name.to_string(),
+            value: v.value,
+            since: v.since,
+            reference: v.reference.clone(),
+        })
+    }
+
+    /// The value of `name` on `date`, or the earliest value when `date` precedes all of them.
+    ///
+    /// Rules use this so that a class dated before the plan is still judged
+    /// (by the plan's first values) rather than failing with an internal error.
+    pub fn at_or_first(&self, name: &str, date: NaiveDate) -> Applied {
+        match self.at(name, date) {
+            Ok(a) => a,
+            Err(_) => {
+                let p = &self.params[name];
+                let v = &p.values[0];
+                Applied {
+                    name: name.to_string(),
+                    value: v.value,
+                    since: v.since,
+                    reference: v.reference.clone(),
+                }
+            }
+        }
+    }
+
+    /// Adds a dated value (used by tests and by an operator's override file).
+    pub fn with_value(mut self, name: &str, value: DatedValue) -> Self {
+        if let Some(p) = self.params.get_mut(name) {
+            p.values.push(value);
+            p.values.sort_by_key(|v| v.since);
+        }
+        self
+    }
+
+    /// Every parameter, for publishing.
+    pub fn all(&self) -> &BTreeMap<String, Parameter> {
+        &self.params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn shipped_parameters_hold_from_the_plan_date() {
+        let p = Parameters::shipped();
+        for name in names::ALL {
+            let a = p.at(name, day("2022-04-22")).unwrap();
+            assert_eq!(a.since, day("2022-04-22"), "{name}");
+            assert!(!a.reference.is_empty(), "{name} has a reference");
+        }
+        assert!(matches!(
+            p.at(names::CO_MIN_CLASS_HOURS, day("2022-04-21")),
+            Err(ParamError::NotYetInForce { .. })
+        ));
+    }
+
+    #[test]
+    fn a_dated_change_applies_only_from_its_date() {
+        let p = Parameters::shipped().clone().with_value(
+            names::CO_MIN_CLASS_HOURS,
+            DatedValue {
+                since: day("2023-01-01"),
+                value: 130,
+                reference: "test".into(),
+            },
+        );
+        let before = p.at(names::CO_MIN_CLASS_HOURS, day("2022-12-31")).unwrap();
+        let after = p.at(names::CO_MIN_CLASS_HOURS, day("2023-01-01")).unwrap();
+        assert_eq!(
+            (before.value, before.label()),
+            (120, "co_min_class_hours@2022-04-22".to_string())
+        );
+        assert_eq!(
+            (after.value, after.label()),
+            (130, "co_min_class_hours@2023-01-01".to_string())
+        );
+    }
+
+    #[test]
+    fn a_file_missing_a_parameter_is_refused() {
+        let text = SHIPPED.replace("[co_max_daily_hours]", "[co_max_daily_hours_typo]");
+        assert_eq!(
+            Parameters::from_toml(&text),
+            Err(ParamError::Missing("co_max_daily_hours".into()))
+        );
+    }
+}
