@@ -1,0 +1,670 @@
+//! The host: loads the components of one or more manifests, serves them over
+//! HTTP on a loopback port, routes as Spin does, and runs each request in a
+//! fresh instance with the interfaces Spin 4 offers.
+
+use crate::kv::KvDb;
+use crate::manifest::App;
+use crate::outbound::{self, AllowedHost};
+use crate::router::{RouteMatch, Router};
+use crate::spin_host::SpinCtx;
+use crate::{variables, wasm_build};
+use anyhow::{Context, Result, anyhow};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p3::{
+    Request as P3Request, RequestOptions, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+/// How long one request may run before the host answers 500.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most bytes kept of one request's stdout or stderr.
+const LOG_CAPACITY: usize = 4 << 20;
+
+/// What a host serves and with which settings.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Manifests in spin.toml format, merged in order.
+    pub manifests: Vec<PathBuf>,
+    /// Application variable values, as `spin up --variable name=value` gives them.
+    pub variables: BTreeMap<String, String>,
+    /// The SQLite file that holds key-value data (Spin: `.spin/sqlite_key_value.db`).
+    pub kv_path: PathBuf,
+    /// Build the components with cargo before loading them (default true).
+    pub build: bool,
+}
+
+impl HostConfig {
+    /// The product's `spin.toml` plus the harness's `fixtures.toml`.
+    pub fn new(kv_path: impl Into<PathBuf>) -> HostConfig {
+        HostConfig {
+            manifests: vec![Self::product_manifest(), Self::fixtures_manifest()],
+            variables: BTreeMap::new(),
+            kv_path: kv_path.into(),
+            build: true,
+        }
+    }
+
+    /// Only the harness's `fixtures.toml` (`hello` and `kv-probe`).
+    pub fn fixtures_only(kv_path: impl Into<PathBuf>) -> HostConfig {
+        HostConfig {
+            manifests: vec![Self::fixtures_manifest()],
+            ..HostConfig::new(kv_path)
+        }
+    }
+
+    /// Only the product's `spin.toml`.
+    pub fn product_only(kv_path: impl Into<PathBuf>) -> HostConfig {
+        HostConfig {
+            manifests: vec![Self::product_manifest()],
+            ..HostConfig::new(kv_path)
+        }
+    }
+
+    pub fn product_manifest() -> PathBuf {
+        wasm_build::repo_root().join("spin.toml")
+    }
+
+    pub fn fixtures_manifest() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures.toml")
+    }
+
+    /// Sets an application variable.
+    pub fn variable(mut self, name: impl Into<String>, value: impl Into<String>) -> HostConfig {
+        self.variables.insert(name.into(), value.into());
+        self
+    }
+
+    /// Adds a manifest.
+    pub fn manifest(mut self, path: impl Into<PathBuf>) -> HostConfig {
+        self.manifests.push(path.into());
+        self
+    }
+}
+
+/// A running host. Dropping it stops it.
+pub struct Host {
+    base_url: String,
+    config: HostConfig,
+    logs: Arc<Logs>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Host {
+    /// Builds (unless `config.build` is false) and loads every component of the
+    /// manifests, opens the key-value file and serves on `127.0.0.1:<free port>`.
+    pub fn start(config: HostConfig) -> Result<Host> {
+        let app = App::load(&config.manifests)?;
+        let app_values = variables::app_values(&app, &config.variables)?;
+        if config.build {
+            let packages: BTreeSet<String> = app
+                .components
+                .values()
+                .filter_map(|c| c.cargo_package.clone())
+                .collect();
+            wasm_build::ensure_built(&packages)?;
+        }
+        let router = Router::build(&app.triggers)?;
+        let engine = engine()?;
+        let linker = base_linker(engine)?;
+        let mut components = HashMap::new();
+        for spec in app.components.values() {
+            let path = wasm_build::wasm_path(&spec.base_dir, &spec.source);
+            let component = load_component(engine, &path)
+                .with_context(|| format!("loading component {:?}", spec.id))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| anyhow!("component {:?}: {e:#}", spec.id))?;
+            let pre = ServicePre::new(pre)
+                .map_err(|e| anyhow!("component {:?} is not a wasi:http service: {e}", spec.id))?;
+            let vars = variables::component_values(spec, &app_values)
+                .with_context(|| format!("variables of component {:?}", spec.id))?;
+            let allowed_hosts = spec
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| AllowedHost::parse(&variables::resolve_template(h, &app_values)?))
+                .collect::<Result<Vec<_>>>()
+                .with_context(|| format!("allowed_outbound_hosts of {:?}", spec.id))?;
+            components.insert(
+                spec.id.clone(),
+                Arc::new(Loaded {
+                    id: spec.id.clone(),
+                    pre,
+                    allowed_stores: Arc::new(spec.key_value_stores.iter().cloned().collect()),
+                    variables: Arc::new(vars),
+                    allowed_hosts: Arc::new(allowed_hosts),
+                }),
+            );
+        }
+        let kv = Arc::new(KvDb::open(&config.kv_path)?);
+        let logs = Arc::new(Logs::default());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            engine: engine.clone(),
+            router,
+            components,
+            kv,
+            logs: logs.clone(),
+            addr,
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("e2e-host-{}", addr.port()))
+            .spawn(move || serve(shared, listener, rx, ready_tx))?;
+        ready_rx
+            .recv()
+            .map_err(|_| anyhow!("host thread died"))?
+            .map_err(anyhow::Error::msg)?;
+        Ok(Host {
+            base_url: format!("http://{addr}"),
+            config,
+            logs,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The base URL joined with a path such as `/api/v1/health`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Everything the components wrote to stdout and stderr, and the host's
+    /// own error lines, one line each: `[component] stdout: text`.
+    pub fn logs(&self) -> String {
+        self.logs.text()
+    }
+
+    /// The configuration this host was started with.
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
+    /// Stops serving and closes the key-value file.
+    pub fn stop(mut self) {
+        self.shutdown_now();
+    }
+
+    /// Stops this host and starts a new one with the same configuration (and
+    /// so the same key-value file), on a new port.
+    pub fn restart(mut self) -> Result<Host> {
+        self.shutdown_now();
+        Host::start(self.config.clone())
+    }
+
+    fn shutdown_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
+
+/// Captured output of the components of one host.
+#[derive(Default)]
+struct Logs {
+    text: Mutex<String>,
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        self.text.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn append(&self, component: &str, stream: &str, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let mut out = self.text.lock().unwrap_or_else(|p| p.into_inner());
+        for line in text.lines() {
+            out.push_str(&format!("[{component}] {stream}: {line}\n"));
+        }
+    }
+}
+
+struct Loaded {
+    id: String,
+    pre: ServicePre<HostState>,
+    allowed_stores: Arc<HashSet<String>>,
+    variables: Arc<HashMap<String, String>>,
+    allowed_hosts: Arc<Vec<AllowedHost>>,
+}
+
+struct Shared {
+    engine: Engine,
+    router: Router,
+    components: HashMap<String, Arc<Loaded>>,
+    kv: Arc<KvDb>,
+    logs: Arc<Logs>,
+    addr: SocketAddr,
+}
+
+/// The data of one instance's store.
+pub struct HostState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    spin: SpinCtx,
+}
+
+impl HostState {
+    pub(crate) fn spin(&mut self) -> (&mut SpinCtx, &mut ResourceTable) {
+        (&mut self.spin, &mut self.table)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Sends a component's outgoing requests, if allowed.
+struct OutboundHooks {
+    component: String,
+    allowed: Arc<Vec<AllowedHost>>,
+    logs: Arc<Logs>,
+}
+
+type SendResult = wasmtime_wasi::TrappableError<ErrorCode>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<UnsyncBoxBody<Bytes, ErrorCode>>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), ErrorCode>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<UnsyncBoxBody<Bytes, ErrorCode>>,
+                        Box<dyn Future<Output = Result<(), ErrorCode>> + Send>,
+                    ),
+                    SendResult,
+                >,
+            > + Send,
+    > {
+        _ = fut;
+        if let Some(why) = outbound::refusal(&self.allowed, request.uri()) {
+            self.logs.append(
+                &self.component,
+                "host",
+                format!("outbound request denied: {why}").as_bytes(),
+            );
+            return Box::new(async { Err(ErrorCode::HttpRequestDenied.into()) });
+        }
+        Box::new(async move {
+            let (res, io) = wasmtime_wasi_http::p3::default_send_request(request, options).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// The process-wide engine. Compiled components are cached on disk under the
+/// wasm target directory, and in memory per process.
+fn engine() -> Result<&'static Engine> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e);
+    }
+    let mut config = Config::new();
+    config.wasm_component_model_async(true);
+    config.epoch_interruption(true);
+    let mut cache = wasmtime::CacheConfig::new();
+    cache.with_directory(wasm_build::wasm_target_dir().join("e2e-wasmtime-cache"));
+    config.cache(Some(
+        wasmtime::Cache::new(cache).map_err(|e| anyhow!("{e}"))?,
+    ));
+    let engine = Engine::new(&config).map_err(|e| anyhow!("{e}"))?;
+    let engine = ENGINE.get_or_init(|| engine);
+    // Epoch ticks let long-running guests yield, so request timeouts can fire.
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("e2e-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })?;
+    Ok(engine)
+}
+
+/// Compiles a component, or reuses this process's compilation of the same file.
+fn load_component(engine: &Engine, path: &Path) -> Result<Component> {
+    type Cached = HashMap<PathBuf, (SystemTime, u64, Component)>;
+    static CACHE: OnceLock<Mutex<Cached>> = OnceLock::new();
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "{} is missing (is the component built for wasm32-wasip2?)",
+            path.display()
+        )
+    })?;
+    let stamp = (meta.modified()?, meta.len());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((m, l, c)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(path)
+        && (*m, *l) == stamp
+    {
+        return Ok(c.clone());
+    }
+    let component = Component::from_file(engine, path)
+        .map_err(|e| anyhow!("compiling {}: {e}", path.display()))?;
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(path.to_path_buf(), (stamp.0, stamp.1, component.clone()));
+    Ok(component)
+}
+
+fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e}"))?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(|e| anyhow!("{e}"))?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(|e| anyhow!("{e}"))?;
+    crate::spin_host::add_to_linker(&mut linker).map_err(|e| anyhow!("{e}"))?;
+    Ok(linker)
+}
+
+type HostResponse = http::Response<Full<Bytes>>;
+
+fn serve(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let accept = async {
+            loop {
+                let Ok((stream, client)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(handle(shared, req, client).await)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        };
+        tokio::select! {
+            _ = accept => {}
+            _ = shutdown => {}
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+}
+
+fn plain(status: u16, body: &'static str) -> HostResponse {
+    let mut r = http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: http::Request<Incoming>,
+    client: SocketAddr,
+) -> HostResponse {
+    let path = req.uri().path().to_string();
+    if let Some(well_known) = path.strip_prefix("/.well-known/spin/") {
+        return match well_known {
+            "health" => plain(200, "OK"),
+            _ => plain(404, ""),
+        };
+    }
+    let Some(route) = shared.router.route(&path) else {
+        return plain(404, "");
+    };
+    let Some(component) = shared.components.get(&route.component).cloned() else {
+        return plain(500, "");
+    };
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return plain(400, ""),
+    };
+    let request = match spin_request(parts, body, &route, client, shared.addr) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.logs.append(
+                &component.id,
+                "host",
+                format!("bad request: {e:#}").as_bytes(),
+            );
+            return plain(400, "");
+        }
+    };
+    let result = tokio::time::timeout(REQUEST_TIMEOUT, run(&shared, &component, request)).await;
+    match result {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => {
+            shared.logs.append(
+                &component.id,
+                "host",
+                format!("error handling request: {e:#}").as_bytes(),
+            );
+            plain(500, "")
+        }
+        Err(_) => {
+            shared
+                .logs
+                .append(&component.id, "host", b"request timed out");
+            plain(500, "")
+        }
+    }
+}
+
+/// The request as Spin hands it to a component: absolute URI, the client's
+/// headers, then the `spin-*` headers appended.
+fn spin_request(
+    parts: http::request::Parts,
+    body: Bytes,
+    route: &RouteMatch,
+    client: SocketAddr,
+    local: SocketAddr,
+) -> Result<http::Request<Full<Bytes>>> {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| local.to_string());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let full_url = format!("http://{host}{path_and_query}");
+    let uri: http::Uri = full_url.parse()?;
+    let mut headers = parts.headers.clone();
+    let mut add = |name: &str, value: &str| -> Result<()> {
+        headers.append(
+            http::HeaderName::from_bytes(name.as_bytes())?,
+            http::HeaderValue::from_str(value)?,
+        );
+        Ok(())
+    };
+    add("spin-path-info", &route.path_info)?;
+    add("spin-full-url", &full_url)?;
+    add("spin-matched-route", &route.based_route)?;
+    add("spin-base-path", "/")?;
+    add("spin-raw-component-route", &route.raw_route)?;
+    add("spin-component-route", &route.component_route)?;
+    add("spin-client-addr", &client.to_string())?;
+    let mut named: Vec<_> = route.named.iter().collect();
+    named.sort();
+    for (name, value) in named {
+        add(
+            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            value,
+        )?;
+    }
+    let mut request = http::Request::new(Full::new(body));
+    *request.method_mut() = parts.method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+async fn run(
+    shared: &Shared,
+    component: &Loaded,
+    request: http::Request<Full<Bytes>>,
+) -> Result<HostResponse> {
+    let stdout = MemoryOutputPipe::new(LOG_CAPACITY);
+    let stderr = MemoryOutputPipe::new(LOG_CAPACITY);
+    let wasi = WasiCtx::builder()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
+    let state = HostState {
+        table: ResourceTable::new(),
+        wasi,
+        http: WasiHttpCtx::new(),
+        hooks: OutboundHooks {
+            component: component.id.clone(),
+            allowed: component.allowed_hosts.clone(),
+            logs: shared.logs.clone(),
+        },
+        spin: SpinCtx {
+            kv: shared.kv.clone(),
+            allowed_stores: component.allowed_stores.clone(),
+            variables: component.variables.clone(),
+        },
+    };
+    let mut store = Store::new(&shared.engine, state);
+    store.epoch_deadline_async_yield_and_update(1);
+    let outcome = handle_in_store(&mut store, &component.pre, request).await;
+    shared
+        .logs
+        .append(&component.id, "stdout", &stdout.contents());
+    shared
+        .logs
+        .append(&component.id, "stderr", &stderr.contents());
+    outcome
+}
+
+async fn handle_in_store(
+    store: &mut Store<HostState>,
+    pre: &ServicePre<HostState>,
+    request: http::Request<Full<Bytes>>,
+) -> Result<HostResponse> {
+    let service = pre
+        .instantiate_async(&mut *store)
+        .await
+        .map_err(|e| anyhow!("instantiating: {e:?}"))?;
+    let (request, request_io) = P3Request::from_http(request);
+    let response = store
+        .run_concurrent(async |store| {
+            let (response, ()) = futures::try_join!(
+                async {
+                    let response = match service.handle(store, request).await? {
+                        Ok(r) => r,
+                        Err(code) => {
+                            return Err(wasmtime::format_err!(
+                                "the handler returned error {code:?}"
+                            ));
+                        }
+                    };
+                    let response =
+                        store.with(|store| response.into_http(store, async { Ok(()) }))?;
+                    let (parts, body) = response.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map_err(|e| wasmtime::format_err!("reading the response body: {e:?}"))?
+                        .to_bytes();
+                    Ok(http::Response::from_parts(parts, Full::new(body)))
+                },
+                async {
+                    request_io
+                        .await
+                        .map_err(|e| wasmtime::format_err!("request body: {e:?}"))
+                }
+            )?;
+            wasmtime::Result::<HostResponse>::Ok(response)
+        })
+        .await
+        .map_err(|e: wasmtime::Error| anyhow!("{e:?}"))?
+        .map_err(|e: wasmtime::Error| anyhow!("{e:?}"))?;
+    Ok(response)
+}

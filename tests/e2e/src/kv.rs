@@ -1,0 +1,282 @@
+//! Key-value data in a SQLite file, with the table layout and semantics of
+//! Spin 4.0.2's default (SQLite) key-value backend:
+//! - one table keyed by (store label, key);
+//! - `increment` keeps the number as 8 little-endian bytes (`i64`), in a
+//!   transaction; an absent key counts as 0;
+//! - compare-and-swap remembers the value `current` read; `swap` updates the
+//!   row only if it still holds that value. If `current` found no value (or was
+//!   never called), `swap` writes unconditionally — as Spin's SQLite backend
+//!   does, so two racing first writers of a key both succeed.
+//!
+//! One connection behind a mutex serves every request of a host.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// A key-value error as the backends report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvError {
+    Other(String),
+}
+
+impl std::fmt::Display for KvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KvError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> KvError {
+    KvError::Other(e.to_string())
+}
+
+/// Key-value pairs as `get-many` returns them.
+pub type Pairs = Vec<(String, Option<Vec<u8>>)>;
+
+/// Result of a compare-and-swap attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Swap {
+    Swapped,
+    /// The row no longer held the value `current` read.
+    Failed,
+}
+
+/// The SQLite-backed store of one host.
+pub struct KvDb {
+    conn: Mutex<Connection>,
+}
+
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3)
+     ON CONFLICT(store, key) DO UPDATE SET value=$3";
+const SELECT: &str = "SELECT value FROM spin_key_value WHERE store=$1 AND key=$2";
+
+impl KvDb {
+    /// Opens (creating if needed) the database file.
+    pub fn open(path: &Path) -> Result<KvDb> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening key-value database {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS spin_key_value (
+                store TEXT NOT NULL,
+                key   TEXT NOT NULL,
+                value BLOB NOT NULL,
+                PRIMARY KEY (store, key)
+            )",
+            [],
+        )?;
+        Ok(KvDb {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, KvError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(other)
+    }
+
+    pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.with(|c| {
+            c.prepare_cached(SELECT)?
+                .query_row(params![store, key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.with(|c| {
+            c.prepare_cached(UPSERT)?
+                .execute(params![store, key, value])
+        })
+        .map(drop)
+    }
+
+    pub fn delete(&self, store: &str, key: &str) -> Result<(), KvError> {
+        self.with(|c| {
+            c.prepare_cached("DELETE FROM spin_key_value WHERE store=$1 AND key=$2")?
+                .execute(params![store, key])
+        })
+        .map(drop)
+    }
+
+    pub fn exists(&self, store: &str, key: &str) -> Result<bool, KvError> {
+        Ok(self.get(store, key)?.is_some())
+    }
+
+    /// Values of the keys that exist, in no particular order (like Spin, absent
+    /// keys are left out).
+    pub fn get_many(&self, store: &str, keys: &[String]) -> Result<Pairs, KvError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(SELECT)?;
+            let mut out = Vec::new();
+            for key in keys {
+                if let Some(v) = stmt
+                    .query_row(params![store, key], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()?
+                {
+                    out.push((key.clone(), Some(v)));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn set_many(&self, store: &str, kvs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (k, v) in kvs {
+                tx.prepare_cached(UPSERT)?.execute(params![store, k, v])?;
+            }
+            tx.commit()
+        })
+    }
+
+    pub fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KvError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for k in keys {
+                tx.prepare_cached("DELETE FROM spin_key_value WHERE store=$1 AND key=$2")?
+                    .execute(params![store, k])?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Adds `delta` to the counter at `key` and returns the new value.
+    pub fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction().map_err(other)?;
+        let value: Option<Vec<u8>> = tx
+            .prepare_cached(SELECT)
+            .map_err(other)?
+            .query_row(params![store, key], |r| r.get(0))
+            .optional()
+            .map_err(other)?;
+        let current = match value {
+            None => 0,
+            Some(bytes) => {
+                let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
+                    // Spin 4.0.2 panics here; a test host reports it instead.
+                    KvError::Other(format!(
+                        "value of {key:?} is not an 8-byte little-endian counter ({} bytes)",
+                        bytes.len()
+                    ))
+                })?;
+                i64::from_le_bytes(arr)
+            }
+        };
+        let new = current
+            .checked_add(delta)
+            .ok_or_else(|| KvError::Other("counter overflow".into()))?;
+        tx.prepare_cached(UPSERT)
+            .map_err(other)?
+            .execute(params![store, key, new.to_le_bytes().to_vec()])
+            .map_err(other)?;
+        tx.commit().map_err(other)?;
+        Ok(new)
+    }
+
+    /// Writes `new` if the row still holds `expected` (`None`: write unconditionally).
+    pub fn swap(
+        &self,
+        store: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<Swap, KvError> {
+        let rows = self.with(|c| match expected {
+            Some(old) => c
+                .prepare_cached(
+                    "UPDATE spin_key_value SET value=$1 WHERE store=$2 AND key=$3 AND value=$4",
+                )?
+                .execute(params![new, store, key, old]),
+            None => c.prepare_cached(UPSERT)?.execute(params![store, key, new]),
+        })?;
+        Ok(if rows == 1 {
+            Swap::Swapped
+        } else {
+            Swap::Failed
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, KvDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = KvDb::open(&dir.path().join("kv.db")).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn stores_are_separate_namespaces() {
+        let (_d, db) = db();
+        db.set("a", "k", b"1").unwrap();
+        assert_eq!(db.get("a", "k").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(db.get("b", "k").unwrap(), None);
+        db.delete("a", "k").unwrap();
+        assert!(!db.exists("a", "k").unwrap());
+    }
+
+    #[test]
+    fn increment_stores_little_endian_i64() {
+        let (_d, db) = db();
+        assert_eq!(db.increment("s", "n", 0).unwrap(), 0);
+        assert_eq!(db.increment("s", "n", 5).unwrap(), 5);
+        assert_eq!(db.increment("s", "n", -2).unwrap(), 3);
+        assert_eq!(db.get("s", "n").unwrap(), Some(3i64.to_le_bytes().to_vec()));
+        db.set("s", "text", b"3").unwrap();
+        assert!(db.increment("s", "text", 1).is_err());
+    }
+
+    #[test]
+    fn swap_compares_with_the_value_read() {
+        let (_d, db) = db();
+        db.set("s", "k", b"old").unwrap();
+        assert_eq!(
+            db.swap("s", "k", Some(b"other"), b"new").unwrap(),
+            Swap::Failed
+        );
+        assert_eq!(
+            db.swap("s", "k", Some(b"old"), b"new").unwrap(),
+            Swap::Swapped
+        );
+        assert_eq!(db.get("s", "k").unwrap(), Some(b"new".to_vec()));
+        // No value read: unconditional write, as in Spin's SQLite backend.
+        assert_eq!(db.swap("s", "k", None, b"x").unwrap(), Swap::Swapped);
+        assert_eq!(db.get("s", "k").unwrap(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn get_many_leaves_out_absent_keys() {
+        let (_d, db) = db();
+        db.set_many(
+            "s",
+            &[("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())],
+        )
+        .unwrap();
+        let got = db
+            .get_many("s", &["a".into(), "zz".into(), "b".into()])
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("a".to_string(), Some(b"1".to_vec())),
+                ("b".to_string(), Some(b"2".to_vec()))
+            ]
+        );
+        db.delete_many("s", &["a".into()]).unwrap();
+        assert!(!db.exists("s", "a").unwrap());
+    }
+}
