@@ -1,0 +1,715 @@
+//! Classes (开班) in the store: filing, reading, listing, the three checks of
+//! 每班必查, and the occupancy records the CO-* rules are decided against.
+//!
+//! Everything validation needs is read in one `get_many` ([`load_context`]).
+//! Filing writes in an order a retry can repair: first the claim of the
+//! application's digest (holding the whole record), then the class record, then
+//! the idempotent side effects (occupancy, yearly counts, indexes), then a flag
+//! that they are done, then the audit event.
+
+use crate::audit::{self, Actor, Change};
+use crate::index::{self, Position};
+use crate::keys;
+use crate::kv::KeyValue;
+use crate::pii::{PiiHasher, sha256_hex};
+use crate::records::{
+    StoreError, UpdateError, create_json, decode, encode, get_json, put_json, update_json,
+};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use policy::class_opening::{
+    Booking, ClassApplication, Context, Enrolment, YearCounts, normalize_site,
+};
+use policy::decision::{Decision, Outcome};
+use policy::reference::Certificate;
+use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, normalize_isbn};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a class is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassStatus {
+    /// 已批准: may open.
+    Approved,
+    /// 未批准.
+    Rejected,
+    /// 培训中: the pre-opening check passed.
+    InTraining,
+    /// 已结业: the in-training check passed.
+    Completed,
+    /// 已考核: the post-training assessment was recorded; vouchers may be settled.
+    Assessed,
+}
+
+impl ClassStatus {
+    /// Chinese name.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Self::Approved => "已批准",
+            Self::Rejected => "未批准",
+            Self::InTraining => "培训中",
+            Self::Completed => "已结业",
+            Self::Assessed => "已考核",
+        }
+    }
+
+    /// The `snake_case` name.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::InTraining => "in_training",
+            Self::Completed => "completed",
+            Self::Assessed => "assessed",
+        }
+    }
+}
+
+/// The three checks of 每班必查.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// 开班前验证.
+    PreOpening,
+    /// 培训中检查.
+    InTraining,
+    /// 培训后考核.
+    PostAssessment,
+}
+
+impl CheckKind {
+    /// Chinese name.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Self::PreOpening => "开班前验证",
+            Self::InTraining => "培训中检查",
+            Self::PostAssessment => "培训后考核",
+        }
+    }
+
+    /// The status a class must have for this check, and the status a passed check moves it to.
+    pub fn transition(self) -> (ClassStatus, ClassStatus) {
+        match self {
+            Self::PreOpening => (ClassStatus::Approved, ClassStatus::InTraining),
+            Self::InTraining => (ClassStatus::InTraining, ClassStatus::Completed),
+            Self::PostAssessment => (ClassStatus::Completed, ClassStatus::Assessed),
+        }
+    }
+}
+
+/// Result of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckResult {
+    /// 合格: the class moves on.
+    Passed,
+    /// 不合格: recorded; the class stays where it is until a later check passes.
+    Failed,
+}
+
+/// A recorded check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// Which check.
+    pub kind: CheckKind,
+    /// The officer who carried it out.
+    pub officer: String,
+    /// When it was carried out.
+    pub at: DateTime<Utc>,
+    /// Result.
+    pub result: CheckResult,
+    /// Notes.
+    pub notes: String,
+    /// Who recorded it.
+    pub recorded_by: Actor,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Keyed hashes of one roster line, for other functions' lookups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterRef {
+    /// Person ref (HMAC of the ID number).
+    pub person: String,
+    /// Phone ref (HMAC of the mobile).
+    pub phone: String,
+}
+
+/// A filed class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassRecord {
+    /// Class id, `KM-2022-000123`.
+    pub id: String,
+    /// Status.
+    pub status: ClassStatus,
+    /// The application as filed.
+    pub application: ClassApplication,
+    /// Keyed hashes per roster line.
+    pub roster_refs: Vec<RosterRef>,
+    /// The decision.
+    pub decision: Decision,
+    /// Digest of the application (duplicate filing guard).
+    pub digest: String,
+    /// When filed.
+    pub filed_at: DateTime<Utc>,
+    /// Who filed.
+    pub filed_by: Actor,
+    /// Checks recorded.
+    #[serde(default)]
+    pub checks: Vec<CheckRecord>,
+    /// Whether occupancy, counts and indexes were written.
+    #[serde(default)]
+    pub side_effects_done: bool,
+}
+
+impl ClassRecord {
+    /// Whether a passed check of `kind` is recorded.
+    pub fn has_passed(&self, kind: CheckKind) -> bool {
+        self.checks
+            .iter()
+            .any(|c| c.kind == kind && c.result == CheckResult::Passed)
+    }
+}
+
+/// Whose lookups [`load_context`] needs.
+#[derive(Debug, Clone)]
+struct ContextKeys {
+    keys: Vec<String>,
+}
+
+fn textbook_key(b: &policy::class_opening::Textbook) -> String {
+    match &b.isbn {
+        Some(isbn) => keys::registry("textbook", &normalize_isbn(isbn)),
+        None => keys::registry("textbook-title", &sha256_hex(b.title.trim())),
+    }
+}
+
+fn site_key(site: &str) -> String {
+    keys::site_bookings(&sha256_hex(normalize_site(site)))
+}
+
+fn context_keys(app: &ClassApplication, hasher: &PiiHasher) -> ContextKeys {
+    let mut keys = vec![
+        keys::registry("institution", app.institution.as_str()),
+        keys::institution_year(app.institution.as_str(), app.start_date.year()),
+    ];
+    for t in app.trainer_numbers() {
+        keys.push(keys::registry("trainer", t));
+        keys.push(keys::trainer_bookings(t));
+    }
+    for c in app.courseware_ids() {
+        keys.push(keys::registry("courseware", c));
+    }
+    for b in &app.textbooks {
+        keys.push(textbook_key(b));
+    }
+    for s in app.sites() {
+        keys.push(keys::site_bookings(&sha256_hex(&s)));
+    }
+    for t in &app.roster {
+        keys.push(keys::person_enrolments(&hasher.person_ref(&t.id_number)));
+        keys.push(keys::phone_users(&hasher.phone_ref(&t.mobile)));
+    }
+    ContextKeys { keys }
+}
+
+/// A class using a phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneUse {
+    /// The class.
+    pub class_id: String,
+    /// The person using the phone there.
+    pub person: String,
+    /// Last day of that class.
+    pub end_date: NaiveDate,
+}
+
+/// The institution's classes in one year, by id (idempotent to re-add).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YearClasses {
+    /// Approved classes.
+    pub classes: BTreeSet<String>,
+    /// Of which lead only to a 培训合格证书.
+    pub completion: BTreeSet<String>,
+}
+
+/// Reads everything the CO-* rules need for `app`, in one `get_many`.
+pub fn load_context(
+    kv: &impl KeyValue,
+    hasher: &PiiHasher,
+    app: &ClassApplication,
+    today: NaiveDate,
+) -> Result<Context, StoreError> {
+    let ck = context_keys(app, hasher);
+    let values = kv.get_many(&ck.keys)?;
+    let map: BTreeMap<&str, &[u8]> = ck
+        .keys
+        .iter()
+        .zip(values.iter())
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
+        .collect();
+    fn get<T: serde::de::DeserializeOwned>(
+        map: &BTreeMap<&str, &[u8]>,
+        key: &str,
+        what: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        map.get(key).map(|b| decode(b, what)).transpose()
+    }
+    let mut ctx = Context {
+        today,
+        ..Context::default()
+    };
+    ctx.institution = get::<Institution>(
+        &map,
+        &keys::registry("institution", app.institution.as_str()),
+        "institution",
+    )?;
+    if let Some(y) = get::<YearClasses>(
+        &map,
+        &keys::institution_year(app.institution.as_str(), app.start_date.year()),
+        "year counts",
+    )? {
+        ctx.year = YearCounts {
+            classes: y.classes.len() as u32,
+            completion_classes: y.completion.len() as u32,
+        };
+    }
+    for t in app.trainer_numbers() {
+        if let Some(r) = get::<Trainer>(&map, &keys::registry("trainer", t), "trainer")? {
+            ctx.trainers.insert(t.to_string(), r);
+        }
+        if let Some(b) = get::<Vec<Booking>>(&map, &keys::trainer_bookings(t), "bookings")? {
+            ctx.trainer_bookings.insert(t.to_string(), b);
+        }
+    }
+    for c in app.courseware_ids() {
+        if let Some(r) = get::<Courseware>(&map, &keys::registry("courseware", c), "courseware")? {
+            ctx.courseware.insert(c.to_string(), r);
+        }
+    }
+    for b in &app.textbooks {
+        if let Some(r) = get::<CatalogueTextbook>(&map, &textbook_key(b), "textbook")? {
+            ctx.textbooks.push(r);
+        }
+    }
+    for s in app.sites() {
+        if let Some(b) =
+            get::<Vec<Booking>>(&map, &keys::site_bookings(&sha256_hex(&s)), "bookings")?
+        {
+            ctx.site_bookings.insert(s, b);
+        }
+    }
+    for (i, t) in app.roster.iter().enumerate() {
+        let person = hasher.person_ref(&t.id_number);
+        if let Some(e) =
+            get::<Vec<Enrolment>>(&map, &keys::person_enrolments(&person), "enrolments")?
+        {
+            ctx.enrolments.insert(i, e);
+        }
+        if let Some(uses) = get::<Vec<PhoneUse>>(
+            &map,
+            &keys::phone_users(&hasher.phone_ref(&t.mobile)),
+            "phone uses",
+        )? {
+            let others: BTreeSet<&str> = uses
+                .iter()
+                .filter(|u| u.person != person && u.end_date >= app.start_date)
+                .map(|u| u.person.as_str())
+                .collect();
+            if !others.is_empty() {
+                ctx.phone_users_elsewhere.insert(i, others.len() as u32);
+            }
+        }
+    }
+    Ok(ctx)
+}
+
+/// The canonical digest of an application: same content, same digest.
+pub fn application_digest(app: &ClassApplication) -> String {
+    sha256_hex(encode(app))
+}
+
+/// What filing did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    /// The class as stored.
+    pub record: ClassRecord,
+    /// False when the same application had been filed before (the earlier class is returned).
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claim {
+    record: ClassRecord,
+}
+
+/// Files a decided application. The same application content from the same
+/// institution files once: a second filing, concurrent or later, returns the first class.
+pub fn file(
+    kv: &impl KeyValue,
+    hasher: &PiiHasher,
+    app: ClassApplication,
+    decision: Decision,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> Result<Filed, StoreError> {
+    let digest = application_digest(&app);
+    let claim_key = keys::class_claim(app.institution.as_str(), &digest);
+    if let Some(existing) = get_json::<Claim>(kv, &claim_key, "class claim")? {
+        return finish_existing(kv, existing.record);
+    }
+    let year = app.start_date.year();
+    let seq = kv.increment(&keys::class_seq(year), 1)?;
+    let id = format!("KM-{year}-{seq:06}");
+    let status = if decision.outcome == Outcome::Approved {
+        ClassStatus::Approved
+    } else {
+        ClassStatus::Rejected
+    };
+    let roster_refs = app
+        .roster
+        .iter()
+        .map(|t| RosterRef {
+            person: hasher.person_ref(&t.id_number),
+            phone: hasher.phone_ref(&t.mobile),
+        })
+        .collect();
+    let record = ClassRecord {
+        id: id.clone(),
+        status,
+        application: app,
+        roster_refs,
+        decision,
+        digest,
+        filed_at: now,
+        filed_by: actor.clone(),
+        checks: Vec::new(),
+        side_effects_done: false,
+    };
+    if !create_json(
+        kv,
+        &claim_key,
+        &Claim {
+            record: record.clone(),
+        },
+    )? {
+        // Another request claimed this application first.
+        let existing =
+            get_json::<Claim>(kv, &claim_key, "class claim")?.ok_or(StoreError::Contention)?;
+        return finish_existing(kv, existing.record);
+    }
+    put_json(kv, &keys::class(&id), &record)?;
+    let record = complete_side_effects(kv, record)?;
+    audit::record(
+        kv,
+        Change {
+            actor,
+            action: "class.filed".into(),
+            entity: format!("class:{id}"),
+            before: None,
+            after: Some(audit::digest_of(&record)),
+            note: Some(record.status.id().to_string()),
+        },
+        now,
+    )?;
+    Ok(Filed {
+        record,
+        created: true,
+    })
+}
+
+fn finish_existing(kv: &impl KeyValue, claimed: ClassRecord) -> Result<Filed, StoreError> {
+    let record = match get_json::<ClassRecord>(kv, &keys::class(&claimed.id), "class")? {
+        Some(r) => r,
+        None => {
+            // The first filing stopped after its claim: finish its work.
+            put_json(kv, &keys::class(&claimed.id), &claimed)?;
+            claimed
+        }
+    };
+    let record = if record.side_effects_done {
+        record
+    } else {
+        complete_side_effects(kv, record)?
+    };
+    Ok(Filed {
+        record,
+        created: false,
+    })
+}
+
+fn push_unique<T: Clone + PartialEq + Serialize + serde::de::DeserializeOwned>(
+    kv: &impl KeyValue,
+    key: &str,
+    what: &'static str,
+    items: &[T],
+    keep: impl Fn(&T) -> bool,
+) -> Result<(), StoreError> {
+    update_json::<Vec<T>, std::convert::Infallible>(kv, key, what, |cur| {
+        let mut list: Vec<T> = cur
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|x| keep(x))
+            .collect();
+        let before = list.len();
+        for i in items {
+            if !list.contains(i) {
+                list.push(i.clone());
+            }
+        }
+        Ok((list.len() != before || before == 0).then_some(list))
+    })
+    .map_err(|e| match e {
+        UpdateError::Store(s) => s,
+        UpdateError::Refused(never) => match never {},
+    })?;
+    Ok(())
+}
+
+/// Writes occupancy, yearly counts and index entries for a class, then marks them done. Idempotent.
+fn complete_side_effects(
+    kv: &impl KeyValue,
+    mut record: ClassRecord,
+) -> Result<ClassRecord, StoreError> {
+    let app = &record.application;
+    let id = record.id.clone();
+    if record.status != ClassStatus::Rejected {
+        let today = record.filed_at.date_naive();
+        let mut by_trainer: BTreeMap<&str, Vec<Booking>> = BTreeMap::new();
+        let mut by_site: BTreeMap<String, Vec<Booking>> = BTreeMap::new();
+        for s in &app.sessions {
+            let b = Booking {
+                class_id: id.clone(),
+                date: s.date,
+                start: s.start,
+                end: s.end,
+            };
+            by_trainer
+                .entry(s.trainer.as_str())
+                .or_default()
+                .push(b.clone());
+            if let Some(site) = &s.site {
+                by_site.entry(site.clone()).or_default().push(b);
+            }
+        }
+        for (t, bookings) in by_trainer {
+            push_unique(
+                kv,
+                &keys::trainer_bookings(t),
+                "bookings",
+                &bookings,
+                |b: &Booking| b.date >= today,
+            )?;
+        }
+        for (site, bookings) in by_site {
+            push_unique(
+                kv,
+                &site_key(&site),
+                "bookings",
+                &bookings,
+                |b: &Booking| b.date >= today,
+            )?;
+        }
+        let enrolment = Enrolment {
+            class_id: id.clone(),
+            start_date: app.start_date,
+            end_date: app.end_date,
+        };
+        for r in &record.roster_refs {
+            push_unique(
+                kv,
+                &keys::person_enrolments(&r.person),
+                "enrolments",
+                std::slice::from_ref(&enrolment),
+                |e: &Enrolment| e.end_date >= today,
+            )?;
+            let usage = PhoneUse {
+                class_id: id.clone(),
+                person: r.person.clone(),
+                end_date: app.end_date,
+            };
+            push_unique(
+                kv,
+                &keys::phone_users(&r.phone),
+                "phone uses",
+                &[usage],
+                |u: &PhoneUse| u.end_date >= today,
+            )?;
+        }
+        let completion = app.certificate == Certificate::TrainingCompletion;
+        update_json::<YearClasses, std::convert::Infallible>(
+            kv,
+            &keys::institution_year(app.institution.as_str(), app.start_date.year()),
+            "year counts",
+            |cur| {
+                let mut y = cur.unwrap_or_default();
+                let fresh = y.classes.insert(id.clone());
+                if completion {
+                    y.completion.insert(id.clone());
+                }
+                Ok(fresh.then_some(y))
+            },
+        )
+        .map_err(|e| match e {
+            UpdateError::Store(s) => s,
+            UpdateError::Refused(never) => match never {},
+        })?;
+    }
+    index::append(kv, "classes:all", &id)?;
+    index::append(
+        kv,
+        &format!("classes:district:{}", app.district.code()),
+        &id,
+    )?;
+    index::append(
+        kv,
+        &format!("classes:institution:{}", app.institution.as_str()),
+        &id,
+    )?;
+    record.side_effects_done = true;
+    put_json(kv, &keys::class(&id), &record)?;
+    Ok(record)
+}
+
+/// Reads a class.
+pub fn get(kv: &impl KeyValue, id: &str) -> Result<Option<ClassRecord>, StoreError> {
+    get_json(kv, &keys::class(id), "class")
+}
+
+/// Filters of a class listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this district.
+    pub district: Option<String>,
+    /// Only this institution.
+    pub institution: Option<String>,
+    /// Only this status.
+    pub status: Option<ClassStatus>,
+}
+
+impl ListFilter {
+    fn index_name(&self) -> String {
+        match (&self.institution, &self.district) {
+            (Some(i), _) => format!("classes:institution:{i}"),
+            (None, Some(d)) => format!("classes:district:{d}"),
+            (None, None) => "classes:all".to_string(),
+        }
+    }
+
+    fn matches(&self, r: &ClassRecord) -> bool {
+        self.status.is_none_or(|s| s == r.status)
+            && self
+                .district
+                .as_deref()
+                .is_none_or(|d| d == r.application.district.code())
+            && self
+                .institution
+                .as_deref()
+                .is_none_or(|i| i == r.application.institution.as_str())
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Classes on this page.
+    pub items: Vec<ClassRecord>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Position>,
+}
+
+/// Lists classes matching `filter` from `from`, scanning at most `limit` index entries.
+pub fn list(
+    kv: &impl KeyValue,
+    filter: &ListFilter,
+    from: Position,
+    limit: usize,
+) -> Result<Page, StoreError> {
+    let (ids, next) = index::read(kv, &filter.index_name(), from, limit)?;
+    if ids.is_empty() {
+        return Ok(Page {
+            items: vec![],
+            next,
+        });
+    }
+    let keys: Vec<String> = ids.iter().map(|i| keys::class(i)).collect();
+    let mut items = Vec::new();
+    for v in kv.get_many(&keys)?.into_iter().flatten() {
+        let r: ClassRecord = decode(&v, "class")?;
+        if filter.matches(&r) {
+            items.push(r);
+        }
+    }
+    Ok(Page { items, next })
+}
+
+/// Why a check was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// No such class.
+    #[error("class not found")]
+    NotFound,
+    /// The class is not in the state this check needs.
+    #[error("a {kind:?} check needs a class in state {needed:?}; the class is {status:?}")]
+    OutOfOrder {
+        /// The check.
+        kind: CheckKind,
+        /// State the check needs.
+        needed: ClassStatus,
+        /// State the class is in.
+        status: ClassStatus,
+    },
+}
+
+/// Records a check and moves the class on when it passed; refuses checks out of order.
+pub fn record_check(
+    kv: &impl KeyValue,
+    id: &str,
+    check: CheckRecord,
+    now: DateTime<Utc>,
+) -> Result<ClassRecord, UpdateError<CheckError>> {
+    let mut before_digest = None;
+    let kind = check.kind;
+    let actor = check.recorded_by.clone();
+    let result = check.result;
+    let updated = update_json::<ClassRecord, CheckError>(kv, &keys::class(id), "class", |cur| {
+        let mut r = cur.ok_or(CheckError::NotFound)?;
+        before_digest = Some(audit::digest_of(&r));
+        let (needed, next) = kind.transition();
+        if r.status != needed {
+            return Err(CheckError::OutOfOrder {
+                kind,
+                needed,
+                status: r.status,
+            });
+        }
+        r.checks.push(check.clone());
+        if check.result == CheckResult::Passed {
+            r.status = next;
+        }
+        Ok(Some(r))
+    })?
+    .ok_or(UpdateError::Refused(CheckError::NotFound))?;
+    if updated.status == ClassStatus::InTraining && kind == CheckKind::PreOpening {
+        index::append(kv, "classes:in_training", id)?;
+    }
+    audit::record(
+        kv,
+        Change {
+            actor,
+            action: format!(
+                "class.check.{}",
+                serde_json::to_value(kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+            entity: format!("class:{id}"),
+            before: before_digest,
+            after: Some(audit::digest_of(&updated)),
+            note: Some(format!("{result:?}").to_lowercase()),
+        },
+        now,
+    )?;
+    Ok(updated)
+}

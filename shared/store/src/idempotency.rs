@@ -1,0 +1,198 @@
+//! Idempotency keys: a retry with the same key gets the first answer and changes nothing.
+//!
+//! Before a state-changing request runs, [`begin`] claims the caller's key with
+//! compare-and-swap. The outcomes ([`NextAction`]): start processing (the key
+//! was free), return the saved response (the same request finished before),
+//! refuse because the key was used for a different request, or tell the caller
+//! that the first request is still running. [`complete`] saves a successful
+//! response; [`abandon`] frees the key after a failure, so a rejected request
+//! leaves the store as it was.
+
+use crate::keys;
+use crate::kv::{Cas, KeyValue};
+use crate::pii::sha256_hex;
+use crate::records::{StoreError, decode, encode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Seconds after which an unfinished claim is taken over (its request died).
+pub const STALE_AFTER_SECS: i64 = 60;
+
+/// A response saved for replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Content type.
+    pub content_type: String,
+    /// Extra headers to replay (for example `location`).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    request: String,
+    started_at: DateTime<Utc>,
+    response: Option<SavedResponse>,
+}
+
+/// What the handler should do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextAction {
+    /// The key is ours: run the request, then [`complete`] or [`abandon`].
+    StartProcessing(Claim),
+    /// The same request finished before: send this.
+    ReturnSavedResponse(SavedResponse),
+    /// The key was used for a different request.
+    KeyReused,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+/// A claimed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    key: String,
+    request: String,
+    started_at: DateTime<Utc>,
+}
+
+/// Validates an `Idempotency-Key` header value: 1 to 128 printable ASCII characters.
+pub fn key_ok(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// Claims `idempotency_key` of `caller` for the request whose canonical form is `request`.
+pub fn begin(
+    kv: &impl KeyValue,
+    scope: &str,
+    caller: &str,
+    idempotency_key: &str,
+    request: &[u8],
+    now: DateTime<Utc>,
+) -> Result<NextAction, StoreError> {
+    let key = keys::idempotency(scope, &sha256_hex(format!("{caller}\n{idempotency_key}")));
+    let request = sha256_hex(request);
+    for _ in 0..crate::records::MAX_CAS_ATTEMPTS {
+        let cas = kv.cas(&key)?;
+        let current: Option<Record> = cas
+            .current()?
+            .map(|b| decode(&b, "idempotency"))
+            .transpose()?;
+        match current {
+            Some(r) if r.request != request => return Ok(NextAction::KeyReused),
+            Some(Record {
+                response: Some(saved),
+                ..
+            }) => return Ok(NextAction::ReturnSavedResponse(saved)),
+            Some(r) if (now - r.started_at).num_seconds() < STALE_AFTER_SECS => {
+                return Ok(NextAction::InProgress);
+            }
+            _ => {
+                let record = Record {
+                    request: request.clone(),
+                    started_at: now,
+                    response: None,
+                };
+                if cas.swap(&encode(&record))? {
+                    return Ok(NextAction::StartProcessing(Claim {
+                        key,
+                        request,
+                        started_at: now,
+                    }));
+                }
+            }
+        }
+    }
+    Err(StoreError::Contention)
+}
+
+/// Saves the response of a claimed request.
+pub fn complete(
+    kv: &impl KeyValue,
+    claim: Claim,
+    response: SavedResponse,
+) -> Result<(), StoreError> {
+    let record = Record {
+        request: claim.request,
+        started_at: claim.started_at,
+        response: Some(response),
+    };
+    Ok(kv.set(&claim.key, &encode(&record))?)
+}
+
+/// Frees a claimed key after a failed request.
+pub fn abandon(kv: &impl KeyValue, claim: Claim) -> Result<(), StoreError> {
+    Ok(kv.delete(&claim.key)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    fn saved() -> SavedResponse {
+        SavedResponse {
+            status: 201,
+            content_type: "application/json".into(),
+            headers: vec![],
+            body: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn a_completed_key_replays_and_a_different_body_is_refused() {
+        let kv = MemoryStore::new();
+        let now = Utc::now();
+        let NextAction::StartProcessing(claim) = begin(&kv, "s", "u", "k", b"a", now).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            begin(&kv, "s", "u", "k", b"a", now).unwrap(),
+            NextAction::InProgress
+        );
+        complete(&kv, claim, saved()).unwrap();
+        assert_eq!(
+            begin(&kv, "s", "u", "k", b"a", now).unwrap(),
+            NextAction::ReturnSavedResponse(saved())
+        );
+        assert_eq!(
+            begin(&kv, "s", "u", "k", b"b", now).unwrap(),
+            NextAction::KeyReused
+        );
+        assert!(matches!(
+            begin(&kv, "s", "other-user", "k", b"b", now).unwrap(),
+            NextAction::StartProcessing(_)
+        ));
+    }
+
+    #[test]
+    fn an_abandoned_key_leaves_nothing_and_a_stale_claim_is_taken_over() {
+        let kv = MemoryStore::new();
+        let now = Utc::now();
+        let NextAction::StartProcessing(claim) = begin(&kv, "s", "u", "k", b"a", now).unwrap()
+        else {
+            panic!()
+        };
+        abandon(&kv, claim).unwrap();
+        assert!(kv.dump().is_empty());
+        let _ = begin(&kv, "s", "u", "k", b"a", now).unwrap();
+        let later = now + chrono::Duration::seconds(STALE_AFTER_SECS + 1);
+        assert!(matches!(
+            begin(&kv, "s", "u", "k", b"a", later).unwrap(),
+            NextAction::StartProcessing(_)
+        ));
+    }
+
+    #[test]
+    fn keys_are_printable_and_bounded() {
+        assert!(key_ok("2b7e-1f"));
+        assert!(!key_ok(""));
+        assert!(!key_ok("has space"));
+        assert!(!key_ok(&"x".repeat(129)));
+    }
+}

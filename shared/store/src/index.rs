@@ -1,0 +1,177 @@
+//! Append-only paged indexes: the lists Spin's key-value store cannot scan for us.
+//!
+//! An index is a head record (`last` page number) and pages of at most
+//! [`PAGE_SIZE`] entries, each page a JSON list. Appends go through
+//! compare-and-swap on the last page, so concurrent appends lose nothing, and an
+//! append of an entry already in the last page is skipped, so a retried request
+//! does not list an entry twice. Readers page with an opaque cursor.
+
+use crate::keys;
+use crate::kv::{Cas, KeyValue};
+use crate::records::{StoreError, decode, encode, get_json};
+use serde::{Deserialize, Serialize};
+
+/// Entries per page (a page of 256 ids of 20 bytes is ~6 KB, far below value limits).
+pub const PAGE_SIZE: usize = 256;
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Head {
+    last: u64,
+}
+
+/// A position in an index: page and offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Position {
+    /// Page number.
+    pub page: u64,
+    /// Offset in the page.
+    pub offset: usize,
+}
+
+/// Appends `entry` to index `name` unless the last page already holds it.
+pub fn append(kv: &impl KeyValue, name: &str, entry: &str) -> Result<(), StoreError> {
+    for attempt in 0..crate::records::MAX_CAS_ATTEMPTS {
+        crate::records::backoff(attempt);
+        let head: Head = get_json(kv, &keys::index_head(name), "index head")?.unwrap_or_default();
+        let page_key = keys::index_page(name, head.last);
+        let cas = kv.cas(&page_key)?;
+        let mut page: Vec<String> = cas
+            .current()?
+            .map(|b| decode(&b, "index page"))
+            .transpose()?
+            .unwrap_or_default();
+        if page.iter().any(|e| e == entry) {
+            return Ok(());
+        }
+        if page.len() >= PAGE_SIZE {
+            // Move the head on (CAS so that two writers do not skip a page), then retry.
+            let head_cas = kv.cas(&keys::index_head(name))?;
+            let now: Head = head_cas
+                .current()?
+                .map(|b| decode(&b, "index head"))
+                .transpose()?
+                .unwrap_or_default();
+            if now.last == head.last {
+                head_cas.swap(&encode(&Head {
+                    last: head.last + 1,
+                }))?;
+            }
+            continue;
+        }
+        page.push(entry.to_string());
+        if cas.swap(&encode(&page))? {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Contention)
+}
+
+/// Reads up to `limit` entries from `from`; returns them and the next position, if any.
+pub fn read(
+    kv: &impl KeyValue,
+    name: &str,
+    from: Position,
+    limit: usize,
+) -> Result<(Vec<String>, Option<Position>), StoreError> {
+    let head: Head = get_json(kv, &keys::index_head(name), "index head")?.unwrap_or_default();
+    let mut out = Vec::new();
+    let mut pos = from;
+    while out.len() < limit && pos.page <= head.last {
+        let page: Vec<String> =
+            get_json(kv, &keys::index_page(name, pos.page), "index page")?.unwrap_or_default();
+        let take = (limit - out.len()).min(page.len().saturating_sub(pos.offset));
+        out.extend(page.iter().skip(pos.offset).take(take).cloned());
+        pos.offset += take;
+        if pos.offset >= page.len() {
+            if pos.page == head.last {
+                // Nothing more now; the cursor stays at the end of the last page.
+                return Ok((out, None));
+            }
+            pos = Position {
+                page: pos.page + 1,
+                offset: 0,
+            };
+        }
+    }
+    let more = pos.page < head.last || {
+        let page: Vec<String> =
+            get_json(kv, &keys::index_page(name, pos.page), "index page")?.unwrap_or_default();
+        pos.offset < page.len()
+    };
+    Ok((out, more.then_some(pos)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    fn all(kv: &MemoryStore, name: &str, step: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut pos = Position::default();
+        loop {
+            let (items, next) = read(kv, name, pos, step).unwrap();
+            out.extend(items);
+            match next {
+                Some(p) => pos = p,
+                None => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn appends_span_pages_and_read_back_in_order() {
+        let kv = MemoryStore::new();
+        for i in 0..(PAGE_SIZE * 2 + 3) {
+            append(&kv, "t", &format!("e{i}")).unwrap();
+        }
+        let got = all(&kv, "t", 100);
+        assert_eq!(got.len(), PAGE_SIZE * 2 + 3);
+        assert_eq!(got[0], "e0");
+        assert_eq!(got[PAGE_SIZE], format!("e{PAGE_SIZE}"));
+        assert_eq!(
+            all(&kv, "t", 7),
+            got,
+            "page size of the reader does not matter"
+        );
+    }
+
+    #[test]
+    fn a_retried_append_is_not_listed_twice() {
+        let kv = MemoryStore::new();
+        append(&kv, "t", "a").unwrap();
+        append(&kv, "t", "a").unwrap();
+        assert_eq!(all(&kv, "t", 10), vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn concurrent_appends_lose_nothing() {
+        let kv = MemoryStore::new();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        append(&kv, "t", &format!("{t}-{i}")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut got = all(&kv, "t", 50);
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 800);
+    }
+
+    #[test]
+    fn an_empty_index_reads_empty() {
+        let kv = MemoryStore::new();
+        assert_eq!(
+            read(&kv, "none", Position::default(), 10).unwrap(),
+            (vec![], None)
+        );
+    }
+}

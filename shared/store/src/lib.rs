@@ -1,0 +1,25 @@
+//! Typed records and explicit indexes over a key-value store with Spin's semantics.
+//!
+//! [`kv::KeyValue`] is the seam: Spin's store in the function crates,
+//! [`memory::MemoryStore`] in tests. Above it: JSON records with
+//! compare-and-swap updates ([`records`]), paged indexes ([`index`]),
+//! idempotency records ([`idempotency`]), the hash-chained audit trail
+//! ([`audit`]), keyed hashes of personal identifiers ([`pii`]), and the
+//! domain's records ([`classes`], [`registry`]). Keys are all in [`keys`].
+
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod classes;
+pub mod idempotency;
+pub mod index;
+pub mod keys;
+pub mod kv;
+pub mod memory;
+pub mod pii;
+pub mod records;
+pub mod registry;
+
+pub use kv::{Cas, KeyValue, KvError};
+pub use memory::MemoryStore;
+pub use records::{StoreError, UpdateError};

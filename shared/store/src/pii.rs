@@ -1,0 +1,78 @@
+//! Keyed hashes of personal identifiers, for keys and lookups.
+//!
+//! A person is known to the store by `HMAC-SHA-256(key, normalised ID number)`,
+//! a phone by the HMAC of its eleven digits (with a domain label, so an ID
+//! hash never equals a phone hash). Without the secret key, a leaked store
+//! does not tell whose records these are.
+
+use hmac::{Hmac, Mac};
+use policy::ids::{IdNumber, Mobile};
+use sha2::{Digest, Sha256};
+
+/// The secret behind personal-data hashes (Spin variable `pii_hmac_key`).
+#[derive(Clone)]
+pub struct PiiHasher {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for PiiHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PiiHasher(..)")
+    }
+}
+
+impl PiiHasher {
+    /// A hasher with `key` (at least 16 bytes is sensible; not enforced here).
+    pub fn new(key: impl AsRef<[u8]>) -> Self {
+        Self {
+            key: key.as_ref().to_vec(),
+        }
+    }
+
+    fn hmac(&self, label: &str, value: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
+    /// The person ref of an ID number (64 hex characters).
+    pub fn person_ref(&self, id: &IdNumber) -> String {
+        self.hmac("person", id.expose())
+    }
+
+    /// The phone ref of a mobile number.
+    pub fn phone_ref(&self, mobile: &Mobile) -> String {
+        self.hmac("phone", mobile.expose())
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of `data` in hex (not keyed: for non-personal content such as site addresses and request bodies).
+pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
+    hex(&Sha256::digest(data.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_depend_on_the_key_and_never_contain_the_number() {
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        let a = PiiHasher::new("k1");
+        let b = PiiHasher::new("k2");
+        assert_ne!(a.person_ref(&id), b.person_ref(&id));
+        assert_eq!(
+            a.person_ref(&id),
+            a.person_ref(&IdNumber::parse("11010519491231002x").unwrap())
+        );
+        assert_eq!(a.person_ref(&id).len(), 64);
+        assert!(!a.person_ref(&id).contains("11010519491231002"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Classes in the store: one get_many for validation, filing once under races,
+//! repair after a crash, checks in order.
+
+use chrono::Utc;
+use policy::fixtures;
+use policy::{Catalogue, Parameters, class_opening};
+use store::audit::Actor;
+use store::classes::{
+    self, CheckError, CheckKind, CheckRecord, CheckResult, ClassStatus, ListFilter,
+};
+use store::index::Position;
+use store::pii::PiiHasher;
+use store::{KeyValue, MemoryStore, UpdateError};
+
+fn actor() -> Actor {
+    Actor {
+        sub: "inst-1".into(),
+        role: "institution".into(),
+    }
+}
+
+fn seed_registry(kv: &MemoryStore) {
+    let (app, _) = fixtures::valid_class(1);
+    store::registry::put(kv, &fixtures::institution(), actor(), Utc::now()).unwrap();
+    store::registry::put(kv, &fixtures::textbook(), actor(), Utc::now()).unwrap();
+    for t in &app.trainers {
+        let entry = policy::registry::Trainer {
+            registration_no: t.registration_no.clone(),
+            name: t.name.clone(),
+            status: policy::registry::TrainerStatus::Registered,
+        };
+        store::registry::put(kv, &entry, actor(), Utc::now()).unwrap();
+    }
+}
+
+#[test]
+fn validation_reads_its_context_in_one_call_whatever_the_roster_size() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    for n in [1, 60] {
+        let (app, expected) = fixtures::valid_class(n);
+        let before = kv.calls();
+        let ctx = classes::load_context(&kv, &hasher, &app, expected.today).unwrap();
+        assert_eq!(kv.calls() - before, 1, "{n} trainees");
+        let d = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+        assert_eq!(
+            d.outcome,
+            policy::Outcome::Approved,
+            "{:?}",
+            d.blocking_rules
+        );
+    }
+}
+
+#[test]
+fn the_same_application_filed_from_eight_threads_makes_one_class() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(40);
+    let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (kv, hasher, app, decision) =
+                (kv.clone(), hasher.clone(), app.clone(), decision.clone());
+            std::thread::spawn(move || {
+                classes::file(&kv, &hasher, app, decision, actor(), Utc::now()).unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let created: Vec<_> = results.iter().filter(|f| f.created).collect();
+    assert_eq!(created.len(), 1);
+    assert!(results.iter().all(|f| f.record.id == created[0].record.id));
+    let page = classes::list(&kv, &ListFilter::default(), Position::default(), 100).unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+#[test]
+fn a_filing_that_crashed_after_its_claim_is_finished_by_the_retry() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(10);
+    let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+    // Crash right after the claim: the sequence increment and the claim's swap are the two writes.
+    kv.fail_after_writes(Some(2));
+    assert!(
+        classes::file(
+            &kv,
+            &hasher,
+            app.clone(),
+            decision.clone(),
+            actor(),
+            Utc::now()
+        )
+        .is_err()
+    );
+    kv.fail_after_writes(None);
+    let retry = classes::file(&kv, &hasher, app, decision, actor(), Utc::now()).unwrap();
+    assert!(!retry.created, "the retry finds the claim");
+    assert!(retry.record.side_effects_done);
+    let page = classes::list(&kv, &ListFilter::default(), Position::default(), 100).unwrap();
+    assert_eq!(page.items.len(), 1);
+    let stored = classes::get(&kv, &retry.record.id).unwrap().unwrap();
+    assert_eq!(stored.status, ClassStatus::Approved);
+}
+
+#[test]
+fn no_key_holds_an_id_or_phone_number() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(20);
+    let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+    classes::file(&kv, &hasher, app.clone(), decision, actor(), Utc::now()).unwrap();
+    for key in kv.dump().keys() {
+        for t in &app.roster {
+            assert!(
+                !key.contains(t.id_number.expose()),
+                "key {key} holds an ID number"
+            );
+            assert!(!key.contains(t.mobile.expose()), "key {key} holds a mobile");
+        }
+    }
+}
+
+fn check(kind: CheckKind, result: CheckResult) -> CheckRecord {
+    CheckRecord {
+        kind,
+        officer: "王科长".into(),
+        at: Utc::now(),
+        result,
+        notes: String::new(),
+        recorded_by: Actor {
+            sub: "officer-1".into(),
+            role: "district_officer".into(),
+        },
+        recorded_at: Utc::now(),
+    }
+}
+
+#[test]
+fn checks_move_a_class_along_in_order_only() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(5);
+    let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+    let id = classes::file(&kv, &hasher, app, decision, actor(), Utc::now())
+        .unwrap()
+        .record
+        .id;
+    let out_of_order = classes::record_check(
+        &kv,
+        &id,
+        check(CheckKind::PostAssessment, CheckResult::Passed),
+        Utc::now(),
+    );
+    assert!(matches!(
+        out_of_order,
+        Err(UpdateError::Refused(CheckError::OutOfOrder {
+            status: ClassStatus::Approved,
+            ..
+        }))
+    ));
+    let r = classes::record_check(
+        &kv,
+        &id,
+        check(CheckKind::PreOpening, CheckResult::Failed),
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        r.status,
+        ClassStatus::Approved,
+        "a failed check is recorded and the class stays"
+    );
+    let steps = [
+        (CheckKind::PreOpening, ClassStatus::InTraining),
+        (CheckKind::InTraining, ClassStatus::Completed),
+        (CheckKind::PostAssessment, ClassStatus::Assessed),
+    ];
+    for (kind, want) in steps {
+        let r =
+            classes::record_check(&kv, &id, check(kind, CheckResult::Passed), Utc::now()).unwrap();
+        assert_eq!(r.status, want, "{kind:?}");
+    }
+    let r = classes::get(&kv, &id).unwrap().unwrap();
+    assert_eq!(r.checks.len(), 4);
+    assert!(matches!(
+        classes::record_check(
+            &kv,
+            &id,
+            check(CheckKind::PreOpening, CheckResult::Passed),
+            Utc::now()
+        ),
+        Err(UpdateError::Refused(CheckError::OutOfOrder { .. }))
+    ));
+    assert_eq!(store::audit::verify(&kv, 1, 1000).unwrap().is_ok(), true);
+    let _ = kv.increment("x", 0);
+}
