@@ -1,0 +1,166 @@
+//! JSON request bodies: 415 for another media type, 413 over the size limit,
+//! 400 with line and column for broken JSON, 422 naming the field for unknown
+//! fields, wrong types and invalid identifiers. Error texts never repeat the
+//! value that was sent (it may be an ID number).
+
+use crate::problem::Problem;
+use crate::{MAX_BODY_BYTES, Request, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Parses the request body as `T`.
+pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
+    let ct = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return Err(Problem::unsupported_media_type());
+    }
+    parse(req.body())
+}
+
+/// Parses bytes as `T` (see the module doc for the mapping of errors).
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Problem::too_large(MAX_BODY_BYTES));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    match result {
+        Ok(v) => {
+            // Trailing characters after the value.
+            let mut rest =
+                serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
+            let _ = rest.next();
+            if rest.next().is_some() {
+                return Err(Problem::malformed_json(
+                    "unexpected data after the JSON value",
+                ));
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            use serde_json::error::Category;
+            match inner.classify() {
+                Category::Syntax | Category::Eof | Category::Io => {
+                    Err(Problem::malformed_json(format!(
+                        "invalid JSON at line {} column {}",
+                        inner.line(),
+                        inner.column()
+                    ))
+                    .with("line", inner.line())
+                    .with("column", inner.column()))
+                }
+                Category::Data => {
+                    let field = if path == "." { String::new() } else { path };
+                    let detail = describe(&inner.to_string());
+                    let shown = if field.is_empty() {
+                        "body".to_string()
+                    } else {
+                        field.clone()
+                    };
+                    Err(Problem::invalid(format!("{shown}: {detail}")).field(shown, detail))
+                }
+            }
+        }
+    }
+}
+
+/// Keeps serde's explanation but drops any quoted input and the position suffix.
+fn describe(message: &str) -> String {
+    let without_pos = message.split(" at line ").next().unwrap_or(message);
+    // serde quotes offending values as `"…"` or `` `…` ``: the value may be personal data.
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    for c in without_pos.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push_str("…");
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None if c == '"' => {
+                out.push(c);
+                quote = Some('"');
+            }
+            None => out.push(c),
+        }
+    }
+    // Field names in "unknown field `x`, expected one of ..." are not personal: keep backticks.
+    out
+}
+
+/// A JSON response.
+pub fn respond<T: Serialize>(status: http::StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).expect("responses serialise");
+    let mut res = http::Response::new(Bytes::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy::ids::IdNumber;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Line {
+        id_number: IdNumber,
+        n: u32,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        roster: Vec<Line>,
+    }
+
+    #[test]
+    fn broken_json_is_400_with_its_position() {
+        let p = parse::<Body>(b"{\"roster\": [}").unwrap_err();
+        assert_eq!((p.status, p.code.as_str()), (400, "malformed_json"));
+        assert_eq!(p.extra["line"], 1);
+        assert!(parse::<Body>(b"{\"roster\": []} x").is_err());
+    }
+
+    #[test]
+    fn an_invalid_id_on_a_roster_line_is_422_naming_the_path_without_the_value() {
+        let body = br#"{"roster":[{"id_number":"11010519491231002X","n":1},{"id_number":"130402198207290622","n":2}]}"#;
+        let p = parse::<Body>(body).unwrap_err();
+        assert_eq!((p.status, p.code.as_str()), (422, "validation_failed"));
+        assert_eq!(p.errors[0].field, "roster[1].id_number");
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(!text.contains("130402198207290622"), "{text}");
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_422() {
+        let p = parse::<Body>(br#"{"roster":[],"extra":1}"#).unwrap_err();
+        assert_eq!(p.status, 422);
+        assert!(p.detail.contains("extra"), "{}", p.detail);
+        let p = parse::<Body>(br#"{"roster":[{"id_number":"11010519491231002X","n":"one"}]}"#)
+            .unwrap_err();
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "roster[0].n"));
+    }
+
+    #[test]
+    fn oversized_bodies_are_413() {
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse::<Body>(&big).unwrap_err().status, 413);
+    }
+}
