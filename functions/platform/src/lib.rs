@@ -1,0 +1,221 @@
+//! The Spin side of every component: spin-sdk never enters `shared/`.
+//!
+//! - [`SpinKv`]: the `default` key-value store as a [`store::KeyValue`], through
+//!   `wasi:keyvalue` store, batch (`get-many`, `set-many`) and atomics
+//!   (`Cas`, `increment`). Every method is one host call.
+//! - [`prepare`]: reads the request body (at most [`web::MAX_BODY_BYTES`],
+//!   413 beyond), the secrets from Spin variables, and opens the store.
+//! - [`serve`]: prepare, run a synchronous handler, log one line, respond.
+//!
+//! Logs carry the method, the path and the status, never a body, a query
+//! string or a header value.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store as wkv};
+use spin_sdk::http::Request;
+use store::{Cas, KeyValue, KvError};
+use web::{Env, Problem, Secrets};
+
+/// The `default` store through `wasi:keyvalue`.
+pub struct SpinKv {
+    bucket: wkv::Bucket,
+}
+
+fn kv_error(e: wkv::Error) -> KvError {
+    match e {
+        wkv::Error::NoSuchStore => KvError::Unavailable("no such store".into()),
+        wkv::Error::AccessDenied => KvError::Unavailable("access denied".into()),
+        wkv::Error::Other(_) => KvError::Backend("backend error".into()),
+    }
+}
+
+impl SpinKv {
+    /// Opens the store labelled `default` (listed in the component's `key_value_stores`).
+    pub fn open_default() -> Result<Self, KvError> {
+        wkv::open("default")
+            .map(|bucket| Self { bucket })
+            .map_err(kv_error)
+    }
+}
+
+/// A compare-and-swap on Spin's store.
+pub struct SpinCas {
+    cas: atomics::Cas,
+}
+
+impl Cas for SpinCas {
+    fn current(&self) -> Result<Option<Vec<u8>>, KvError> {
+        self.cas.current().map_err(kv_error)
+    }
+
+    fn swap(self, value: &[u8]) -> Result<bool, KvError> {
+        match atomics::swap(self.cas, value) {
+            Ok(()) => Ok(true),
+            Err(atomics::CasError::CasFailed(_)) => Ok(false),
+            Err(atomics::CasError::StoreError(e)) => Err(kv_error(e)),
+        }
+    }
+}
+
+impl KeyValue for SpinKv {
+    type Cas = SpinCas;
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.bucket.get(key).map_err(kv_error)
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = batch::get_many(&self.bucket, keys).map_err(kv_error)?;
+        let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> =
+            found.into_iter().collect();
+        Ok(keys.iter().map(|k| by_key.remove(k).flatten()).collect())
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.bucket.set(key, value).map_err(kv_error)
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        batch::set_many(&self.bucket, entries).map_err(kv_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.bucket.delete(key).map_err(kv_error)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, KvError> {
+        self.bucket.exists(key).map_err(kv_error)
+    }
+
+    fn cas(&self, key: &str) -> Result<SpinCas, KvError> {
+        atomics::Cas::new(&self.bucket, key)
+            .map(|cas| SpinCas { cas })
+            .map_err(kv_error)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        atomics::increment(&self.bucket, key, delta).map_err(kv_error)
+    }
+}
+
+/// The response type components return.
+pub type Reply = http::Response<Full<Bytes>>;
+
+/// Converts a handler's response.
+pub fn reply(res: web::Response) -> Reply {
+    res.map(Full::new)
+}
+
+/// A request made ready for a handler.
+pub struct Prepared {
+    /// The request with its body read.
+    pub request: web::Request,
+    /// Secrets and further variables.
+    pub secrets: Secrets,
+    /// The store.
+    pub kv: SpinKv,
+}
+
+fn random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the host provides randomness");
+}
+
+impl Prepared {
+    /// The handler environment, with the host's clock and randomness.
+    pub fn env(&self) -> Env<'_, SpinKv> {
+        Env {
+            kv: &self.kv,
+            secrets: &self.secrets,
+            now: chrono::Utc::now(),
+            random: &random,
+        }
+    }
+}
+
+async fn variable(name: &str) -> Result<String, Reply> {
+    spin_sdk::variables::get(name).await.map_err(|_| {
+        eprintln!("configuration: variable {name} is not set");
+        reply(
+            Problem::internal(format!(
+                "the service is not configured: variable {name} is missing"
+            ))
+            .into_response(),
+        )
+    })
+}
+
+/// Reads the body (413 beyond the limit), the secrets and `extra` variables, and opens the store.
+pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, web::MAX_BODY_BYTES).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(reply(
+                Problem::too_large(web::MAX_BODY_BYTES).into_response(),
+            ));
+        }
+        Err(_) => {
+            return Err(reply(
+                Problem::malformed_json("the request body could not be read").into_response(),
+            ));
+        }
+    };
+    let request = web::Request::from_parts(parts, bytes);
+    let mut secrets = Secrets {
+        jwt_secret: variable("jwt_secret").await?,
+        pii_hmac_key: variable("pii_hmac_key").await?,
+        pii_key: variable("pii_key").await?,
+        extra: Default::default(),
+    };
+    for name in extra {
+        if let Ok(v) = spin_sdk::variables::get(name).await {
+            secrets.extra.insert((*name).to_string(), v);
+        }
+    }
+    if let Err(msg) = secrets.check() {
+        eprintln!("configuration: {msg}");
+        return Err(reply(
+            Problem::internal(format!("the service is not configured: {msg}")).into_response(),
+        ));
+    }
+    let kv =
+        SpinKv::open_default().map_err(|_| reply(Problem::store_unavailable().into_response()))?;
+    Ok(Prepared {
+        request,
+        secrets,
+        kv,
+    })
+}
+
+/// Logs one line about a finished request: method, path, status.
+pub fn log(component: &str, req: &web::Request, res: &web::Response) {
+    eprintln!(
+        "{component} {} {} {}",
+        req.method(),
+        req.uri().path(),
+        res.status().as_u16()
+    );
+}
+
+/// Prepares the request, runs a synchronous `handler`, logs and replies.
+pub async fn serve(
+    component: &str,
+    req: Request,
+    handler: impl FnOnce(&Env<'_, SpinKv>, &web::Request) -> web::Response,
+) -> Reply {
+    let prepared = match prepare(req, &[]).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let env = prepared.env();
+    let res = handler(&env, &prepared.request);
+    log(component, &prepared.request, &res);
+    reply(res)
+}

@@ -1,0 +1,528 @@
+//! 开班审批: routes of the class-opening component.
+//!
+//! | route | roles |
+//! | --- | --- |
+//! | `GET /api/v1/health` | none |
+//! | `POST /api/v1/classes/validate` | institution (own), district officer (own district), bureau |
+//! | `POST /api/v1/classes` | institution (own) |
+//! | `GET /api/v1/classes` | institution (own), district officer (own district), bureau |
+//! | `GET /api/v1/classes/{id}` | institution (own), district officer (own district), bureau |
+//! | `POST /api/v1/classes/{id}/checks` | district officer (own district), bureau |
+//! | `PUT`/`GET /api/v1/registry/{kind}/{id}` | district officer, bureau |
+
+use crate::view::mask_personal;
+use chrono::{DateTime, Utc};
+use http::{Method, StatusCode};
+use policy::class_opening::{self, ClassApplication};
+use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, registry_id_ok};
+use policy::{Catalogue, Parameters};
+use serde::{Deserialize, Serialize};
+use store::KeyValue;
+use store::classes::{
+    self, CheckError, CheckKind, CheckRecord, CheckResult, ClassRecord, ClassStatus, ListFilter,
+};
+use store::registry::{self as reg, Entry};
+use web::json::{self, respond};
+use web::router::{Matched, Router, query};
+use web::{Env, Principal, Problem, Request, Response, Role, idempotent, paging};
+
+/// The routes of this component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Liveness and store reachability.
+    Health,
+    /// Dry run of the rules.
+    Validate,
+    /// File an application.
+    File,
+    /// List classes.
+    List,
+    /// Read a class.
+    Get,
+    /// Record a check of 每班必查.
+    Check,
+    /// Create or replace a registry entry.
+    RegistryPut,
+    /// Read a registry entry.
+    RegistryGet,
+}
+
+/// The router of this component.
+pub fn router() -> Router<Route> {
+    Router::new()
+        .add(Method::GET, "/api/v1/health", Route::Health)
+        .add(Method::POST, "/api/v1/classes/validate", Route::Validate)
+        .add(Method::POST, "/api/v1/classes", Route::File)
+        .add(Method::GET, "/api/v1/classes", Route::List)
+        .add(Method::GET, "/api/v1/classes/{id}", Route::Get)
+        .add(Method::POST, "/api/v1/classes/{id}/checks", Route::Check)
+        .add(
+            Method::PUT,
+            "/api/v1/registry/{kind}/{id}",
+            Route::RegistryPut,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/registry/{kind}/{id}",
+            Route::RegistryGet,
+        )
+}
+
+/// Handles one request.
+pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
+    web::finish(dispatch(env, req))
+}
+
+fn dispatch<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
+    let m = router().at(req.method(), req.uri().path())?;
+    if m.route == Route::Health {
+        env.kv
+            .exists(store::keys::PREFIX)
+            .map_err(|_| Problem::store_unavailable())?;
+        return Ok(respond(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ok", "component": "class-opening"}),
+        ));
+    }
+    let who = env.authenticate(req)?;
+    match m.route {
+        Route::Health => unreachable!("answered above"),
+        Route::Validate => validate(env, req, &who),
+        Route::File => file(env, req, &who),
+        Route::List => list(env, req, &who),
+        Route::Get => get(env, &m, &who),
+        Route::Check => check(env, req, &m, &who),
+        Route::RegistryPut => registry_put(env, req, &m, &who),
+        Route::RegistryGet => registry_get(env, &m, &who),
+    }
+}
+
+/// Parses an application and checks it is consistent and the caller's to file.
+fn parse_application(req: &Request, who: &Principal) -> Result<ClassApplication, Problem> {
+    let app: ClassApplication = json::body(req)?;
+    if let Err(errs) = app.check_shape() {
+        let mut p = Problem::invalid(format!(
+            "{} field(s) are inconsistent: {}",
+            errs.len(),
+            errs[0].field
+        ));
+        for e in errs {
+            p = p.field(e.field, e.detail);
+        }
+        return Err(p);
+    }
+    if !who.may_see(&app.institution, &app.district) {
+        return Err(Problem::forbidden(
+            "the application is for another institution or district than the token's",
+        ));
+    }
+    Ok(app)
+}
+
+fn decide<K: KeyValue>(
+    env: &Env<'_, K>,
+    app: &ClassApplication,
+) -> Result<policy::Decision, Problem> {
+    let ctx = classes::load_context(env.kv, &env.hasher(), app, env.today())?;
+    Ok(class_opening::evaluate(
+        app,
+        &ctx,
+        Parameters::shipped(),
+        Catalogue::shipped(),
+    ))
+}
+
+fn validate<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
+    let app = parse_application(req, who)?;
+    let decision = decide(env, &app)?;
+    Ok(respond(
+        StatusCode::OK,
+        &serde_json::json!({ "decision": decision }),
+    ))
+}
+
+/// A class as the API shows it: personal identifiers masked.
+pub fn class_view(r: &ClassRecord) -> serde_json::Value {
+    let mut application = serde_json::to_value(&r.application).expect("serialises");
+    mask_personal(&mut application);
+    serde_json::json!({
+        "id": r.id,
+        "status": r.status,
+        "status_zh": r.status.name_zh(),
+        "institution": r.application.institution,
+        "district": r.application.district,
+        "title": r.application.title,
+        "start_date": r.application.start_date,
+        "end_date": r.application.end_date,
+        "trainees": r.application.roster.len(),
+        "filed_at": r.filed_at,
+        "decision": r.decision,
+        "checks": r.checks.iter().map(|c| serde_json::json!({
+            "kind": c.kind, "kind_zh": c.kind.name_zh(), "officer": c.officer, "at": c.at,
+            "result": c.result, "notes": c.notes, "recorded_at": c.recorded_at,
+        })).collect::<Vec<_>>(),
+        "application": application,
+    })
+}
+
+fn file<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Institution])?;
+    idempotent::run(env, req, "classes.file", &who.claims.sub, || {
+        let app = parse_application(req, who)?;
+        let decision = decide(env, &app)?;
+        let filed = classes::file(env.kv, &env.hasher(), app, decision, who.actor(), env.now)?;
+        let status = if filed.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let mut body = class_view(&filed.record);
+        body["duplicate"] = serde_json::Value::Bool(!filed.created);
+        let mut res = respond(status, &body);
+        if let Ok(v) = http::HeaderValue::from_str(&format!("/api/v1/classes/{}", filed.record.id))
+        {
+            res.headers_mut().insert(http::header::LOCATION, v);
+        }
+        Ok(res)
+    })
+}
+
+fn load_visible<K: KeyValue>(
+    env: &Env<'_, K>,
+    id: &str,
+    who: &Principal,
+) -> Result<ClassRecord, Problem> {
+    let r =
+        classes::get(env.kv, id)?.ok_or_else(|| Problem::not_found(format!("no class {id}")))?;
+    if !who.may_see(&r.application.institution, &r.application.district) {
+        return Err(Problem::forbidden(
+            "the class belongs to another institution or district",
+        ));
+    }
+    Ok(r)
+}
+
+fn get<K: KeyValue>(
+    env: &Env<'_, K>,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
+    let r = load_visible(env, &m.params["id"], who)?;
+    Ok(respond(StatusCode::OK, &class_view(&r)))
+}
+
+fn list<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
+    let q = query(req);
+    for k in q.keys() {
+        if !["district", "institution", "status", "cursor", "limit"].contains(&k.as_str()) {
+            return Err(Problem::invalid(format!("unknown query parameter {k}"))
+                .field(k.clone(), "not a filter of this list"));
+        }
+    }
+    let district = q
+        .get("district")
+        .map(|d| {
+            policy::ids::AreaCode::parse(d).map_err(|e| {
+                Problem::invalid(format!("district: {e}")).field("district", e.to_string())
+            })
+        })
+        .transpose()?;
+    let institution = q
+        .get("institution")
+        .map(|c| {
+            policy::ids::CreditCode::parse(c).map_err(|e| {
+                Problem::invalid(format!("institution: {e}")).field("institution", e.to_string())
+            })
+        })
+        .transpose()?;
+    let status = q
+        .get("status")
+        .map(|s| {
+            serde_json::from_value::<ClassStatus>(serde_json::Value::String(s.clone())).map_err(
+                |_| {
+                    Problem::invalid("status is not a class status").field(
+                        "status",
+                        "approved, rejected, in_training, completed or assessed",
+                    )
+                },
+            )
+        })
+        .transpose()?;
+    let mut filter = ListFilter {
+        district: district.map(|d| d.code().to_string()),
+        institution: institution.map(|i| i.as_str().to_string()),
+        status,
+    };
+    match who.role() {
+        Role::Institution => {
+            let own = who
+                .claims
+                .institution
+                .as_ref()
+                .map(|c| c.as_str().to_string());
+            if filter.institution.is_some() && filter.institution != own {
+                return Err(Problem::forbidden(
+                    "an institution lists only its own classes",
+                ));
+            }
+            filter.institution = own;
+        }
+        Role::DistrictOfficer => {
+            let own = who.claims.district.map(|d| d.code().to_string());
+            if filter.district.is_some() && filter.district != own {
+                return Err(Problem::forbidden(
+                    "a district officer lists only their district's classes",
+                ));
+            }
+            filter.district = own;
+        }
+        _ => {}
+    }
+    let limit = paging::limit(q.get("limit").map(String::as_str), 50, 200)?;
+    let from = q
+        .get("cursor")
+        .map(|c| paging::decode(c))
+        .transpose()?
+        .unwrap_or_default();
+    let page = classes::list(env.kv, &filter, from, limit)?;
+    let items: Vec<serde_json::Value> = page
+        .items
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "status": r.status, "status_zh": r.status.name_zh(),
+                "institution": r.application.institution, "district": r.application.district,
+                "title": r.application.title, "start_date": r.application.start_date,
+                "end_date": r.application.end_date, "trainees": r.application.roster.len(),
+                "outcome": r.decision.outcome,
+            })
+        })
+        .collect();
+    Ok(respond(
+        StatusCode::OK,
+        &serde_json::json!({ "items": items, "next_cursor": page.next.map(paging::encode) }),
+    ))
+}
+
+/// Body of `POST /api/v1/classes/{id}/checks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Which check.
+    pub kind: CheckKind,
+    /// Officer who carried it out.
+    pub officer: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Result.
+    pub result: CheckResult,
+    /// Notes.
+    #[serde(default)]
+    pub notes: String,
+}
+
+fn check<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
+    let id = m.params["id"].clone();
+    idempotent::run(env, req, "classes.check", &who.claims.sub, || {
+        let body: CheckRequest = json::body(req)?;
+        let officer = body.officer.trim();
+        if officer.is_empty() || officer.chars().count() > 50 {
+            return Err(Problem::invalid("officer must be 1 to 50 characters")
+                .field("officer", "1 to 50 characters"));
+        }
+        if body.notes.chars().count() > 2000 {
+            return Err(Problem::invalid("notes are at most 2000 characters")
+                .field("notes", "at most 2000 characters"));
+        }
+        if body.at > env.now + chrono::Duration::minutes(5) {
+            return Err(
+                Problem::invalid("a check cannot be recorded before it happens")
+                    .field("at", "must not be in the future"),
+            );
+        }
+        load_visible(env, &id, who)?;
+        let record = CheckRecord {
+            kind: body.kind,
+            officer: officer.to_string(),
+            at: body.at,
+            result: body.result,
+            notes: body.notes.clone(),
+            recorded_by: who.actor(),
+            recorded_at: env.now,
+        };
+        match classes::record_check(env.kv, &id, record, env.now) {
+            Ok(r) => Ok(respond(StatusCode::OK, &class_view(&r))),
+            Err(store::UpdateError::Store(e)) => Err(e.into()),
+            Err(store::UpdateError::Refused(CheckError::NotFound)) => {
+                Err(Problem::not_found(format!("no class {id}")))
+            }
+            Err(store::UpdateError::Refused(CheckError::OutOfOrder {
+                kind,
+                needed,
+                status,
+            })) => Err(Problem::conflict(
+                "class_state_conflict",
+                format!(
+                    "班级当前状态为“{}”，不能记录{}（需为“{}”）",
+                    status.name_zh(),
+                    kind.name_zh(),
+                    needed.name_zh()
+                ),
+                format!(
+                    "the class is {}; a {} check needs it {}",
+                    status.id(),
+                    kind_id(kind),
+                    needed.id()
+                ),
+            )
+            .with("state", status)
+            .with("needed_state", needed)),
+        }
+    })
+}
+
+fn kind_id(kind: CheckKind) -> &'static str {
+    match kind {
+        CheckKind::PreOpening => "pre_opening",
+        CheckKind::InTraining => "in_training",
+        CheckKind::PostAssessment => "post_assessment",
+    }
+}
+
+fn registry_kind(kind: &str) -> Result<reg::Kind, Problem> {
+    Ok(match kind {
+        "institutions" => reg::Kind::Institution,
+        "trainers" => reg::Kind::Trainer,
+        "courseware" => reg::Kind::Courseware,
+        "textbooks" => reg::Kind::Textbook,
+        _ => {
+            return Err(Problem::not_found(
+                "registries are institutions, trainers, courseware and textbooks",
+            ));
+        }
+    })
+}
+
+fn put_entry<K: KeyValue, E: Entry>(
+    env: &Env<'_, K>,
+    req: &Request,
+    id: &str,
+    who: &Principal,
+    check: impl Fn(&E) -> Result<(), Problem>,
+) -> Result<Response, Problem> {
+    let entry: E = json::body(req)?;
+    if entry.id() != *id
+        && !(E::KIND == reg::Kind::Textbook && entry.id() == policy::registry::normalize_isbn(id))
+    {
+        return Err(
+            Problem::invalid("the id in the path and in the body differ")
+                .field("id", "must equal the entry's own id"),
+        );
+    }
+    check(&entry)?;
+    let existed = reg::put(env.kv, &entry, who.actor(), env.now)?;
+    Ok(respond(
+        if existed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        },
+        &entry,
+    ))
+}
+
+fn registry_put<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
+    let kind = registry_kind(&m.params["kind"])?;
+    let id = m.params["id"].clone();
+    if !registry_id_ok(&id) {
+        return Err(
+            Problem::invalid("registry ids are 1 to 64 letters, digits, - or _")
+                .field("id", "1 to 64 letters, digits, - or _"),
+        );
+    }
+    let district = who.claims.district;
+    idempotent::run(env, req, "registry.put", &who.claims.sub, || match kind {
+        reg::Kind::Institution => put_entry::<K, Institution>(env, req, &id, who, |i| {
+            if i.name.trim().is_empty() {
+                return Err(
+                    Problem::invalid("name must not be empty").field("name", "must not be empty")
+                );
+            }
+            match district {
+                Some(d) if !i.filed_districts.contains(&d) => Err(Problem::forbidden(
+                    "a district officer files institutions with their own district only",
+                )),
+                _ => Ok(()),
+            }
+        }),
+        reg::Kind::Trainer => put_entry::<K, Trainer>(env, req, &id, who, |t| {
+            if t.name.trim().is_empty() {
+                Err(Problem::invalid("name must not be empty").field("name", "must not be empty"))
+            } else {
+                Ok(())
+            }
+        }),
+        reg::Kind::Courseware => put_entry::<K, Courseware>(env, req, &id, who, |_| Ok(())),
+        reg::Kind::Textbook => put_entry::<K, CatalogueTextbook>(env, req, &id, who, |b| {
+            if policy::ids::isbn_ok(&b.isbn) {
+                Ok(())
+            } else {
+                Err(Problem::invalid("isbn has a wrong check digit")
+                    .field("isbn", "not a valid ISBN"))
+            }
+        }),
+    })
+}
+
+fn registry_get<K: KeyValue>(
+    env: &Env<'_, K>,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
+    let id = m.params["id"].as_str();
+    let not_found = || Problem::not_found(format!("no {} {id}", m.params["kind"]));
+    let value = match registry_kind(&m.params["kind"])? {
+        reg::Kind::Institution => {
+            serde_json::to_value(reg::get::<Institution>(env.kv, id)?.ok_or_else(not_found)?)
+        }
+        reg::Kind::Trainer => {
+            serde_json::to_value(reg::get::<Trainer>(env.kv, id)?.ok_or_else(not_found)?)
+        }
+        reg::Kind::Courseware => {
+            serde_json::to_value(reg::get::<Courseware>(env.kv, id)?.ok_or_else(not_found)?)
+        }
+        reg::Kind::Textbook => {
+            serde_json::to_value(reg::get::<CatalogueTextbook>(env.kv, id)?.ok_or_else(not_found)?)
+        }
+    }
+    .expect("serialises");
+    Ok(respond(StatusCode::OK, &value))
+}

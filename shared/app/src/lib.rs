@@ -1,0 +1,10 @@
+//! Request handling of the three functions, from `http::Request` to `http::Response`.
+//!
+//! Each module is one function's routes: parse the request, call `policy` and
+//! `store`, shape the response. The Spin components in `functions/` only adapt
+//! spin-sdk's types to these and supply the [`web::Env`].
+
+#![warn(missing_docs)]
+
+pub mod class_opening;
+pub mod view;

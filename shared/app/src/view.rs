@@ -1,0 +1,47 @@
+//! Shaping records for responses: personal identifiers masked.
+
+use serde_json::Value;
+
+/// Masks `id_number` and `mobile` members anywhere in `value`
+/// (`530102********1234`, `138****1234`). Values that are not well-formed are blanked.
+pub fn mask_personal(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match (k.as_str(), &*v) {
+                    ("id_number", Value::String(s)) => {
+                        *v = Value::String(
+                            policy::ids::IdNumber::parse(s)
+                                .map(|i| i.masked())
+                                .unwrap_or_else(|_| "******".into()),
+                        )
+                    }
+                    ("mobile", Value::String(s)) => {
+                        *v = Value::String(
+                            policy::ids::Mobile::parse(s)
+                                .map(|m| m.masked())
+                                .unwrap_or_else(|_| "****".into()),
+                        )
+                    }
+                    _ => mask_personal(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_personal),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_nested_identifiers() {
+        let mut v = serde_json::json!({"roster": [{"id_number": "11010519491231002X", "mobile": "13800138000", "name": "张三"}]});
+        mask_personal(&mut v);
+        assert_eq!(v["roster"][0]["id_number"], "110105********002X");
+        assert_eq!(v["roster"][0]["mobile"], "138****8000");
+        assert_eq!(v["roster"][0]["name"], "张三");
+    }
+}
