@@ -7,4 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod class_opening;
+pub mod spot_checks;
 pub mod view;
+pub mod vouchers;

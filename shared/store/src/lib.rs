@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod classes;
+pub mod findings;
 pub mod idempotency;
 pub mod index;
 pub mod keys;
