@@ -1,0 +1,1059 @@
+//! The class-opening routes end to end on the in-memory store: auth on every
+//! route, bad input that changes nothing, idempotency, races, checks, paging.
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use http::{Method, StatusCode};
+use policy::fixtures;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use store::MemoryStore;
+use web::auth::{Claims, Role, mint};
+use web::{Env, Secrets};
+
+const JWT: &str = "test-jwt-secret-0123456789abcdefghijklmnop";
+
+fn secrets() -> Secrets {
+    Secrets {
+        jwt_secret: JWT.into(),
+        pii_hmac_key: "test-hmac-key-0123456789abcdefghijklmnopq".into(),
+        pii_key: "test-enc-key-0123456789abcdefghijklmnopqr".into(),
+        extra: BTreeMap::new(),
+    }
+}
+
+/// 2022-06-01 10:00 CST: the fixture classes start on 2022-06-13, 6 working days later.
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2022, 6, 1, 2, 0, 0).unwrap()
+}
+
+fn no_random(_: &mut [u8]) {}
+
+struct World {
+    kv: MemoryStore,
+    secrets: Secrets,
+    now: DateTime<Utc>,
+}
+
+impl World {
+    fn new() -> Self {
+        let w = Self {
+            kv: MemoryStore::new(),
+            secrets: secrets(),
+            now: now(),
+        };
+        w.seed();
+        w
+    }
+
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value, http::HeaderMap) {
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
+        self.call_raw(method, path, token, Bytes::from(bytes), headers)
+    }
+
+    fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value, http::HeaderMap) {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(body).unwrap();
+        let env = Env {
+            kv: &self.kv,
+            secrets: &self.secrets,
+            now: self.now,
+            random: &no_random,
+        };
+        let res = app::class_opening::handle(&env, &req);
+        let status = res.status();
+        let headers = res.headers().clone();
+        let value = if res.body().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(res.body()).expect("JSON body")
+        };
+        (status, value, headers)
+    }
+
+    fn seed(&self) {
+        let admin = token(Role::BureauAdmin, None);
+        let put = |path: String, body: Value| {
+            let (s, v, _) = self.call(Method::PUT, &path, Some(&admin), Some(body), &[]);
+            assert!(s.is_success(), "seeding {path}: {s} {v}");
+        };
+        put(
+            format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION),
+            serde_json::to_value(fixtures::institution()).unwrap(),
+        );
+        let mut other = fixtures::institution();
+        other.credit_code = policy::ids::CreditCode::parse(fixtures::OTHER_INSTITUTION).unwrap();
+        other.filed_districts = vec![policy::ids::AreaCode::parse("530103").unwrap()];
+        put(
+            format!(
+                "/api/v1/registry/institutions/{}",
+                fixtures::OTHER_INSTITUTION
+            ),
+            serde_json::to_value(other).unwrap(),
+        );
+        put(
+            "/api/v1/registry/textbooks/9787111213826".into(),
+            serde_json::to_value(fixtures::textbook()).unwrap(),
+        );
+        for n in 1..=8 {
+            let no = format!("YN-T-{n:04}");
+            put(
+                format!("/api/v1/registry/trainers/{no}"),
+                json!({"registration_no": no, "name": "讲师", "status": "registered"}),
+            );
+        }
+    }
+}
+
+fn token(role: Role, binding: Option<&str>) -> String {
+    token_at(
+        role,
+        binding,
+        now().timestamp(),
+        now().timestamp() + 3600,
+        JWT,
+    )
+}
+
+fn token_at(role: Role, binding: Option<&str>, iat: i64, exp: i64, secret: &str) -> String {
+    let claims = Claims {
+        sub: format!("{}-user", role.id()),
+        role,
+        institution: (role == Role::Institution).then(|| {
+            policy::ids::CreditCode::parse(binding.unwrap_or(fixtures::INSTITUTION)).unwrap()
+        }),
+        district: (role == Role::DistrictOfficer)
+            .then(|| policy::ids::AreaCode::parse(binding.unwrap_or("530102")).unwrap()),
+        person: (role == Role::Trainee).then(|| "ab".repeat(32)),
+        iat,
+        nbf: None,
+        exp,
+    };
+    mint(&claims, secret)
+}
+
+fn institution() -> String {
+    token(Role::Institution, None)
+}
+
+fn application(n: usize, salt: u32) -> Value {
+    let (app, _) = fixtures::valid_class_from(
+        "2022-06-13".parse().unwrap(),
+        "2022-06-01".parse().unwrap(),
+        n,
+        salt,
+    );
+    serde_json::to_value(app).unwrap()
+}
+
+#[test]
+fn health_answers_without_a_token() {
+    let w = World::new();
+    let (s, v, _) = w.call(Method::GET, "/api/v1/health", None, None, &[]);
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+}
+
+#[test]
+fn files_a_valid_class_and_reads_it_back_masked() {
+    let w = World::new();
+    let (s, v, h) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(40, 0)),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "approved");
+    assert_eq!(v["decision"]["outcome"], "approved");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(id, "KM-2022-000001");
+    assert_eq!(h["location"], format!("/api/v1/classes/{id}").as_str());
+    let (s, got, _) = w.call(
+        Method::GET,
+        &format!("/api/v1/classes/{id}"),
+        Some(&institution()),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK);
+    let line = &got["application"]["roster"][0];
+    let (app, _) = fixtures::valid_class(40);
+    assert_eq!(line["id_number"], app.roster[0].id_number.masked());
+    assert_eq!(line["mobile"], app.roster[0].mobile.masked());
+    let text = got.to_string();
+    for t in &app.roster {
+        assert!(
+            !text.contains(t.id_number.expose()) && !text.contains(t.mobile.expose()),
+            "response leaks personal data"
+        );
+    }
+}
+
+#[test]
+fn a_rejected_application_is_stored_with_every_failing_rule_and_figures() {
+    let w = World::new();
+    let mut app = application(61, 0);
+    let sessions = app["sessions"].as_array_mut().unwrap();
+    sessions.truncate(12); // 96 hours
+    let last = sessions.last().unwrap()["date"].clone();
+    app["end_date"] = last;
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(app),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "rejected");
+    let blocking: Vec<&str> = v["decision"]["blocking_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    for rule in ["CO-HOURS", "CO-SIZE", "CO-EQUIP"] {
+        assert!(blocking.contains(&rule), "{rule} in {blocking:?}");
+    }
+    let comparisons: Vec<&str> = v["decision"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["comparison"].as_str())
+        .collect();
+    assert!(
+        comparisons.contains(&"class_hours: 96 < 120"),
+        "{comparisons:?}"
+    );
+    assert!(
+        comparisons.contains(&"trainees: 61 > 60"),
+        "{comparisons:?}"
+    );
+}
+
+#[test]
+fn validate_returns_the_decision_and_stores_nothing() {
+    let w = World::new();
+    let before = w.kv.dump();
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&institution()),
+        Some(application(60, 0)),
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["decision"]["outcome"], "approved");
+    assert_eq!(w.kv.dump(), before);
+    let (_, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&institution()),
+        Some(application(61, 0)),
+        &[],
+    );
+    assert_eq!(v["decision"]["outcome"], "rejected");
+    assert_eq!(w.kv.dump(), before);
+}
+
+#[test]
+fn validate_makes_one_key_value_call_whatever_the_roster_size() {
+    let w = World::new();
+    for n in [1, 30, 60] {
+        let before = w.kv.calls();
+        let (s, _, _) = w.call(
+            Method::POST,
+            "/api/v1/classes/validate",
+            Some(&institution()),
+            Some(application(n, 0)),
+            &[],
+        );
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(w.kv.calls() - before, 1, "{n} trainees");
+    }
+}
+
+/// Every route of the component with a path that exists and a body that parses.
+fn routes() -> Vec<(Method, String, Option<Value>)> {
+    let app = application(10, 0);
+    vec![
+        (
+            Method::POST,
+            "/api/v1/classes/validate".into(),
+            Some(app.clone()),
+        ),
+        (Method::POST, "/api/v1/classes".into(), Some(app)),
+        (Method::GET, "/api/v1/classes".into(), None),
+        (Method::GET, "/api/v1/classes/KM-2022-000001".into(), None),
+        (
+            Method::POST,
+            "/api/v1/classes/KM-2022-000001/checks".into(),
+            Some(
+                json!({"kind": "pre_opening", "officer": "王", "at": "2022-06-01T01:00:00Z", "result": "passed"}),
+            ),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/registry/trainers/YN-T-0001"),
+            Some(json!({"registration_no": "YN-T-0001", "name": "讲师", "status": "registered"})),
+        ),
+        (
+            Method::GET,
+            "/api/v1/registry/trainers/YN-T-0001".into(),
+            None,
+        ),
+    ]
+}
+
+#[test]
+fn every_route_but_health_answers_401_to_missing_expired_forged_and_future_tokens() {
+    let w = World::new();
+    // A class to address.
+    w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(5, 1)),
+        &[],
+    );
+    let t = now().timestamp();
+    let bad: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        (
+            "expired",
+            Some(token_at(Role::BureauAdmin, None, t - 7200, t - 3600, JWT)),
+        ),
+        (
+            "forged",
+            Some(token_at(
+                Role::BureauAdmin,
+                None,
+                t,
+                t + 3600,
+                "another-secret-0123456789abcdefghijklm",
+            )),
+        ),
+        (
+            "not yet valid",
+            Some(token_at(Role::BureauAdmin, None, t + 3600, t + 7200, JWT)),
+        ),
+        ("garbage", Some("not.a.token".into())),
+    ];
+    let declared = app::class_opening::router().declared();
+    assert_eq!(
+        declared.len(),
+        routes().len() + 1,
+        "the table covers every route but health"
+    );
+    for (method, path, body) in routes() {
+        for (case, tok) in &bad {
+            let before = w.kv.dump();
+            let (s, v, h) = w.call(method.clone(), &path, tok.as_deref(), body.clone(), &[]);
+            assert_eq!(
+                s,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with a {case} token: {v}"
+            );
+            assert_eq!(v["code"], "unauthenticated");
+            assert_eq!(h["www-authenticate"], "Bearer");
+            assert_eq!(
+                w.kv.dump(),
+                before,
+                "{method} {path} {case} changed the store"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_route_answers_403_to_roles_it_does_not_serve() {
+    let w = World::new();
+    w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(5, 1)),
+        &[],
+    );
+    // Roles allowed per route, in the order of routes().
+    let allowed: [&[Role]; 7] = [
+        &[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin],
+        &[Role::Institution],
+        &[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin],
+        &[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin],
+        &[Role::DistrictOfficer, Role::BureauAdmin],
+        &[Role::DistrictOfficer, Role::BureauAdmin],
+        &[Role::DistrictOfficer, Role::BureauAdmin],
+    ];
+    let all = [
+        Role::Institution,
+        Role::DistrictOfficer,
+        Role::BureauAdmin,
+        Role::Inspector,
+        Role::Scheduler,
+        Role::Trainee,
+        Role::SocialSecurity,
+    ];
+    for ((method, path, body), allowed) in routes().into_iter().zip(allowed) {
+        for role in all {
+            let before = w.kv.dump();
+            let (s, v, _) = w.call(
+                method.clone(),
+                &path,
+                Some(&token(role, None)),
+                body.clone(),
+                &[],
+            );
+            if allowed.contains(&role) {
+                assert_ne!(s, StatusCode::FORBIDDEN, "{method} {path} as {role:?}: {v}");
+                assert_ne!(
+                    s,
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} as {role:?}: {v}"
+                );
+            } else {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{method} {path} as {role:?}: {v}");
+                assert_eq!(
+                    w.kv.dump(),
+                    before,
+                    "{method} {path} as {role:?} changed the store"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn another_institution_or_district_gets_403() {
+    let w = World::new();
+    let (_, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(5, 0)),
+        &[],
+    );
+    let id = v["id"].as_str().unwrap();
+    let other_inst = token(Role::Institution, Some(fixtures::OTHER_INSTITUTION));
+    let other_officer = token(Role::DistrictOfficer, Some("530103"));
+    let check = json!({"kind": "pre_opening", "officer": "王", "at": "2022-06-01T01:00:00Z", "result": "passed"});
+    let cases: Vec<(&str, Method, String, &str, Option<Value>)> = vec![
+        (
+            "other institution reads",
+            Method::GET,
+            format!("/api/v1/classes/{id}"),
+            &other_inst,
+            None,
+        ),
+        (
+            "other institution validates ours",
+            Method::POST,
+            "/api/v1/classes/validate".into(),
+            &other_inst,
+            Some(application(5, 0)),
+        ),
+        (
+            "other institution files ours",
+            Method::POST,
+            "/api/v1/classes".into(),
+            &other_inst,
+            Some(application(5, 2)),
+        ),
+        (
+            "other institution lists ours",
+            Method::GET,
+            format!("/api/v1/classes?institution={}", fixtures::INSTITUTION),
+            &other_inst,
+            None,
+        ),
+        (
+            "other district reads",
+            Method::GET,
+            format!("/api/v1/classes/{id}"),
+            &other_officer,
+            None,
+        ),
+        (
+            "other district checks",
+            Method::POST,
+            format!("/api/v1/classes/{id}/checks"),
+            &other_officer,
+            Some(check),
+        ),
+        (
+            "other district lists ours",
+            Method::GET,
+            "/api/v1/classes?district=530102".into(),
+            &other_officer,
+            None,
+        ),
+    ];
+    for (case, method, path, tok, body) in cases {
+        let before = w.kv.dump();
+        let (s, v, _) = w.call(method, &path, Some(tok), body, &[]);
+        assert_eq!(s, StatusCode::FORBIDDEN, "{case}: {v}");
+        assert_eq!(v["code"], "forbidden", "{case}");
+        assert_eq!(w.kv.dump(), before, "{case} changed the store");
+    }
+}
+
+#[test]
+fn bad_input_gets_a_clear_answer_and_changes_nothing() {
+    let w = World::new();
+    let mut unknown = application(20, 0);
+    unknown["colour"] = json!("blue");
+    let mut wrong_type = application(20, 0);
+    wrong_type["roster"][3]["group"] = json!(7);
+    let mut bad_id = application(20, 0);
+    bad_id["roster"][16]["id_number"] = json!("130402198207290622");
+    let mut bad_mobile = application(20, 0);
+    bad_mobile["roster"][5]["mobile"] = json!("12345");
+    let mut bad_shape = application(20, 0);
+    bad_shape["sessions"][2]["trainer"] = json!("nobody");
+    let big = {
+        let mut a = application(20, 0);
+        a["title"] = json!("x".repeat(web::MAX_BODY_BYTES));
+        Bytes::from(serde_json::to_vec(&a).unwrap())
+    };
+    let cases: Vec<(&str, Bytes, StatusCode, &str, Option<&str>)> = vec![
+        (
+            "broken JSON",
+            Bytes::from_static(b"{\"institution\": "),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            None,
+        ),
+        (
+            "unknown field",
+            Bytes::from(serde_json::to_vec(&unknown).unwrap()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("colour"),
+        ),
+        (
+            "wrong type",
+            Bytes::from(serde_json::to_vec(&wrong_type).unwrap()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("roster[3].group"),
+        ),
+        (
+            "invalid ID on line 17",
+            Bytes::from(serde_json::to_vec(&bad_id).unwrap()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("roster[16].id_number"),
+        ),
+        (
+            "invalid mobile",
+            Bytes::from(serde_json::to_vec(&bad_mobile).unwrap()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("roster[5].mobile"),
+        ),
+        (
+            "inconsistent session",
+            Bytes::from(serde_json::to_vec(&bad_shape).unwrap()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            Some("sessions[2].trainer"),
+        ),
+        (
+            "over 1 MiB",
+            big,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            None,
+        ),
+    ];
+    for path in ["/api/v1/classes", "/api/v1/classes/validate"] {
+        for (case, body, status, code, field) in &cases {
+            let before = w.kv.dump();
+            let (s, v, h) = w.call_raw(
+                Method::POST,
+                path,
+                Some(&institution()),
+                body.clone(),
+                &[("idempotency-key", "k-1")],
+            );
+            assert_eq!(s, *status, "{path} {case}: {v}");
+            assert_eq!(v["code"], *code, "{path} {case}");
+            assert_eq!(h["content-type"], "application/problem+json");
+            assert!(
+                v["title"].as_str().is_some_and(|t| !t.is_empty())
+                    && v["detail"].as_str().is_some_and(|t| !t.is_empty())
+            );
+            if let Some(field) = field {
+                assert_eq!(v["errors"][0]["field"], *field, "{path} {case}: {v}");
+            }
+            assert!(
+                !v.to_string().contains("130402198207290622"),
+                "the problem repeats the ID number"
+            );
+            assert_eq!(w.kv.dump(), before, "{path} {case} changed the store");
+        }
+    }
+}
+
+#[test]
+fn the_same_idempotency_key_gives_the_same_answer_and_one_class() {
+    let w = World::new();
+    let key = [("idempotency-key", "file-2022-06-01-a")];
+    let (s1, v1, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &key,
+    );
+    let (s2, v2, h2) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &key,
+    );
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(v1, v2);
+    assert_eq!(h2["idempotent-replayed"], "true");
+    let (s3, v3, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(11, 0)),
+        &key,
+    );
+    assert_eq!(
+        (s3, v3["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    let (_, list, _) = w.call(
+        Method::GET,
+        "/api/v1/classes",
+        Some(&institution()),
+        None,
+        &[],
+    );
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_same_application_filed_concurrently_from_eight_threads_makes_one_class() {
+    let w = std::sync::Arc::new(World::new());
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                let key = format!("race-{i}");
+                let headers: Vec<(&str, &str)> = if i % 2 == 0 {
+                    vec![("idempotency-key", key.as_str())]
+                } else {
+                    vec![]
+                };
+                let (s, v, _) = w.call(
+                    Method::POST,
+                    "/api/v1/classes",
+                    Some(&institution()),
+                    Some(application(40, 0)),
+                    &headers,
+                );
+                (s, v["id"].as_str().unwrap().to_string())
+            })
+        })
+        .collect();
+    let results: Vec<(StatusCode, String)> =
+        threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        results
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results.iter().all(|(_, id)| id == &results[0].1));
+    let (_, list, _) = w.call(
+        Method::GET,
+        "/api/v1/classes",
+        Some(&token(Role::BureauAdmin, None)),
+        None,
+        &[],
+    );
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_three_checks_move_a_class_in_order_and_refuse_moves_out_of_order() {
+    let w = World::new();
+    let (_, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(8, 0)),
+        &[],
+    );
+    let id = v["id"].as_str().unwrap();
+    let path = format!("/api/v1/classes/{id}/checks");
+    let officer = token(Role::DistrictOfficer, None);
+    let check = |kind: &str, result: &str| json!({"kind": kind, "officer": "李科员", "at": "2022-06-01T01:30:00Z", "result": result, "notes": "现场核验"});
+    let before = w.kv.dump();
+    let (s, v, _) = w.call(
+        Method::POST,
+        &path,
+        Some(&officer),
+        Some(check("post_assessment", "passed")),
+        &[],
+    );
+    assert_eq!(
+        (s, v["code"].as_str(), v["state"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("class_state_conflict"),
+            Some("approved")
+        )
+    );
+    assert!(v["title"].as_str().unwrap().contains("已批准"));
+    assert_eq!(w.kv.dump(), before);
+    let (s, v, _) = w.call(
+        Method::POST,
+        &path,
+        Some(&officer),
+        Some(check("pre_opening", "failed")),
+        &[],
+    );
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("approved"))
+    );
+    for (kind, want) in [
+        ("pre_opening", "in_training"),
+        ("in_training", "completed"),
+        ("post_assessment", "assessed"),
+    ] {
+        let (s, v, _) = w.call(
+            Method::POST,
+            &path,
+            Some(&officer),
+            Some(check(kind, "passed")),
+            &[],
+        );
+        assert_eq!(
+            (s, v["status"].as_str()),
+            (StatusCode::OK, Some(want)),
+            "{kind}: {v}"
+        );
+    }
+    let (_, v, _) = w.call(
+        Method::GET,
+        &format!("/api/v1/classes/{id}"),
+        Some(&officer),
+        None,
+        &[],
+    );
+    assert_eq!(v["checks"].as_array().unwrap().len(), 4);
+    assert_eq!(v["checks"][1]["kind_zh"], "开班前验证");
+    let future = json!({"kind": "in_training", "officer": "李", "at": "2030-01-01T00:00:00Z", "result": "passed"});
+    let (s, _, _) = w.call(Method::POST, &path, Some(&officer), Some(future), &[]);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        store::audit::verify(&w.kv, 1, 10_000).unwrap().is_ok(),
+        true,
+        "the audit chain is intact"
+    );
+}
+
+#[test]
+fn lists_page_with_a_cursor_and_filter_by_status_district_and_institution() {
+    let w = World::new();
+    for salt in 0..3 {
+        let (s, v, _) = w.call(
+            Method::POST,
+            "/api/v1/classes",
+            Some(&institution()),
+            Some(application(5, salt)),
+            &[],
+        );
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let admin = token(Role::BureauAdmin, None);
+    let (s, first, _) = w.call(
+        Method::GET,
+        "/api/v1/classes?limit=2",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second, _) = w.call(
+        Method::GET,
+        &format!("/api/v1/classes?limit=2&cursor={cursor}"),
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+    let (_, v, _) = w.call(
+        Method::GET,
+        "/api/v1/classes?district=530102&status=approved",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(v["items"].as_array().unwrap().len(), 3);
+    let (_, v, _) = w.call(
+        Method::GET,
+        "/api/v1/classes?status=in_training",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+    let (_, v, _) = w.call(
+        Method::GET,
+        "/api/v1/classes?district=530103",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(v["items"].as_array().unwrap().len(), 0);
+    let (_, v, _) = w.call(
+        Method::GET,
+        "/api/v1/classes",
+        Some(&token(Role::Institution, Some(fixtures::OTHER_INSTITUTION))),
+        None,
+        &[],
+    );
+    assert_eq!(
+        v["items"].as_array().unwrap().len(),
+        0,
+        "another institution sees none of ours"
+    );
+    for bad in [
+        "/api/v1/classes?status=lost",
+        "/api/v1/classes?district=110101",
+        "/api/v1/classes?limit=0",
+        "/api/v1/classes?cursor=zzz",
+        "/api/v1/classes?colour=red",
+    ] {
+        let (s, _, _) = w.call(Method::GET, bad, Some(&admin), None, &[]);
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+}
+
+#[test]
+fn registries_create_replace_read_and_keep_districts_apart() {
+    let w = World::new();
+    let admin = token(Role::BureauAdmin, None);
+    let cw = json!({"id": "CW-2022-01", "title": "养老护理基础理论", "status": "pending"});
+    let (s, _, _) = w.call(
+        Method::PUT,
+        "/api/v1/registry/courseware/CW-2022-01",
+        Some(&admin),
+        Some(cw.clone()),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED);
+    let mut approved = cw.clone();
+    approved["status"] = json!("approved");
+    let (s, _, _) = w.call(
+        Method::PUT,
+        "/api/v1/registry/courseware/CW-2022-01",
+        Some(&admin),
+        Some(approved),
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK);
+    let (s, v, _) = w.call(
+        Method::GET,
+        "/api/v1/registry/courseware/CW-2022-01",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("approved"))
+    );
+    let (s, _, _) = w.call(
+        Method::PUT,
+        "/api/v1/registry/courseware/CW-OTHER",
+        Some(&admin),
+        Some(cw),
+        &[],
+    );
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "path and body ids differ"
+    );
+    let (s, _, _) = w.call(
+        Method::GET,
+        "/api/v1/registry/courseware/CW-NONE",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = w.call(
+        Method::GET,
+        "/api/v1/registry/planets/x",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let mut foreign = serde_json::to_value(fixtures::institution()).unwrap();
+    foreign["filed_districts"] = json!(["530103"]);
+    let (s, _, _) = w.call(
+        Method::PUT,
+        &format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION),
+        Some(&token(Role::DistrictOfficer, Some("530102"))),
+        Some(foreign),
+        &[],
+    );
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "an officer files institutions with their own district only"
+    );
+    let bad_isbn = json!({"isbn": "978-7-111-21382-7", "title": "错书"});
+    let (s, _, _) = w.call(
+        Method::PUT,
+        "/api/v1/registry/textbooks/9787111213827",
+        Some(&admin),
+        Some(bad_isbn),
+        &[],
+    );
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[test]
+fn a_suspended_institution_is_refused_through_the_registry() {
+    let w = World::new();
+    let admin = token(Role::BureauAdmin, None);
+    let mut inst = serde_json::to_value(fixtures::institution()).unwrap();
+    inst["status"] = json!("suspended");
+    w.call(
+        Method::PUT,
+        &format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION),
+        Some(&admin),
+        Some(inst),
+        &[],
+    );
+    let (_, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&institution()),
+        Some(application(5, 0)),
+        &[],
+    );
+    assert_eq!(v["decision"]["outcome"], "rejected");
+    assert!(
+        v["decision"]["blocking_rules"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CO-INST"))
+    );
+}
+
+#[test]
+fn a_trainee_already_in_an_overlapping_class_blocks_the_second_filing() {
+    let w = World::new();
+    let (s, _, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED);
+    // Same people, other trainers and site (salt 1), same dates.
+    let mut second = application(10, 1);
+    second["roster"] = application(10, 0)["roster"].clone();
+    let (_, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&institution()),
+        Some(second),
+        &[],
+    );
+    let blocking = v["decision"]["blocking_rules"].as_array().unwrap();
+    assert!(blocking.contains(&json!("CO-ROSTER")), "{v}");
+    // Same trainers and site, other people (salt 0 schedule, salt 2 roster): CO-CLASH.
+    let mut third = application(10, 0);
+    third["roster"] = application(10, 2)["roster"].clone();
+    third["title"] = json!("另一个班");
+    let (_, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&institution()),
+        Some(third),
+        &[],
+    );
+    assert!(
+        v["decision"]["blocking_rules"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CO-CLASH")),
+        "{v}"
+    );
+}
+
+#[test]
+fn unknown_routes_and_methods_are_problems() {
+    let w = World::new();
+    let (s, v, _) = w.call(
+        Method::GET,
+        "/api/v1/nothing",
+        Some(&institution()),
+        None,
+        &[],
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (s, v, _) = w.call(
+        Method::DELETE,
+        "/api/v1/classes",
+        Some(&institution()),
+        None,
+        &[],
+    );
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+}
