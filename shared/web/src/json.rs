@@ -24,52 +24,34 @@ pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
 }
 
 /// Parses bytes as `T` (see the module doc for the mapping of errors).
+///
+/// The bytes are first read as a JSON value, so that every syntax error is a
+/// 400 with its position; the value is then read as `T`, so that every type
+/// error (serde_json reports some of them as syntax errors when reading
+/// straight from bytes, an enum given a number for one) is a 422 with its path.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(Problem::too_large(MAX_BODY_BYTES));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let result: Result<T, _> = serde_path_to_error::deserialize(de);
-    match result {
-        Ok(v) => {
-            // Trailing characters after the value.
-            let mut rest =
-                serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
-            let _ = rest.next();
-            if rest.next().is_some() {
-                return Err(Problem::malformed_json(
-                    "unexpected data after the JSON value",
-                ));
-            }
-            Ok(v)
-        }
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            use serde_json::error::Category;
-            match inner.classify() {
-                Category::Syntax | Category::Eof | Category::Io => {
-                    Err(Problem::malformed_json(format!(
-                        "invalid JSON at line {} column {}",
-                        inner.line(),
-                        inner.column()
-                    ))
-                    .with("line", inner.line())
-                    .with("column", inner.column()))
-                }
-                Category::Data => {
-                    let field = if path == "." { String::new() } else { path };
-                    let detail = describe(&inner.to_string());
-                    let shown = if field.is_empty() {
-                        "body".to_string()
-                    } else {
-                        field.clone()
-                    };
-                    Err(Problem::invalid(format!("{shown}: {detail}")).field(shown, detail))
-                }
-            }
-        }
-    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        Problem::malformed_json(format!(
+            "invalid JSON at line {} column {}",
+            e.line(),
+            e.column()
+        ))
+        .with("line", e.line())
+        .with("column", e.column())
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let detail = describe(&e.into_inner().to_string());
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        Problem::invalid(format!("{field}: {detail}")).field(field, detail)
+    })
 }
 
 /// Keeps serde's explanation but drops any quoted input and the position suffix.
