@@ -16,6 +16,7 @@ pub mod ids;
 pub mod params;
 pub mod reference;
 pub mod registry;
+pub mod vouchers;
 pub mod sampling;
 
 pub use catalogue::Catalogue;

@@ -1,0 +1,950 @@
+//! 职业培训券: voucher codes, eligibility (VO-CLASS, VO-CARD, VO-YEAR, VO-SAME),
+//! amounts (VO-AMOUNT), and the lifecycle (VO-FLOW, VO-VALID).
+//!
+//! Everything here is pure. The caller reads the class, the card status and
+//! the person's ledger of earlier vouchers from the store, and gets back an
+//! explained [`Decision`]. The subsidy catalogue is dated data in
+//! `data/subsidies.toml` ([`Subsidies`]).
+//!
+//! A [`VoucherCode`] is 19 random symbols (95 bits) and one check symbol over a
+//! 32-symbol alphabet without `0 O 1 I`, written in groups of four
+//! (`7KQM-4XRA-BT9C-ZW2H-N5FD`) so it can be read over the phone; the check
+//! symbol (Luhn mod 32) tells a mistyped code from an unknown one.
+
+use crate::decision::{Decision, Finding};
+use crate::ids::{OccupationCode, SkillLevel};
+use crate::params::{Parameters, names};
+use crate::reference::{Certificate, FundSource, TargetGroup};
+use chrono::{Datelike, Months, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::OnceLock;
+
+/// The rules of this module with their severity and source (POLICY.md).
+pub mod rules {
+    #![allow(missing_docs)]
+    use crate::decision::{Rule, Severity::*};
+    pub const VO_CLASS: Rule = Rule {
+        id: "VO-CLASS",
+        severity: Block,
+        source: "plan 二(三)8",
+    };
+    pub const VO_CARD: Rule = Rule {
+        id: "VO-CARD",
+        severity: Block,
+        source: "plan 二(三)8",
+    };
+    pub const VO_YEAR: Rule = Rule {
+        id: "VO-YEAR",
+        severity: Block,
+        source: "national 2019 action plan, [other]",
+    };
+    pub const VO_SAME: Rule = Rule {
+        id: "VO-SAME",
+        severity: Block,
+        source: "[other]",
+    };
+    pub const VO_AMOUNT: Rule = Rule {
+        id: "VO-AMOUNT",
+        severity: Block,
+        source: "Yunnan catalogue, [open]",
+    };
+    pub const VO_VALID: Rule = Rule {
+        id: "VO-VALID",
+        severity: Block,
+        source: "[other]",
+    };
+    pub const VO_FLOW: Rule = Rule {
+        id: "VO-FLOW",
+        severity: Block,
+        source: "[other]",
+    };
+    pub const SC_DENY: Rule = Rule {
+        id: "SC-DENY",
+        severity: Block,
+        source: "plan 四.2, 四.3",
+    };
+
+    /// Every rule [`super::decide_issue`] checks.
+    pub const ISSUE: &[Rule] = &[VO_CLASS, VO_CARD, VO_YEAR, VO_SAME, VO_AMOUNT];
+}
+
+// ---------------------------------------------------------------------------
+// Codes
+
+/// The code alphabet: digits and capital letters without `0`, `O`, `1` and `I`.
+pub const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Random symbols in a code (19 × 5 = 95 bits).
+pub const RANDOM_SYMBOLS: usize = 19;
+/// Symbols in a code, the check symbol included.
+pub const CODE_SYMBOLS: usize = RANDOM_SYMBOLS + 1;
+/// Random bytes [`VoucherCode::from_random`] takes.
+pub const RANDOM_BYTES: usize = 12;
+/// Prefix of the QR payload.
+pub const QR_PREFIX: &str = "KMVT1:";
+
+/// Why a code did not parse. Messages never repeat the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodeError {
+    /// Wrong number of symbols once separators are removed.
+    #[error("a voucher code has {expected} characters, got {actual}")]
+    Length {
+        /// Symbols required.
+        expected: usize,
+        /// Symbols given.
+        actual: usize,
+    },
+    /// A character outside the alphabet (`0`, `O`, `1`, `I` are never used).
+    #[error("character {position} is not used in voucher codes")]
+    Character {
+        /// 1-based position among the symbols.
+        position: usize,
+    },
+    /// The check symbol does not match: the code was mistyped.
+    #[error("the check character does not match: the code was mistyped")]
+    CheckCharacter,
+}
+
+fn symbol_value(c: u8) -> Option<u32> {
+    ALPHABET.iter().position(|a| *a == c).map(|p| p as u32)
+}
+
+/// The Luhn mod 32 check symbol of `values` (each 0..32).
+fn luhn_check(values: &[u32]) -> u32 {
+    let n = ALPHABET.len() as u32;
+    let mut factor = 2;
+    let mut sum = 0;
+    for v in values.iter().rev() {
+        let addend = factor * v;
+        factor = if factor == 2 { 1 } else { 2 };
+        sum += addend / n + addend % n;
+    }
+    (n - sum % n) % n
+}
+
+/// A voucher code (职业培训券编号): 20 symbols, the last a check symbol.
+///
+/// ```
+/// use policy::vouchers::VoucherCode;
+/// let code = VoucherCode::from_random(&[7; 12]);
+/// let typed = code.grouped().to_lowercase().replace('-', " ");
+/// assert_eq!(VoucherCode::parse(&typed).unwrap(), code);
+/// assert_eq!(VoucherCode::parse(&code.qr_payload()).unwrap(), code);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VoucherCode(String);
+
+impl VoucherCode {
+    /// A code from 12 random bytes (the first 95 bits are used).
+    pub fn from_random(bytes: &[u8; RANDOM_BYTES]) -> Self {
+        let mut acc: u128 = 0;
+        for b in bytes {
+            acc = (acc << 8) | u128::from(*b);
+        }
+        let values: Vec<u32> = (0..RANDOM_SYMBOLS)
+            .map(|i| ((acc >> (91 - 5 * i)) & 31) as u32)
+            .collect();
+        let check = luhn_check(&values);
+        let text = values
+            .iter()
+            .chain(std::iter::once(&check))
+            .map(|v| ALPHABET[*v as usize] as char)
+            .collect();
+        Self(text)
+    }
+
+    /// Parses a code as typed or scanned: case, spaces, dashes and the QR prefix are ignored.
+    pub fn parse(input: impl AsRef<str>) -> Result<Self, CodeError> {
+        let s = input.as_ref().trim();
+        let s = s
+            .strip_prefix(QR_PREFIX)
+            .or_else(|| s.strip_prefix(&QR_PREFIX.to_ascii_lowercase()))
+            .unwrap_or(s);
+        let compact: Vec<u8> = s
+            .bytes()
+            .filter(|b| !matches!(b, b' ' | b'-'))
+            .map(|b| b.to_ascii_uppercase())
+            .collect();
+        if compact.len() != CODE_SYMBOLS {
+            return Err(CodeError::Length {
+                expected: CODE_SYMBOLS,
+                actual: s.chars().filter(|c| !matches!(c, ' ' | '-')).count(),
+            });
+        }
+        let mut values = Vec::with_capacity(CODE_SYMBOLS);
+        for (i, b) in compact.iter().enumerate() {
+            values.push(symbol_value(*b).ok_or(CodeError::Character { position: i + 1 })?);
+        }
+        let (body, check) = values.split_at(RANDOM_SYMBOLS);
+        if luhn_check(body) != check[0] {
+            return Err(CodeError::CheckCharacter);
+        }
+        Ok(Self(String::from_utf8(compact).expect("ASCII")))
+    }
+
+    /// The 20 symbols without separators (used in keys and URLs).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Groups of four for reading aloud: `7KQM-4XRA-BT9C-ZW2H-N5FD`.
+    pub fn grouped(&self) -> String {
+        self.0
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).expect("ASCII"))
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+
+    /// The string a QR code carries: `KMVT1:` and the compact code.
+    pub fn qr_payload(&self) -> String {
+        format!("{QR_PREFIX}{}", self.0)
+    }
+}
+
+impl fmt::Debug for VoucherCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VoucherCode({})", self.grouped())
+    }
+}
+
+impl fmt::Display for VoucherCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.grouped())
+    }
+}
+
+impl TryFrom<String> for VoucherCode {
+    type Error = CodeError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl From<VoucherCode> for String {
+    fn from(value: VoucherCode) -> Self {
+        value.0
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Subsidy catalogue
+
+/// What a subsidy standard is for: an occupation at a level, an occupation
+/// without a level (专项/合格证), or a programme-wide project (`syb`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubsidyKey {
+    /// 职业技能等级/职业资格 training at a level.
+    Level(OccupationCode, SkillLevel),
+    /// Training in an occupation without a level.
+    Occupation(OccupationCode),
+    /// A project (for example `syb`).
+    Project(String),
+}
+
+impl SubsidyKey {
+    /// The key a class's vouchers are priced by.
+    pub fn for_class(
+        occupation: &OccupationCode,
+        level: Option<SkillLevel>,
+        certificate: Certificate,
+    ) -> Self {
+        match (certificate, level) {
+            (Certificate::Entrepreneurship, _) => Self::Project("syb".into()),
+            (_, Some(l)) => Self::Level(occupation.clone(), l),
+            (_, None) => Self::Occupation(occupation.clone()),
+        }
+    }
+
+    /// A label such as `4-10-01-05/5` or `project:syb`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Level(o, l) => format!("{o}/{}", l.number()),
+            Self::Occupation(o) => o.to_string(),
+            Self::Project(p) => format!("project:{p}"),
+        }
+    }
+}
+
+/// A group uplift of one subsidy entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uplift {
+    /// The group.
+    pub group: TargetGroup,
+    /// Added amount in fen.
+    pub amount_fen: i64,
+    /// Where it comes from.
+    pub reference: String,
+}
+
+/// One dated subsidy standard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubsidyEntry {
+    /// Occupation, when keyed by occupation.
+    #[serde(default)]
+    pub occupation: Option<OccupationCode>,
+    /// Level, when keyed by occupation and level.
+    #[serde(default)]
+    pub level: Option<SkillLevel>,
+    /// Project, when keyed by project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// First day it holds.
+    pub since: NaiveDate,
+    /// Base amount in fen.
+    pub amount_fen: i64,
+    /// Fund source when no group fund applies.
+    pub fund: FundSource,
+    /// Where it comes from (`[open]` for sample data).
+    pub reference: String,
+    /// Group uplifts.
+    #[serde(default)]
+    pub uplifts: Vec<Uplift>,
+}
+
+impl SubsidyEntry {
+    /// The key of this entry.
+    pub fn key(&self) -> Option<SubsidyKey> {
+        match (&self.occupation, self.level, &self.project) {
+            (Some(o), Some(l), None) => Some(SubsidyKey::Level(o.clone(), l)),
+            (Some(o), None, None) => Some(SubsidyKey::Occupation(o.clone())),
+            (None, None, Some(p)) => Some(SubsidyKey::Project(p.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// A group whose trainings are paid from a particular fund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupFund {
+    /// The group.
+    pub group: TargetGroup,
+    /// The fund.
+    pub fund: FundSource,
+    /// Where the mapping comes from.
+    pub reference: String,
+}
+
+/// The subsidy catalogue (VO-AMOUNT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subsidies {
+    /// Standards.
+    pub subsidy: Vec<SubsidyEntry>,
+    /// Group fund overrides.
+    #[serde(default)]
+    pub group_fund: Vec<GroupFund>,
+}
+
+const SHIPPED_SUBSIDIES: &str = include_str!("../data/subsidies.toml");
+
+impl Subsidies {
+    /// The catalogue shipped with this build.
+    pub fn shipped() -> &'static Subsidies {
+        static S: OnceLock<Subsidies> = OnceLock::new();
+        S.get_or_init(|| Subsidies::from_toml(SHIPPED_SUBSIDIES).expect("shipped subsidies"))
+    }
+
+    /// Parses a catalogue; every entry must have exactly one kind of key and a non-negative amount.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let s: Subsidies = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (i, e) in s.subsidy.iter().enumerate() {
+            if e.key().is_none() {
+                return Err(format!(
+                    "subsidy[{i}] needs occupation (and level) or project"
+                ));
+            }
+            if e.amount_fen < 0 || e.uplifts.iter().any(|u| u.amount_fen < 0) {
+                return Err(format!("subsidy[{i}] has a negative amount"));
+            }
+        }
+        Ok(s)
+    }
+
+    /// The entry for `key` in force on `date`.
+    pub fn at(&self, key: &SubsidyKey, date: NaiveDate) -> Option<&SubsidyEntry> {
+        self.subsidy
+            .iter()
+            .filter(|e| e.key().as_ref() == Some(key) && e.since <= date)
+            .max_by_key(|e| e.since)
+    }
+}
+
+/// A voucher's amount and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    /// Total in fen.
+    pub fen: i64,
+    /// Base amount in fen.
+    pub base_fen: i64,
+    /// Group uplift in fen.
+    pub uplift_fen: i64,
+    /// Fund source (REF-FUND).
+    pub fund: FundSource,
+    /// The catalogue entry as `key@since`.
+    pub basis: String,
+    /// The entry's reference (and the uplift's, when one applied).
+    pub reference: String,
+}
+
+/// VO-AMOUNT: the amount for `key` and `group` on `date`, with its finding.
+pub fn amount(
+    subsidies: &Subsidies,
+    key: &SubsidyKey,
+    group: TargetGroup,
+    date: NaiveDate,
+) -> (Finding, Option<Amount>) {
+    let r = rules::VO_AMOUNT;
+    let Some(entry) = subsidies.at(key, date) else {
+        return (
+            r.fail(
+                format!("补贴目录中没有“{}”在{date}有效的补贴标准", key.label()),
+                format!(
+                    "the subsidy catalogue has no standard for {} on {date}",
+                    key.label()
+                ),
+            )
+            .field("class.occupation"),
+            None,
+        );
+    };
+    let uplift = entry.uplifts.iter().find(|u| u.group == group);
+    let uplift_fen = uplift.map(|u| u.amount_fen).unwrap_or(0);
+    let fund = subsidies
+        .group_fund
+        .iter()
+        .find(|g| g.group == group)
+        .map(|g| g.fund)
+        .unwrap_or(entry.fund);
+    let basis = format!("{}@{}", key.label(), entry.since);
+    let mut reference = entry.reference.clone();
+    if let Some(u) = uplift {
+        reference = format!("{reference}; {}", u.reference);
+    }
+    let a = Amount {
+        fen: entry.amount_fen + uplift_fen,
+        base_fen: entry.amount_fen,
+        uplift_fen,
+        fund,
+        basis: basis.clone(),
+        reference,
+    };
+    let mut f = r
+        .pass(
+            format!(
+                "补贴标准 {} 分（基础 {} 分，群体加补 {} 分），资金来源：{}",
+                a.fen,
+                a.base_fen,
+                a.uplift_fen,
+                fund.name_zh()
+            ),
+            format!(
+                "amount {} fen (base {}, group uplift {}), fund {}",
+                a.fen,
+                a.base_fen,
+                a.uplift_fen,
+                fund.id()
+            ),
+        )
+        .compare(
+            "amount_fen",
+            a.fen,
+            "=",
+            format!("{} + {}", a.base_fen, a.uplift_fen),
+        );
+    f.parameters.push(basis);
+    (f, Some(a))
+}
+
+// ---------------------------------------------------------------------------
+// Lifecycle
+
+/// Where a voucher is in its life (VO-FLOW).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoucherState {
+    /// 已发放.
+    Issued,
+    /// 已使用: the trainee started the class.
+    Redeemed,
+    /// 已结算: paid, once.
+    Settled,
+    /// 已撤销.
+    Revoked,
+    /// 已过期: not redeemed in time (VO-VALID).
+    Expired,
+}
+
+impl VoucherState {
+    /// Chinese name.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Self::Issued => "已发放",
+            Self::Redeemed => "已使用",
+            Self::Settled => "已结算",
+            Self::Revoked => "已撤销",
+            Self::Expired => "已过期",
+        }
+    }
+
+    /// The `snake_case` name.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::Redeemed => "redeemed",
+            Self::Settled => "settled",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Whether the voucher counts as a subsidised training (VO-YEAR, VO-SAME): live or settled.
+    pub fn counts(self) -> bool {
+        matches!(self, Self::Issued | Self::Redeemed | Self::Settled)
+    }
+
+    /// Whether no further move is possible.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Settled | Self::Revoked | Self::Expired)
+    }
+}
+
+/// A move of the lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The trainee starts the class.
+    Redeem,
+    /// The institution is paid.
+    Settle,
+    /// Withdrawn with a reason.
+    Revoke,
+    /// Not redeemed in time.
+    Expire,
+}
+
+impl Action {
+    /// Chinese name.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Self::Redeem => "使用",
+            Self::Settle => "结算",
+            Self::Revoke => "撤销",
+            Self::Expire => "过期",
+        }
+    }
+
+    /// The `snake_case` name.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Redeem => "redeem",
+            Self::Settle => "settle",
+            Self::Revoke => "revoke",
+            Self::Expire => "expire",
+        }
+    }
+}
+
+/// A move VO-FLOW or VO-VALID does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FlowError {
+    /// The voucher is not in a state the move starts from (VO-FLOW).
+    #[error("VO-FLOW: a voucher in state {state:?} cannot be {action:?}d")]
+    IllegalMove {
+        /// Current state.
+        state: VoucherState,
+        /// The move asked for.
+        action: Action,
+    },
+    /// Redemption after the last valid day (VO-VALID).
+    #[error("VO-VALID: the voucher expired after {last_valid_day}")]
+    Expired {
+        /// Last day it could be redeemed.
+        last_valid_day: NaiveDate,
+    },
+}
+
+impl FlowError {
+    /// The rule id.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::IllegalMove { .. } => rules::VO_FLOW.id,
+            Self::Expired { .. } => rules::VO_VALID.id,
+        }
+    }
+}
+
+/// VO-FLOW: the state after `action` from `state`, or why not.
+pub fn transition(state: VoucherState, action: Action) -> Result<VoucherState, FlowError> {
+    use Action::*;
+    use VoucherState::*;
+    match (state, action) {
+        (Issued, Redeem) => Ok(Redeemed),
+        (Redeemed, Settle) => Ok(Settled),
+        (Issued | Redeemed, Revoke) => Ok(Revoked),
+        (Issued, Expire) => Ok(Expired),
+        _ => Err(FlowError::IllegalMove { state, action }),
+    }
+}
+
+/// VO-VALID: the last day a voucher issued on `issued_on` may be redeemed.
+pub fn last_valid_day(issued_on: NaiveDate, params: &Parameters) -> NaiveDate {
+    let months = params
+        .at_or_first(names::VO_VALID_MONTHS, issued_on)
+        .value
+        .clamp(0, 1200) as u32;
+    issued_on
+        .checked_add_months(Months::new(months))
+        .and_then(|d| d.pred_opt())
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// The state as of `today`: an issued voucher past its last valid day is expired (VO-VALID).
+pub fn effective_state(
+    state: VoucherState,
+    last_valid_day: NaiveDate,
+    today: NaiveDate,
+) -> VoucherState {
+    if state == VoucherState::Issued && today > last_valid_day {
+        VoucherState::Expired
+    } else {
+        state
+    }
+}
+
+/// VO-FLOW and VO-VALID: redemption on `today`.
+pub fn redeem(
+    state: VoucherState,
+    last_valid_day: NaiveDate,
+    today: NaiveDate,
+) -> Result<VoucherState, FlowError> {
+    if state == VoucherState::Issued && today > last_valid_day {
+        return Err(FlowError::Expired { last_valid_day });
+    }
+    transition(state, Action::Redeem)
+}
+
+/// What settlement is decided on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettleFacts {
+    /// The voucher's state.
+    pub state: VoucherState,
+    /// Whether the class's 培训后考核 is recorded as passed.
+    pub assessed: bool,
+    /// The certificate number given (trimmed; empty when none).
+    pub certificate_no: String,
+    /// Whether the trainee has an open spot-check finding.
+    pub own_finding: bool,
+    /// Open findings on other trainees of the class.
+    pub other_findings: usize,
+    /// The legal date (today).
+    pub on: NaiveDate,
+}
+
+/// VO-FLOW (with SC-DENY): whether a voucher may be settled.
+pub fn decide_settlement(f: &SettleFacts) -> Decision {
+    let flow = rules::VO_FLOW;
+    let mut findings = Vec::new();
+    findings.push(match transition(f.state, Action::Settle) {
+        Ok(_) => flow.pass("券已使用，可结算", "the voucher is redeemed"),
+        Err(_) => flow
+            .fail(
+                format!("券状态为“{}”，只有“已使用”的券可以结算", f.state.name_zh()),
+                format!(
+                    "the voucher is {}; only a redeemed voucher can be settled",
+                    f.state.id()
+                ),
+            )
+            .compare("state", f.state.id(), "≠", "redeemed")
+            .field("state"),
+    });
+    findings.push(if f.assessed {
+        flow.pass(
+            "培训后考核已记录",
+            "the post-training assessment is recorded",
+        )
+    } else {
+        flow.fail(
+            "班级尚未记录培训后考核，不能结算",
+            "the class's post-training assessment is not recorded",
+        )
+        .field("class.checks")
+    });
+    let cert = f.certificate_no.trim();
+    findings.push(if !cert.is_empty() && cert.chars().count() <= 64 {
+        flow.pass("已填写证书编号", "a certificate number is given")
+    } else {
+        flow.fail(
+            "结算须填写证书编号（1 至 64 个字符）",
+            "settlement needs a certificate number of 1 to 64 characters",
+        )
+        .field("certificate_no")
+    });
+    let deny = rules::SC_DENY;
+    findings.push(if f.own_finding {
+        deny.fail(
+            "该学员本人有未整改的电话抽查问题，券被冻结",
+            "the trainee has an open spot-check finding; the voucher is held",
+        )
+        .field("class.findings")
+    } else {
+        deny.pass("学员本人无未整改问题", "no open finding on the trainee")
+    });
+    findings.push(if f.other_findings > 0 {
+        deny.fail(
+            format!(
+                "班级其他学员有 {} 个未整改的电话抽查问题，整班暂停结算",
+                f.other_findings
+            ),
+            format!(
+                "the class has {} open spot-check finding(s) on other trainees; settlement of the class stops",
+                f.other_findings
+            ),
+        )
+        .compare("open_findings", f.other_findings, ">", 0)
+        .field("class.findings")
+    } else {
+        deny.pass("班级无其他未整改问题", "no open finding on the class")
+    });
+    Decision::from_findings(f.on, findings)
+}
+
+// ---------------------------------------------------------------------------
+// Eligibility
+
+/// A subsidised training the person already has (from their ledger).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// Its voucher code.
+    pub code: String,
+    /// The class.
+    pub class_id: String,
+    /// What it is priced by (occupation and level, or project).
+    pub key: SubsidyKey,
+    /// Issue date.
+    pub issued_on: NaiveDate,
+    /// Last valid day.
+    pub last_valid_day: NaiveDate,
+    /// State as recorded.
+    pub state: VoucherState,
+}
+
+impl Held {
+    fn counts_on(&self, today: NaiveDate) -> bool {
+        effective_state(self.state, self.last_valid_day, today).counts()
+    }
+}
+
+/// What an issue is decided on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueFacts<'a> {
+    /// The class id.
+    pub class_id: &'a str,
+    /// Whether the class is approved and not yet completed.
+    pub class_approved: bool,
+    /// Whether the class leads to a subsidised certificate kind.
+    pub subsidised_kind: bool,
+    /// Whether the person is on the class's roster.
+    pub on_roster: bool,
+    /// The roster line, for field paths.
+    pub roster_line: usize,
+    /// What the voucher is priced by.
+    pub key: SubsidyKey,
+    /// The trainee's target group.
+    pub group: TargetGroup,
+    /// Card status: `Some(true)` activated, `Some(false)` known and not activated, `None` unknown.
+    pub card_active: Option<bool>,
+    /// The person's earlier vouchers.
+    pub held: &'a [Held],
+    /// Issue date (the legal date).
+    pub today: NaiveDate,
+}
+
+/// An issue decision with its amount when approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueDecision {
+    /// The decision.
+    pub decision: Decision,
+    /// The amount (VO-AMOUNT) when the catalogue has one.
+    pub amount: Option<Amount>,
+    /// Last valid day of a voucher issued today.
+    pub last_valid_day: NaiveDate,
+}
+
+/// Whether `certificate` is of a subsidised kind: every certificate of REF-PROGRAM's classes is.
+pub fn subsidised(certificate: Certificate) -> bool {
+    matches!(
+        certificate,
+        Certificate::VocationalQualification
+            | Certificate::SkillLevel
+            | Certificate::TrainingCompletion
+            | Certificate::Entrepreneurship
+    )
+}
+
+/// VO-CLASS, VO-CARD, VO-YEAR, VO-SAME and VO-AMOUNT for one trainee.
+pub fn decide_issue(
+    f: &IssueFacts<'_>,
+    params: &Parameters,
+    subsidies: &Subsidies,
+) -> IssueDecision {
+    let line = format!("roster[{}]", f.roster_line);
+    let mut findings = Vec::new();
+
+    let r = rules::VO_CLASS;
+    findings.push(if !f.on_roster {
+        r.fail(
+            "该人员不在班级花名册上",
+            "the person is not on the class's roster",
+        )
+        .field(line.clone())
+    } else if !f.class_approved {
+        r.fail(
+            format!("班级 {} 未获批准或已结业，不能发券", f.class_id),
+            format!(
+                "class {} is not approved or has finished; no voucher is issued",
+                f.class_id
+            ),
+        )
+        .field("class.status")
+    } else if !f.subsidised_kind {
+        r.fail(
+            "该班级不属于补贴类培训",
+            "the class is not of a subsidised kind",
+        )
+        .field("class.certificate")
+    } else {
+        r.pass(
+            "花名册上的学员，班级已获批准",
+            "a trainee on the roster of an approved class",
+        )
+    });
+
+    let r = rules::VO_CARD;
+    findings.push(match f.card_active {
+        Some(true) => r.pass(
+            "电子社保卡已激活",
+            "the electronic social security card is activated",
+        ),
+        Some(false) => r
+            .fail(
+                "电子社保卡未激活，培训券与终身档案须挂在社保卡上",
+                "the electronic social security card is not activated",
+            )
+            .field(line.clone()),
+        None => r
+            .fail(
+                "没有该学员的电子社保卡激活记录",
+                "no activation of the electronic social security card is on record",
+            )
+            .field(line.clone()),
+    });
+
+    let year = f.today.year();
+    let max = params.at_or_first(names::VO_MAX_PER_YEAR, f.today);
+    let this_year: Vec<&Held> = f
+        .held
+        .iter()
+        .filter(|h| h.issued_on.year() == year && h.counts_on(f.today) && h.class_id != f.class_id)
+        .collect();
+    let n = this_year.len() as i64 + 1;
+    let r = rules::VO_YEAR;
+    findings.push(if n <= max.value {
+        r.pass(
+            format!("本年度第 {n} 次补贴性培训，上限 {} 次", max.value),
+            format!("subsidised training {n} of at most {} in {year}", max.value),
+        )
+        .compare("trainings_in_year", n, "≤", max.value)
+        .cite(&max)
+    } else {
+        r.fail(
+            format!(
+                "{year} 年已有 {} 次补贴性培训，达到上限 {} 次",
+                n - 1,
+                max.value
+            ),
+            format!(
+                "{} subsidised trainings in {year} already; at most {} a year",
+                n - 1,
+                max.value
+            ),
+        )
+        .compare("trainings_in_year", n, ">", max.value)
+        .cite(&max)
+        .field(line.clone())
+    });
+
+    let r = rules::VO_SAME;
+    let same = f
+        .held
+        .iter()
+        .filter(|h| h.counts_on(f.today))
+        .find_map(|h| same_or_higher(&h.key, &f.key).map(|why| (h, why)));
+    findings.push(match same {
+        None => r.pass(
+            "此前未享受同职业同等级或更高等级的补贴",
+            "no subsidy for this occupation at this or a higher level before",
+        ),
+        Some((h, Same::Same)) if h.class_id == f.class_id => r
+            .fail(
+                format!("该学员在本班已有培训券 {}", h.code),
+                format!("the trainee already has voucher {} for this class", h.code),
+            )
+            .field(line.clone()),
+        Some((h, Same::Same)) => r
+            .fail(
+                format!("同一职业同一等级只补贴一次（已有班级 {} 的券）", h.class_id),
+                format!(
+                    "the same occupation at the same level is subsidised once (voucher of class {})",
+                    h.class_id
+                ),
+            )
+            .compare("held", h.key.label(), "=", f.key.label())
+            .field(line.clone()),
+        Some((h, Same::Higher)) => r
+            .fail(
+                "已享受该职业更高等级的补贴，不再补贴较低等级",
+                "already subsidised at a higher level of this occupation; a lower level gets nothing",
+            )
+            .compare("held", h.key.label(), "above", f.key.label())
+            .field(line.clone()),
+    });
+
+    let (finding, amount) = amount(subsidies, &f.key, f.group, f.today);
+    findings.push(finding);
+
+    IssueDecision {
+        decision: Decision::from_findings(f.today, findings),
+        amount,
+        last_valid_day: last_valid_day(f.today, params),
+    }
+}
+
+enum Same {
+    Same,
+    Higher,
+}
+
+/// Whether `held` is the same as `asked`, or the same occupation at a higher level.
+fn same_or_higher(held: &SubsidyKey, asked: &SubsidyKey) -> Option<Same> {
+    if held == asked {
+        return Some(Same::Same);
+    }
+    match (held, asked) {
+        (SubsidyKey::Level(ho, hl), SubsidyKey::Level(ao, al))
+            if ho == ao && hl.is_higher_than(*al) =>
+        {
+            Some(Same::Higher)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
