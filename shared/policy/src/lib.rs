@@ -16,8 +16,8 @@ pub mod ids;
 pub mod params;
 pub mod reference;
 pub mod registry;
-pub mod vouchers;
 pub mod sampling;
+pub mod vouchers;
 
 pub use catalogue::Catalogue;
 pub use decision::{Decision, Finding, Outcome, Severity};
