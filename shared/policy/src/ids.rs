@@ -347,7 +347,8 @@ impl From<OccupationCode> for String {
 }
 
 /// Skill levels of the national system (REF-LEVEL). In JSON the level number: 5 (五级/初级工) to 1 (一级/高级技师).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Ordered from the lowest qualification to the highest (`Five < One`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]
 pub enum SkillLevel {
     /// 五级/初级工.

@@ -2,17 +2,25 @@
 //!
 //! Event `n` carries the digest of event `n − 1`, and its own digest over all
 //! its fields, so changing or removing any stored event breaks the chain at
-//! that point. Events are created with compare-and-swap on their own key
-//! (`audit:event:n`): two concurrent writers cannot take the same number, and
-//! the loser moves on to `n + 1` with the winner's digest as its `prev`. A
-//! counter hints where the end is. Nothing is ever deleted or overwritten.
+//! that point. A writer takes its number from an atomic counter (so no two
+//! writers share one), waits for event `n − 1` to be written, and writes event
+//! `n` under its own key. A writer that dies between taking a number and
+//! writing leaves a gap; the next writer waits a bounded time, then links to
+//! [`MISSING`], and verification reports the gap. Nothing is ever deleted or
+//! overwritten.
 
 use crate::keys;
-use crate::kv::{Cas, KeyValue};
+use crate::kv::KeyValue;
 use crate::pii::sha256_hex;
 use crate::records::{StoreError, decode, encode, get_json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// `prev` of an event whose predecessor was never written (its writer died).
+pub const MISSING: &str = "missing";
+
+/// Reads of the predecessor before linking to [`MISSING`].
+pub const WAIT_POLLS: usize = 2_000;
 
 /// Digest of the (absent) event before the first.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -77,40 +85,31 @@ pub fn digest_of<T: Serialize>(value: &T) -> String {
 
 /// Appends an event for `change`; returns its sequence number.
 pub fn record(kv: &impl KeyValue, change: Change, at: DateTime<Utc>) -> Result<u64, StoreError> {
-    let mut seq = kv.increment(&keys::audit_next(), 0)?.max(0) as u64 + 1;
-    for _ in 0..1024 {
-        let prev = if seq == 1 {
-            GENESIS.to_string()
-        } else {
-            match get_json::<Event>(kv, &keys::audit_event(seq - 1), "audit event")? {
-                Some(e) => e.digest,
-                // The hint ran ahead of a writer that has not finished: step back.
-                None => {
-                    seq -= 1;
-                    continue;
-                }
+    let seq = kv.increment(&keys::audit_next(), 1)?.max(1) as u64;
+    let mut prev = if seq == 1 {
+        GENESIS.to_string()
+    } else {
+        MISSING.to_string()
+    };
+    if seq > 1 {
+        for attempt in 0..WAIT_POLLS {
+            crate::records::backoff(attempt);
+            if let Some(e) = get_json::<Event>(kv, &keys::audit_event(seq - 1), "audit event")? {
+                prev = e.digest;
+                break;
             }
-        };
-        let cas = kv.cas(&keys::audit_event(seq))?;
-        if cas.current()?.is_some() {
-            seq += 1;
-            continue;
         }
-        let mut event = Event {
-            seq,
-            at,
-            change: change.clone(),
-            prev,
-            digest: String::new(),
-        };
-        event.digest = event.compute_digest();
-        if cas.swap(&encode(&event))? {
-            kv.increment(&keys::audit_next(), 1)?;
-            return Ok(seq);
-        }
-        seq += 1;
     }
-    Err(StoreError::Contention)
+    let mut event = Event {
+        seq,
+        at,
+        change,
+        prev,
+        digest: String::new(),
+    };
+    event.digest = event.compute_digest();
+    kv.set(&keys::audit_event(seq), &encode(&event))?;
+    Ok(seq)
 }
 
 /// Reads event `seq`.

@@ -11,7 +11,7 @@
 use crate::keys;
 use crate::kv::{Cas, KeyValue};
 use crate::pii::sha256_hex;
-use crate::records::{StoreError, decode, encode};
+use crate::records::{StoreError, decode, delete_created, elect_creator, encode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -76,12 +76,18 @@ pub fn begin(
 ) -> Result<NextAction, StoreError> {
     let key = keys::idempotency(scope, &sha256_hex(format!("{caller}\n{idempotency_key}")));
     let request = sha256_hex(request);
-    for _ in 0..crate::records::MAX_CAS_ATTEMPTS {
+    for attempt in 0..crate::records::MAX_CAS_ATTEMPTS {
+        crate::records::backoff(attempt);
         let cas = kv.cas(&key)?;
         let current: Option<Record> = cas
             .current()?
             .map(|b| decode(&b, "idempotency"))
             .transpose()?;
+        let record = Record {
+            request: request.clone(),
+            started_at: now,
+            response: None,
+        };
         match current {
             Some(r) if r.request != request => return Ok(NextAction::KeyReused),
             Some(Record {
@@ -91,12 +97,8 @@ pub fn begin(
             Some(r) if (now - r.started_at).num_seconds() < STALE_AFTER_SECS => {
                 return Ok(NextAction::InProgress);
             }
-            _ => {
-                let record = Record {
-                    request: request.clone(),
-                    started_at: now,
-                    response: None,
-                };
+            // A stale claim: take it over (the key exists, so the swap is a real compare-and-swap).
+            Some(_) => {
                 if cas.swap(&encode(&record))? {
                     return Ok(NextAction::StartProcessing(Claim {
                         key,
@@ -105,9 +107,20 @@ pub fn begin(
                     }));
                 }
             }
+            None => {
+                if elect_creator(kv, &key)? {
+                    kv.set(&key, &encode(&record))?;
+                    return Ok(NextAction::StartProcessing(Claim {
+                        key,
+                        request,
+                        started_at: now,
+                    }));
+                }
+                // Another request with this key is writing its claim right now.
+            }
         }
     }
-    Err(StoreError::Contention)
+    Ok(NextAction::InProgress)
 }
 
 /// Saves the response of a claimed request.
@@ -124,9 +137,9 @@ pub fn complete(
     Ok(kv.set(&claim.key, &encode(&record))?)
 }
 
-/// Frees a claimed key after a failed request.
+/// Frees a claimed key after a failed request: nothing of it stays in the store.
 pub fn abandon(kv: &impl KeyValue, claim: Claim) -> Result<(), StoreError> {
-    Ok(kv.delete(&claim.key)?)
+    delete_created(kv, &claim.key)
 }
 
 #[cfg(test)]

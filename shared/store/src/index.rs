@@ -7,8 +7,8 @@
 //! does not list an entry twice. Readers page with an opaque cursor.
 
 use crate::keys;
-use crate::kv::{Cas, KeyValue};
-use crate::records::{StoreError, decode, encode, get_json};
+use crate::kv::KeyValue;
+use crate::records::{StoreError, UpdateError, get_json, update_json};
 use serde::{Deserialize, Serialize};
 
 /// Entries per page (a page of 256 ids of 20 bytes is ~6 KB, far below value limits).
@@ -33,38 +33,50 @@ pub fn append(kv: &impl KeyValue, name: &str, entry: &str) -> Result<(), StoreEr
     for attempt in 0..crate::records::MAX_CAS_ATTEMPTS {
         crate::records::backoff(attempt);
         let head: Head = get_json(kv, &keys::index_head(name), "index head")?.unwrap_or_default();
-        let page_key = keys::index_page(name, head.last);
-        let cas = kv.cas(&page_key)?;
-        let mut page: Vec<String> = cas
-            .current()?
-            .map(|b| decode(&b, "index page"))
-            .transpose()?
-            .unwrap_or_default();
-        if page.iter().any(|e| e == entry) {
-            return Ok(());
-        }
-        if page.len() >= PAGE_SIZE {
-            // Move the head on (CAS so that two writers do not skip a page), then retry.
-            let head_cas = kv.cas(&keys::index_head(name))?;
-            let now: Head = head_cas
-                .current()?
-                .map(|b| decode(&b, "index head"))
-                .transpose()?
-                .unwrap_or_default();
-            if now.last == head.last {
-                head_cas.swap(&encode(&Head {
-                    last: head.last + 1,
-                }))?;
+        let appended = update_json::<Vec<String>, PageFull>(
+            kv,
+            &keys::index_page(name, head.last),
+            "index page",
+            |cur| {
+                let mut page = cur.unwrap_or_default();
+                if page.iter().any(|e| e == entry) {
+                    return Ok(None);
+                }
+                if page.len() >= PAGE_SIZE {
+                    return Err(PageFull);
+                }
+                page.push(entry.to_string());
+                Ok(Some(page))
+            },
+        );
+        match appended {
+            Ok(_) => return Ok(()),
+            Err(UpdateError::Store(e)) => return Err(e),
+            Err(UpdateError::Refused(PageFull)) => {
+                // Move the head on (only from the page we saw full), then retry.
+                update_json::<Head, std::convert::Infallible>(
+                    kv,
+                    &keys::index_head(name),
+                    "index head",
+                    |cur| {
+                        let now = cur.unwrap_or_default();
+                        Ok((now.last == head.last).then_some(Head {
+                            last: head.last + 1,
+                        }))
+                    },
+                )
+                .map_err(|e| match e {
+                    UpdateError::Store(s) => s,
+                    UpdateError::Refused(never) => match never {},
+                })?;
             }
-            continue;
-        }
-        page.push(entry.to_string());
-        if cas.swap(&encode(&page))? {
-            return Ok(());
         }
     }
     Err(StoreError::Contention)
 }
+
+#[derive(Debug)]
+struct PageFull;
 
 /// Reads up to `limit` entries from `from`; returns them and the next position, if any.
 pub fn read(

@@ -48,6 +48,12 @@ pub trait KeyValue {
     /// Whether `key` holds a value.
     fn exists(&self, key: &str) -> Result<bool, KvError>;
     /// Begins a compare-and-swap on `key`.
+    ///
+    /// Beware Spin's SQLite semantics: the swap compares *values*, and when the
+    /// key was absent it writes unconditionally, so two creators can both win.
+    /// Do not call this directly for records: use
+    /// [`crate::records::update_json`] and [`crate::records::create_json`],
+    /// which elect a single creator.
     fn cas(&self, key: &str) -> Result<Self::Cas, KvError>;
     /// Adds `delta` to the counter under `key` (created at 0) and returns the new value.
     /// Read a counter with `increment(key, 0)`, never with `get`: backends encode counters differently.

@@ -1,10 +1,14 @@
 //! An in-memory [`KeyValue`] with the semantics of Spin's stores, for tests.
 //!
-//! Compare-and-swap is versioned per key, as on Spin's backends: a swap fails
-//! when any write reached the key after the handle was made, even one that
-//! wrote the same bytes. Counters are stored in their own encoding (8 bytes,
-//! little-endian), so code that reads a counter with `get` gets nonsense, as it
-//! would on a real backend. The store counts host calls, can be dumped for
+//! Compare-and-swap behaves exactly like Spin 4.0.2's default SQLite backend,
+//! which is weaker than its name: `current` remembers the value it read, and
+//! `swap` writes only if the key still holds those bytes (value-based, so a
+//! write of the same bytes in between goes unnoticed); but when `current`
+//! found no value, or was never called, `swap` writes unconditionally. Two
+//! requests that both find a key absent can therefore both "win": code that
+//! creates records must elect one creator first ([`crate::records`] does).
+//! Counters are 8 bytes little-endian, as on Spin's SQLite store; incrementing
+//! a key that holds anything else fails (Spin's host panics). The store counts host calls, can be dumped for
 //! assertions, and can be told to fail after a number of writes to simulate a
 //! crash between two writes.
 
@@ -93,22 +97,32 @@ impl MemoryStore {
 pub struct MemoryCas {
     store: MemoryStore,
     key: String,
-    version: Option<u64>,
-    value: Option<Vec<u8>>,
+    seen: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
 impl Cas for MemoryCas {
     fn current(&self) -> Result<Option<Vec<u8>>, KvError> {
         self.store.call()?;
-        Ok(self.value.clone())
+        let now = self
+            .store
+            .inner
+            .lock()
+            .expect("store lock")
+            .values
+            .get(&self.key)
+            .map(|(_, v)| v.clone());
+        self.seen.lock().expect("cas lock").clone_from(&now);
+        Ok(now)
     }
 
     fn swap(self, value: &[u8]) -> Result<bool, KvError> {
         self.store.write()?;
         let mut inner = self.store.inner.lock().expect("store lock");
-        let now = inner.values.get(&self.key).map(|(v, _)| *v);
-        if now != self.version {
-            return Ok(false);
+        if let Some(old) = self.seen.lock().expect("cas lock").as_ref() {
+            let now = inner.values.get(&self.key).map(|(_, v)| v);
+            if now != Some(old) {
+                return Ok(false);
+            }
         }
         MemoryStore::put(&mut inner, &self.key, value.to_vec());
         Ok(true)
@@ -175,13 +189,10 @@ impl KeyValue for MemoryStore {
 
     fn cas(&self, key: &str) -> Result<MemoryCas, KvError> {
         self.call()?;
-        let inner = self.inner.lock().expect("store lock");
-        let entry = inner.values.get(key);
         Ok(MemoryCas {
             store: self.clone(),
             key: key.to_string(),
-            version: entry.map(|(v, _)| *v),
-            value: entry.map(|(_, v)| v.clone()),
+            seen: std::sync::Mutex::new(None),
         })
     }
 
@@ -211,26 +222,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cas_fails_when_the_key_was_written_since_even_with_the_same_bytes() {
+    fn cas_compares_values_like_spin_sqlite() {
         let s = MemoryStore::new();
         s.set("k", b"a").unwrap();
         let cas = s.cas("k").unwrap();
-        s.set("k", b"a").unwrap();
-        assert!(!cas.swap(b"b").unwrap());
-        let cas = s.cas("k").unwrap();
         assert_eq!(cas.current().unwrap().as_deref(), Some(&b"a"[..]));
-        assert!(cas.swap(b"b").unwrap());
+        s.set("k", b"z").unwrap();
+        assert!(!cas.swap(b"b").unwrap(), "changed since current");
+        s.set("k", b"a").unwrap();
+        let cas = s.cas("k").unwrap();
+        cas.current().unwrap();
+        s.set("k", b"a").unwrap();
+        assert!(
+            cas.swap(b"b").unwrap(),
+            "value-based: the same bytes written again go unnoticed"
+        );
         assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"b"[..]));
     }
 
     #[test]
-    fn cas_on_an_absent_key_creates_it_once() {
+    fn cas_on_an_absent_key_writes_unconditionally_like_spin_sqlite() {
         let s = MemoryStore::new();
         let a = s.cas("new").unwrap();
         let b = s.cas("new").unwrap();
+        assert_eq!(a.current().unwrap(), None);
+        assert_eq!(b.current().unwrap(), None);
         assert!(a.swap(b"1").unwrap());
-        assert!(!b.swap(b"2").unwrap());
-        assert_eq!(s.get("new").unwrap().as_deref(), Some(&b"1"[..]));
+        assert!(
+            b.swap(b"2").unwrap(),
+            "both creators win: records must elect one"
+        );
+        assert_eq!(s.get("new").unwrap().as_deref(), Some(&b"2"[..]));
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! JSON records over [`KeyValue`]: read, write, and read-modify-write with
 //! compare-and-swap, so concurrent requests never lose an update.
+//!
+//! Spin's SQLite backend compares values, and a swap on a key that was absent
+//! writes unconditionally (see [`crate::memory`]). So a record is created by
+//! one elected writer: the caller whose `increment` of the companion counter
+//! `<key>#create` returns 1 writes it; everyone else waits for that write and
+//! then updates it with an ordinary compare-and-swap, which is safe once the
+//! key exists. Keys created this way are never deleted, except through
+//! [`delete_created`], which removes the record and then its counter.
 
 use crate::kv::{Cas, KeyValue, KvError};
 use serde::Serialize;
@@ -64,17 +72,53 @@ pub fn put_json<T: Serialize>(kv: &impl KeyValue, key: &str, value: &T) -> Resul
     Ok(kv.set(key, &encode(value))?)
 }
 
-/// Creates a record only if the key is absent. `Ok(false)` when it already existed.
+/// The companion counter that elects the creator of `key`.
+pub fn creation_counter(key: &str) -> String {
+    format!("{key}#create")
+}
+
+/// Whether this caller is the one allowed to create `key` (the first to ask).
+pub fn elect_creator(kv: &impl KeyValue, key: &str) -> Result<bool, StoreError> {
+    Ok(kv.increment(&creation_counter(key), 1)? == 1)
+}
+
+/// Rounds a loser of an election waits for the winner's write before it
+/// assumes the winner died between winning and writing, and holds a new election.
+pub const ELECTION_PATIENCE: usize = 400;
+
+/// Creates a record only if no one created it before, on every backend.
+/// `Ok(false)` when someone else created it; the record exists on return.
 pub fn create_json<T: Serialize>(
     kv: &impl KeyValue,
     key: &str,
     value: &T,
 ) -> Result<bool, StoreError> {
-    let cas = kv.cas(key)?;
-    if cas.current()?.is_some() {
-        return Ok(false);
+    for _round in 0..3 {
+        if kv.exists(key)? {
+            return Ok(false);
+        }
+        if elect_creator(kv, key)? {
+            kv.set(key, &encode(value))?;
+            return Ok(true);
+        }
+        for attempt in 0..ELECTION_PATIENCE {
+            backoff(attempt);
+            if kv.exists(key)? {
+                return Ok(false);
+            }
+        }
+        // The elected writer never wrote: it died between winning and writing.
+        kv.delete(&creation_counter(key))?;
     }
-    Ok(cas.swap(&encode(value))?)
+    Err(StoreError::Contention)
+}
+
+/// Removes a record made by [`create_json`] or [`update_json`], and then its
+/// creation counter, so that the key can be created again.
+pub fn delete_created(kv: &impl KeyValue, key: &str) -> Result<(), StoreError> {
+    kv.delete(key)?;
+    kv.delete(&creation_counter(key))?;
+    Ok(())
 }
 
 /// Read-modify-write of a JSON record with compare-and-swap, retried on conflict.
@@ -91,16 +135,32 @@ pub fn update_json<T, E>(
 where
     T: Serialize + DeserializeOwned + Clone,
 {
-    for attempt in 0..MAX_CAS_ATTEMPTS {
-        backoff(attempt);
+    let mut lost_elections = 0;
+    for attempt in 0..MAX_CAS_ATTEMPTS + ELECTION_PATIENCE {
+        backoff(attempt % 32);
         let cas = kv.cas(key).map_err(StoreError::from)?;
         let current: Option<T> = cas
             .current()
             .map_err(StoreError::from)?
             .map(|b| decode(&b, what))
             .transpose()?;
+        let absent = current.is_none();
         match f(current.clone()).map_err(UpdateError::Refused)? {
             None => return Ok(current),
+            Some(next) if absent => {
+                // A swap would write unconditionally: only the elected creator writes.
+                if elect_creator(kv, key)? {
+                    kv.set(key, &encode(&next)).map_err(StoreError::from)?;
+                    return Ok(Some(next));
+                }
+                lost_elections += 1;
+                if lost_elections >= ELECTION_PATIENCE {
+                    // The elected writer never wrote: it died between winning and writing.
+                    kv.delete(&creation_counter(key))
+                        .map_err(StoreError::from)?;
+                    lost_elections = 0;
+                }
+            }
             Some(next) => {
                 if cas.swap(&encode(&next)).map_err(StoreError::from)? {
                     return Ok(Some(next));

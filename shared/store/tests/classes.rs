@@ -84,8 +84,8 @@ fn a_filing_that_crashed_after_its_claim_is_finished_by_the_retry() {
     let hasher = PiiHasher::new("test");
     let (app, ctx) = fixtures::valid_class(10);
     let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
-    // Crash right after the claim: the sequence increment and the claim's swap are the two writes.
-    kv.fail_after_writes(Some(2));
+    // Crash right after the claim: the sequence increment, the claim's election and the claim are the three writes.
+    kv.fail_after_writes(Some(3));
     assert!(
         classes::file(
             &kv,
@@ -105,6 +105,35 @@ fn a_filing_that_crashed_after_its_claim_is_finished_by_the_retry() {
     assert_eq!(page.items.len(), 1);
     let stored = classes::get(&kv, &retry.record.id).unwrap().unwrap();
     assert_eq!(stored.status, ClassStatus::Approved);
+}
+
+#[test]
+fn a_filing_that_crashed_between_winning_the_claim_and_writing_it_is_refiled_by_the_retry() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(10);
+    let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+    kv.fail_after_writes(Some(2));
+    assert!(
+        classes::file(
+            &kv,
+            &hasher,
+            app.clone(),
+            decision.clone(),
+            actor(),
+            Utc::now()
+        )
+        .is_err()
+    );
+    kv.fail_after_writes(None);
+    let retry = classes::file(&kv, &hasher, app, decision, actor(), Utc::now()).unwrap();
+    assert!(
+        retry.created,
+        "the dead election is held again and the retry files the class"
+    );
+    let page = classes::list(&kv, &ListFilter::default(), Position::default(), 100).unwrap();
+    assert_eq!(page.items.len(), 1);
 }
 
 #[test]
