@@ -148,6 +148,7 @@ impl Host {
                     allowed_stores: Arc::new(spec.key_value_stores.iter().cloned().collect()),
                     variables: Arc::new(vars),
                     allowed_hosts: Arc::new(allowed_hosts),
+                    environment: spec.environment.clone().into_iter().collect(),
                 }),
             );
         }
@@ -260,6 +261,7 @@ struct Loaded {
     allowed_stores: Arc<HashSet<String>>,
     variables: Arc<HashMap<String, String>>,
     allowed_hosts: Arc<Vec<AllowedHost>>,
+    environment: Vec<(String, String)>,
 }
 
 struct Shared {
@@ -534,7 +536,8 @@ async fn handle(
 }
 
 /// The request as Spin hands it to a component: absolute URI, the client's
-/// headers, then the `spin-*` headers appended.
+/// headers, then the `spin-*` headers appended (appended, as Spin does: a
+/// client-sent `spin-path-info` stays first in line).
 fn spin_request(
     parts: http::request::Parts,
     body: Bytes,
@@ -573,10 +576,9 @@ fn spin_request(
     let mut named: Vec<_> = route.named.iter().collect();
     named.sort();
     for (name, value) in named {
-        add(
-            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
-            value,
-        )?;
+        // Spin names it SPIN_PATH_MATCH_<NAME> and turns `_` into `-`.
+        let name = name.to_ascii_lowercase().replace('_', "-");
+        add(&format!("spin-path-match-{name}"), value)?;
     }
     let mut request = http::Request::new(Full::new(body));
     *request.method_mut() = parts.method;
@@ -595,6 +597,7 @@ async fn run(
     let wasi = WasiCtx::builder()
         .stdout(stdout.clone())
         .stderr(stderr.clone())
+        .envs(&component.environment)
         .build();
     let state = HostState {
         table: ResourceTable::new(),

@@ -22,7 +22,22 @@ struct RawManifest {
 #[derive(Debug, Default, Deserialize)]
 struct RawTriggers {
     #[serde(default)]
-    http: Vec<HttpTrigger>,
+    http: Vec<RawHttpTrigger>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawHttpTrigger {
+    route: RawRoute,
+    component: String,
+}
+
+/// `route = "/path"` or `route = { private = true }` (reachable only by
+/// service chaining, which this host does not offer: no route).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRoute {
+    Path(String),
+    Private { private: bool },
 }
 
 /// An application variable (`[variables]`).
@@ -53,6 +68,8 @@ struct RawComponent {
     #[serde(default)]
     variables: BTreeMap<String, String>,
     #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
     build: Option<toml::Value>,
 }
 
@@ -68,6 +85,8 @@ pub struct ComponentSpec {
     pub allowed_outbound_hosts: Vec<String>,
     /// Component variable name → template (`"{{ app_var }}"`, literal text, or a mix).
     pub variables: BTreeMap<String, String>,
+    /// Environment variables the component sees.
+    pub environment: BTreeMap<String, String>,
     /// The `-p <package>` of the component's `[component.X.build] command`, if it is a cargo build.
     pub cargo_package: Option<String>,
 }
@@ -131,6 +150,7 @@ impl App {
                 key_value_stores: raw.key_value_stores,
                 allowed_outbound_hosts: raw.allowed_outbound_hosts,
                 variables: raw.variables,
+                environment: raw.environment,
                 cargo_package,
             };
             if let Some(existing) = self.components.get(&id)
@@ -140,7 +160,19 @@ impl App {
             }
             self.components.insert(id, spec);
         }
-        self.triggers.extend(raw.trigger.http);
+        for t in raw.trigger.http {
+            match t.route {
+                RawRoute::Path(route) => self.triggers.push(HttpTrigger {
+                    route,
+                    component: t.component,
+                }),
+                RawRoute::Private { private: true } => {}
+                RawRoute::Private { private: false } => bail!(
+                    "route must be a string pattern or `{{ private = true }}` (component {:?})",
+                    t.component
+                ),
+            }
+        }
         Ok(())
     }
 
@@ -230,6 +262,9 @@ spin_manifest_version = 2
 name = "b"
 [[trigger.http]]
 route = "/b"
+component = "b"
+[[trigger.http]]
+route = { private = true }
 component = "b"
 [component.b]
 source = "b.wasm"

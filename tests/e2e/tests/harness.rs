@@ -54,6 +54,7 @@ async fn routes_follow_spin_precedence_and_headers() {
     let h = echoed(&reply.text());
     let port = host.base_url().rsplit(':').next().unwrap().to_string();
     assert_eq!(h["method"], "GET");
+    assert_eq!(h["env-probe-mode"], "e2e");
     assert_eq!(
         h["uri"],
         format!("http://127.0.0.1:{port}/probe/some/where/?q=1&r=2")
@@ -93,7 +94,8 @@ async fn routes_follow_spin_precedence_and_headers() {
         "hello"
     );
 
-    // A named segment is captured; a literal segment in its place wins.
+    // A named segment is captured (Spin writes `_` in its name as `-`); a
+    // literal segment in its place wins.
     let h = echoed(
         &client
             .get(&host.url("/probe/items/KM-2022-000123/rest"))
@@ -101,8 +103,8 @@ async fn routes_follow_spin_precedence_and_headers() {
             .unwrap()
             .text(),
     );
-    assert_eq!(h["spin-matched-route"], "/probe/items/:id/...");
-    assert_eq!(h["spin-path-match-id"], "KM-2022-000123");
+    assert_eq!(h["spin-matched-route"], "/probe/items/:item_id/...");
+    assert_eq!(h["spin-path-match-item-id"], "KM-2022-000123");
     assert_eq!(h["spin-path-info"], "/rest");
     assert_eq!(
         client
