@@ -214,3 +214,9 @@ impl From<store::StoreError> for Problem {
         }
     }
 }
+
+impl From<store::KvError> for Problem {
+    fn from(e: store::KvError) -> Self {
+        store::StoreError::from(e).into()
+    }
+}
