@@ -1,16 +1,1294 @@
-//! Routes of the vouchers component (not written yet: every route answers 501).
+//! 职业培训券: routes of the vouchers component.
+//!
+//! | route | roles |
+//! | --- | --- |
+//! | `POST /api/v1/classes/{id}/vouchers` | institution (own class) |
+//! | `GET /api/v1/classes/{id}/vouchers` | institution (own), district officer (own district), bureau |
+//! | `GET /api/v1/vouchers/{code}` | institution (own), district officer (own district), bureau, trainee (own) |
+//! | `POST /api/v1/vouchers/{code}/redeem` | institution (own) |
+//! | `POST /api/v1/vouchers/{code}/settle` | district officer (own district), bureau |
+//! | `POST /api/v1/vouchers/{code}/revoke` | institution (own), district officer (own district), bureau |
+//! | `POST /api/v1/vouchers/sweep` | scheduler, bureau |
+//! | `POST /api/v1/cards/activations` | social security |
+//! | `GET /api/v1/people/{ref}/archive` | district officer, bureau, trainee (own ref) |
+//! | `GET /api/v1/me/vouchers`, `GET /api/v1/me/archive` | trainee |
+//! | `POST /api/v1/wechat/login`, `POST /api/v1/wechat/bind` | none (a `wx.login` code / a bind ticket) |
+//! | `GET /api/v1/stats/progress?year=` | district officer, bureau |
+//!
+//! Rules are in `policy::vouchers`; records in `store::vouchers`. Responses
+//! never carry an ID or phone number in full, and neither do problems or logs.
+//! [`handle`] is synchronous; [`handle_with`] adds the WeChat login, which
+//! calls WeChat's `jscode2session` through a [`WeChat`] client.
 
-use http::StatusCode;
+use crate::view::mask_personal;
+use http::{Method, StatusCode};
+use policy::Parameters;
+use policy::ids::{AreaCode, IdNumber, Mobile};
+use policy::params::names;
+use policy::vouchers::{
+    self as rules, Action, FlowError, IssueFacts, SettleFacts, Subsidies, SubsidyKey, VoucherCode,
+    VoucherState,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::future::Future;
 use store::KeyValue;
-use web::{Env, Problem, Request, Response};
+use store::classes::{self, CheckKind, ClassRecord, ClassStatus};
+use store::findings::{self, ClassHold};
+use store::records::decode;
+use store::vouchers::{self as vs, ClassFacts, Draft, Issued, MoveError, VoucherRecord};
+use web::auth::{Claims, mint};
+use web::json::{self, respond};
+use web::router::{Matched, Router, query};
+use web::{Env, Principal, Problem, Request, Response, Role, idempotent, paging};
 
-/// Handles one request.
-pub fn handle<K: KeyValue>(_env: &Env<'_, K>, _req: &Request) -> Response {
-    Problem::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "功能尚未实现",
-        "this function is not implemented yet",
+/// Failed binding proofs per WeChat user, and per person, in one hour before lockout.
+pub const BIND_MAX_FAILURES: i64 = 5;
+/// Lifetime of a trainee token, in seconds.
+pub const TRAINEE_TOKEN_SECS: i64 = 2 * 3600;
+/// Lifetime of a bind ticket, in seconds.
+pub const BIND_TICKET_SECS: i64 = 600;
+/// Variable names the component reads besides the secrets.
+pub const VARIABLES: &[&str] = &["wechat_app_id", "wechat_app_secret", "wechat_api_base"];
+
+/// The routes of this component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Issue vouchers for a class.
+    Issue,
+    /// A class's vouchers.
+    ListClass,
+    /// One voucher.
+    Get,
+    /// The trainee starts the class.
+    Redeem,
+    /// Pay the institution.
+    Settle,
+    /// Withdraw a voucher.
+    Revoke,
+    /// Expire vouchers past their last valid day.
+    Sweep,
+    /// Card activation status from the social-security system.
+    Card,
+    /// A person's archive, for officers.
+    PersonArchive,
+    /// The trainee's vouchers.
+    MyVouchers,
+    /// The trainee's archive.
+    MyArchive,
+    /// Mini-program login.
+    WechatLogin,
+    /// Bind a WeChat user to a person.
+    WechatBind,
+    /// Progress against REF-TARGET.
+    Progress,
+}
+
+/// The router of this component.
+pub fn router() -> Router<Route> {
+    Router::new()
+        .add(Method::POST, "/api/v1/classes/{id}/vouchers", Route::Issue)
+        .add(
+            Method::GET,
+            "/api/v1/classes/{id}/vouchers",
+            Route::ListClass,
+        )
+        .add(Method::POST, "/api/v1/vouchers/sweep", Route::Sweep)
+        .add(Method::GET, "/api/v1/vouchers/{code}", Route::Get)
+        .add(
+            Method::POST,
+            "/api/v1/vouchers/{code}/redeem",
+            Route::Redeem,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/vouchers/{code}/settle",
+            Route::Settle,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/vouchers/{code}/revoke",
+            Route::Revoke,
+        )
+        .add(Method::POST, "/api/v1/cards/activations", Route::Card)
+        .add(
+            Method::GET,
+            "/api/v1/people/{ref}/archive",
+            Route::PersonArchive,
+        )
+        .add(Method::GET, "/api/v1/me/vouchers", Route::MyVouchers)
+        .add(Method::GET, "/api/v1/me/archive", Route::MyArchive)
+        .add(Method::POST, "/api/v1/wechat/login", Route::WechatLogin)
+        .add(Method::POST, "/api/v1/wechat/bind", Route::WechatBind)
+        .add(Method::GET, "/api/v1/stats/progress", Route::Progress)
+}
+
+/// An HTTP client for WeChat's API (the Spin component's outbound HTTP; a fake in tests).
+pub trait WeChat {
+    /// GETs `url` and returns the status and body, or a transport failure (without the URL).
+    fn get(&self, url: &str) -> impl Future<Output = Result<(u16, Vec<u8>), String>>;
+}
+
+/// Handles one request; `POST /api/v1/wechat/login` needs [`handle_with`] and answers 503 here.
+pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
+    web::finish(dispatch(env, req))
+}
+
+/// Handles one request, the WeChat login through `wechat`.
+pub async fn handle_with<K: KeyValue, W: WeChat>(
+    env: &Env<'_, K>,
+    req: &Request,
+    wechat: &W,
+) -> Response {
+    if let Ok(m) = router().at(req.method(), req.uri().path())
+        && m.route == Route::WechatLogin
+    {
+        return web::finish(login(env, req, wechat).await);
+    }
+    handle(env, req)
+}
+
+fn dispatch<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
+    let m = router().at(req.method(), req.uri().path())?;
+    match m.route {
+        Route::WechatLogin => {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wechat_unavailable",
+                "微信登录暂不可用",
+                "WeChat login is not available in this handler",
+            ));
+        }
+        Route::WechatBind => return bind(env, req),
+        _ => {}
+    }
+    let who = env.authenticate(req)?;
+    match m.route {
+        Route::Issue => issue(env, req, &m, &who),
+        Route::ListClass => list_class(env, req, &m, &who),
+        Route::Get => get(env, &m, &who),
+        Route::Redeem => redeem(env, req, &m, &who),
+        Route::Settle => settle(env, req, &m, &who),
+        Route::Revoke => revoke(env, req, &m, &who),
+        Route::Sweep => sweep(env, req, &who),
+        Route::Card => card(env, req, &who),
+        Route::PersonArchive => person_archive(env, &m, &who),
+        Route::MyVouchers => my_vouchers(env, &who),
+        Route::MyArchive => my_archive(env, &who),
+        Route::Progress => progress(env, req, &who),
+        Route::WechatLogin | Route::WechatBind => unreachable!("answered above"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Views
+
+/// A voucher as the API shows it (no personal identifiers besides the person ref).
+pub fn voucher_view(r: &VoucherRecord, today: chrono::NaiveDate) -> Value {
+    let state = r.state_on(today);
+    let code = r.voucher_code();
+    json!({
+        "code": code.as_ref().map(|c| c.grouped()).unwrap_or_else(|| r.code.clone()),
+        "code_compact": r.code,
+        "qr_payload": code.as_ref().map(|c| c.qr_payload()),
+        "state": state,
+        "state_zh": state.name_zh(),
+        "person_ref": r.person,
+        "roster_line": r.roster_line,
+        "group": r.group,
+        "class_id": r.class.class_id,
+        "class_title": r.class.title,
+        "institution": r.class.institution,
+        "district": r.class.district,
+        "occupation": r.class.occupation,
+        "level": r.class.level,
+        "programme": r.class.programme,
+        "amount_fen": r.amount.fen,
+        "base_fen": r.amount.base_fen,
+        "uplift_fen": r.amount.uplift_fen,
+        "fund": r.amount.fund,
+        "fund_zh": r.amount.fund.name_zh(),
+        "amount_basis": r.amount.basis,
+        "issued_on": r.issued_on,
+        "last_valid_day": r.last_valid_day,
+        "certificate_no": r.certificate_no,
+        "revoke_reason": r.revoke_reason,
+        "history": r.history,
+    })
+}
+
+fn flow_problem(state: VoucherState, action: Action, rule: &str) -> Problem {
+    Problem::conflict(
+        "voucher_state_conflict",
+        format!(
+            "培训券状态为“{}”，不能{}",
+            state.name_zh(),
+            action.name_zh()
+        ),
+        format!(
+            "{rule}: a voucher in state {} cannot be {}; no change was made",
+            state.id(),
+            match action {
+                Action::Redeem => "redeemed",
+                Action::Settle => "settled",
+                Action::Revoke => "revoked",
+                Action::Expire => "expired",
+            }
+        ),
     )
-    .into_response()
+    .with("state", state)
+    .with("rule", rule)
+}
+
+fn parse_code(raw: &str) -> Result<VoucherCode, Problem> {
+    VoucherCode::parse(raw).map_err(|e| match e {
+        rules::CodeError::CheckCharacter => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "voucher_code_mistyped",
+            "培训券编号校验位不符，可能输入有误",
+            "the voucher code's check character does not match: it was mistyped",
+        )
+        .field("code", e.to_string()),
+        _ => Problem::invalid(format!("code: {e}")).field("code", e.to_string()),
+    })
+}
+
+fn load_voucher<K: KeyValue>(env: &Env<'_, K>, raw: &str) -> Result<VoucherRecord, Problem> {
+    let code = parse_code(raw)?;
+    vs::get(env.kv, code.as_str())?.ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "voucher_not_found",
+            "培训券不存在",
+            "no voucher has this code",
+        )
+    })
+}
+
+fn may_see_voucher(who: &Principal, r: &VoucherRecord) -> bool {
+    match who.role() {
+        Role::BureauAdmin => true,
+        Role::Institution => {
+            who.claims.institution.as_ref().map(|c| c.as_str())
+                == Some(r.class.institution.as_str())
+        }
+        Role::DistrictOfficer => {
+            who.claims.district.map(|d| d.code()) == Some(r.class.district.as_str())
+        }
+        Role::Trainee => who.claims.person.as_deref() == Some(r.person.as_str()),
+        _ => false,
+    }
+}
+
+fn visible_voucher<K: KeyValue>(
+    env: &Env<'_, K>,
+    raw: &str,
+    who: &Principal,
+) -> Result<VoucherRecord, Problem> {
+    let r = load_voucher(env, raw)?;
+    if !may_see_voucher(who, &r) {
+        return Err(Problem::forbidden(
+            "the voucher belongs to another institution, district or person",
+        ));
+    }
+    Ok(r)
+}
+
+fn load_class<K: KeyValue>(
+    env: &Env<'_, K>,
+    id: &str,
+    who: &Principal,
+) -> Result<ClassRecord, Problem> {
+    let r =
+        classes::get(env.kv, id)?.ok_or_else(|| Problem::not_found(format!("no class {id}")))?;
+    if !who.may_see(&r.application.institution, &r.application.district) {
+        return Err(Problem::forbidden(
+            "the class belongs to another institution or district",
+        ));
+    }
+    Ok(r)
+}
+
+fn class_facts(r: &ClassRecord) -> ClassFacts {
+    let a = &r.application;
+    ClassFacts {
+        class_id: r.id.clone(),
+        title: a.title.clone(),
+        institution: a.institution.as_str().to_string(),
+        district: a.district.code().to_string(),
+        occupation: a.occupation.clone(),
+        level: a.level,
+        certificate: a.certificate,
+        programme: a.programme,
+        hours: a.scheduled_hours(),
+        start_date: a.start_date,
+        end_date: a.end_date,
+    }
+}
+
+/// The request with its body replaced by `canonical` (personal identifiers
+/// swapped for their keyed refs), so that the idempotency record's digest of the
+/// request cannot be reversed by trying ID numbers.
+fn keyed(req: &Request, canonical: &Value) -> Request {
+    let mut r = http::Request::new(bytes::Bytes::from(
+        serde_json::to_vec(canonical).expect("serialises"),
+    ));
+    *r.method_mut() = req.method().clone();
+    *r.uri_mut() = req.uri().clone();
+    *r.headers_mut() = req.headers().clone();
+    r
+}
+
+fn optional_body<T: for<'de> Deserialize<'de> + Default>(req: &Request) -> Result<T, Problem> {
+    if req.body().iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        json::body(req)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Issue
+
+/// Body of `POST /api/v1/classes/{id}/vouchers`: the whole roster when both lists are absent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// Roster lines (0-based).
+    #[serde(default)]
+    pub lines: Option<Vec<usize>>,
+    /// Trainees by ID number (their lines are looked up on the roster).
+    #[serde(default)]
+    pub id_numbers: Option<Vec<IdNumber>>,
+}
+
+fn issue<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Institution])?;
+    let id = m.params["id"].clone();
+    let body: IssueRequest = optional_body(req)?;
+    let hasher = env.hasher();
+    let canonical = json!({
+        "lines": body.lines,
+        "people": body.id_numbers.as_ref().map(|ids| ids.iter().map(|i| hasher.person_ref(i)).collect::<Vec<_>>()),
+    });
+    idempotent::run(
+        env,
+        &keyed(req, &canonical),
+        "vouchers.issue",
+        &who.claims.sub,
+        || {
+            let class = load_class(env, &id, who)?;
+            let roster = &class.application.roster;
+            let mut lines: Vec<usize> = match (&body.lines, &body.id_numbers) {
+                (None, None) => (0..roster.len()).collect(),
+                (lines, ids) => {
+                    let mut out = lines.clone().unwrap_or_default();
+                    for (i, l) in out.iter().enumerate() {
+                        if *l >= roster.len() {
+                            return Err(Problem::invalid(format!(
+                                "lines[{i}]: the roster has {} lines",
+                                roster.len()
+                            ))
+                            .field(format!("lines[{i}]"), "not a line of the roster"));
+                        }
+                    }
+                    for (i, idn) in ids.iter().flatten().enumerate() {
+                        let person = hasher.person_ref(idn);
+                        let line = class
+                            .roster_refs
+                            .iter()
+                            .position(|r| r.person == person)
+                            .ok_or_else(|| {
+                                Problem::invalid(format!(
+                                    "id_numbers[{i}]: not on the roster of class {id}"
+                                ))
+                                .field(format!("id_numbers[{i}]"), "not on the roster")
+                            })?;
+                        out.push(line);
+                    }
+                    out
+                }
+            };
+            lines.sort_unstable();
+            lines.dedup();
+            if lines.is_empty() {
+                return Err(Problem::invalid("name at least one roster line")
+                    .field("lines", "at least one line"));
+            }
+            let card_keys: Vec<String> = lines
+                .iter()
+                .map(|l| vs::card_key(&class.roster_refs[*l].person))
+                .collect();
+            let cards = env
+                .kv
+                .get_many(&card_keys)
+                .map_err(store::StoreError::from)?;
+            let facts = class_facts(&class);
+            let approved = matches!(
+                class.status,
+                ClassStatus::Approved | ClassStatus::InTraining
+            );
+            let subsidised = rules::subsidised(class.application.certificate);
+            let key = SubsidyKey::for_class(
+                &class.application.occupation,
+                class.application.level,
+                class.application.certificate,
+            );
+            let today = env.today();
+            let actor = who.actor();
+            let mut results = Vec::new();
+            let (mut n_new, mut n_existing, mut n_refused) = (0, 0, 0);
+            for (line, card) in lines.iter().zip(cards) {
+                let trainee = &roster[*line];
+                let person = class.roster_refs[*line].person.clone();
+                let card_active = card
+                    .map(|b| decode::<vs::CardStatus>(&b, "card").map(|c| c.active))
+                    .transpose()?;
+                let draft = Draft {
+                    person,
+                    roster_line: *line,
+                    group: trainee.group,
+                    class: facts.clone(),
+                    key: key.clone(),
+                    today,
+                };
+                let mut bytes = [0u8; rules::RANDOM_BYTES];
+                (env.random)(&mut bytes);
+                let code = VoucherCode::from_random(&bytes);
+                let decide = |held: &[rules::Held]| {
+                    rules::decide_issue(
+                        &IssueFacts {
+                            class_id: &class.id,
+                            class_approved: approved,
+                            subsidised_kind: subsidised,
+                            on_roster: true,
+                            roster_line: *line,
+                            key: key.clone(),
+                            group: trainee.group,
+                            card_active,
+                            held,
+                            today,
+                        },
+                        Parameters::shipped(),
+                        Subsidies::shipped(),
+                    )
+                };
+                let outcome = vs::issue(env.kv, &draft, &code, decide, &actor, env.now)?;
+                let base = json!({
+                    "line": line,
+                    "name": trainee.name,
+                    "id_number": trainee.id_number.masked(),
+                });
+                let mut item = base;
+                match outcome {
+                    Issued::New(r) => {
+                        n_new += 1;
+                        item["outcome"] = json!("issued");
+                        item["voucher"] = voucher_view(&r, today);
+                        item["decision"] = json!(r.decision);
+                    }
+                    Issued::Existing(r) => {
+                        n_existing += 1;
+                        item["outcome"] = json!("existing");
+                        item["voucher"] = voucher_view(&r, today);
+                    }
+                    Issued::Refused(d) => {
+                        n_refused += 1;
+                        item["outcome"] = json!("refused");
+                        item["blocking_rules"] = json!(d.blocking_rules);
+                        item["decision"] = json!(d);
+                    }
+                }
+                mask_personal(&mut item);
+                results.push(item);
+            }
+            Ok(respond(
+                StatusCode::OK,
+                &json!({
+                    "class_id": class.id,
+                    "issued": n_new,
+                    "existing": n_existing,
+                    "refused": n_refused,
+                    "results": results,
+                }),
+            ))
+        },
+    )
+}
+
+fn list_class<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
+    let class = load_class(env, &m.params["id"], who)?;
+    let q = query(req);
+    let limit = paging::limit(q.get("limit").map(String::as_str), 50, 200)?;
+    let from = q
+        .get("cursor")
+        .map(|c| paging::decode(c))
+        .transpose()?
+        .unwrap_or_default();
+    let (items, next) = vs::of_class(env.kv, &class.id, from, limit)?;
+    let today = env.today();
+    Ok(respond(
+        StatusCode::OK,
+        &json!({
+            "class_id": class.id,
+            "items": items.iter().map(|r| voucher_view(r, today)).collect::<Vec<_>>(),
+            "next_cursor": next.map(paging::encode),
+        }),
+    ))
+}
+
+fn get<K: KeyValue>(
+    env: &Env<'_, K>,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[
+        Role::Institution,
+        Role::DistrictOfficer,
+        Role::BureauAdmin,
+        Role::Trainee,
+    ])?;
+    let r = visible_voucher(env, &m.params["code"], who)?;
+    Ok(respond(StatusCode::OK, &voucher_view(&r, env.today())))
+}
+
+// ---------------------------------------------------------------------------
+// Moves
+
+fn move_error<K: KeyValue>(env: &Env<'_, K>, e: store::UpdateError<MoveError<Problem>>) -> Problem {
+    let _ = env;
+    match e {
+        store::UpdateError::Store(s) => s.into(),
+        store::UpdateError::Refused(MoveError::NotFound) => Problem::new(
+            StatusCode::NOT_FOUND,
+            "voucher_not_found",
+            "培训券不存在",
+            "no voucher has this code",
+        ),
+        store::UpdateError::Refused(MoveError::Refused(p)) => p,
+    }
+}
+
+fn redeem<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Institution])?;
+    let raw = m.params["code"].clone();
+    idempotent::run(env, req, "vouchers.redeem", &who.claims.sub, || {
+        let r = visible_voucher(env, &raw, who)?;
+        let today = env.today();
+        let actor = who.actor();
+        let result =
+            vs::apply(
+                env.kv,
+                &r.code,
+                Action::Redeem,
+                &actor,
+                env.now,
+                |c| match rules::redeem(c.state, c.last_valid_day, today) {
+                    Ok(next) => {
+                        c.state = next;
+                        Ok(())
+                    }
+                    Err(e @ FlowError::Expired { last_valid_day }) => Err(Problem::conflict(
+                        "voucher_expired",
+                        format!("培训券已于 {last_valid_day} 后过期，不能使用"),
+                        format!("{}: the voucher was valid until {last_valid_day}", e.rule()),
+                    )
+                    .with("state", VoucherState::Expired)
+                    .with("rule", e.rule())
+                    .with("last_valid_day", last_valid_day)),
+                    Err(e @ FlowError::IllegalMove { state, action }) => {
+                        Err(flow_problem(state, action, e.rule()))
+                    }
+                },
+            );
+        match result {
+            Ok((_, after)) => Ok(respond(StatusCode::OK, &voucher_view(&after, today))),
+            Err(e) => {
+                let p = move_error(env, e);
+                if p.code == "voucher_expired" {
+                    // VO-VALID applied on use: record the expiry.
+                    let _ = vs::apply(env.kv, &r.code, Action::Expire, &actor, env.now, |c| {
+                        if c.state_on(today) != VoucherState::Expired {
+                            return Err(());
+                        }
+                        c.state = VoucherState::Expired;
+                        Ok(())
+                    });
+                }
+                Err(p)
+            }
+        }
+    })
+}
+
+/// Body of `POST /api/v1/vouchers/{code}/settle`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleRequest {
+    /// The certificate number of the passed assessment.
+    pub certificate_no: String,
+}
+
+fn settle<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
+    let raw = m.params["code"].clone();
+    idempotent::run(env, req, "vouchers.settle", &who.claims.sub, || {
+        let body: SettleRequest = json::body(req)?;
+        let r = visible_voucher(env, &raw, who)?;
+        let keys = vec![
+            store::keys::class(&r.class.class_id),
+            findings::hold_key(&r.class.class_id),
+        ];
+        let v = env.kv.get_many(&keys).map_err(store::StoreError::from)?;
+        let class: Option<ClassRecord> = v[0].as_deref().map(|b| decode(b, "class")).transpose()?;
+        let hold: ClassHold = v[1]
+            .as_deref()
+            .map(|b| decode(b, "class hold"))
+            .transpose()?
+            .unwrap_or_default();
+        let assessed = class
+            .as_ref()
+            .is_some_and(|c| c.has_passed(CheckKind::PostAssessment));
+        let today = env.today();
+        let cert = body.certificate_no.trim().to_string();
+        let result = vs::apply(
+            env.kv,
+            &r.code,
+            Action::Settle,
+            &who.actor(),
+            env.now,
+            |c| {
+                let own = hold.holds_person(&c.person);
+                let others = hold.open.values().filter(|p| **p != c.person).count();
+                let state = c.state_on(today);
+                let d = rules::decide_settlement(&SettleFacts {
+                    state,
+                    assessed,
+                    certificate_no: cert.clone(),
+                    own_finding: own,
+                    other_findings: others,
+                    on: today,
+                });
+                if d.outcome == policy::Outcome::Approved {
+                    c.state = VoucherState::Settled;
+                    c.certificate_no = Some(cert.clone());
+                    return Ok(());
+                }
+                let p = if rules::transition(state, Action::Settle).is_err() {
+                    flow_problem(state, Action::Settle, "VO-FLOW")
+                } else if d.failed("SC-DENY") {
+                    Problem::conflict(
+                    "settlement_held",
+                    if own {
+                        "该学员有未整改的电话抽查问题，暂停结算"
+                    } else {
+                        "班级有未整改的电话抽查问题，整班暂停结算"
+                    },
+                    if own {
+                        "SC-DENY: the trainee's own spot-check finding is open; settlement waits for its rectification"
+                    } else {
+                        "SC-DENY: another trainee of the class has an open spot-check finding; the class settles nothing until it is rectified"
+                    },
+                )
+                .with("state", state)
+                .with("rule", "SC-DENY")
+                .with("held_by", if own { "own_finding" } else { "other_finding" })
+                } else {
+                    Problem::conflict(
+                        "settlement_refused",
+                        "不满足结算条件",
+                        format!("VO-FLOW: {}", d.blocking_rules.join(", ")),
+                    )
+                    .with("state", state)
+                    .with("rule", "VO-FLOW")
+                };
+                Err(p.with("decision", &d))
+            },
+        );
+        match result {
+            Ok((_, after)) => Ok(respond(StatusCode::OK, &voucher_view(&after, today))),
+            Err(e) => Err(move_error(env, e)),
+        }
+    })
+}
+
+/// Body of `POST /api/v1/vouchers/{code}/revoke`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Why (1 to 200 characters; no personal identifiers).
+    pub reason: String,
+}
+
+fn revoke<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
+    let raw = m.params["code"].clone();
+    idempotent::run(env, req, "vouchers.revoke", &who.claims.sub, || {
+        let body: RevokeRequest = json::body(req)?;
+        let reason = body.reason.trim().to_string();
+        if reason.is_empty() || reason.chars().count() > 200 {
+            return Err(Problem::invalid("reason must be 1 to 200 characters")
+                .field("reason", "1 to 200 characters"));
+        }
+        let r = visible_voucher(env, &raw, who)?;
+        let today = env.today();
+        let result = vs::apply(
+            env.kv,
+            &r.code,
+            Action::Revoke,
+            &who.actor(),
+            env.now,
+            |c| {
+                let state = c.state_on(today);
+                match rules::transition(state, Action::Revoke) {
+                    Ok(next) => {
+                        c.state = next;
+                        c.revoke_reason = Some(reason.clone());
+                        Ok(())
+                    }
+                    Err(e) => Err(flow_problem(state, Action::Revoke, e.rule())),
+                }
+            },
+        );
+        match result {
+            Ok((_, after)) => Ok(respond(StatusCode::OK, &voucher_view(&after, today))),
+            Err(e) => Err(move_error(env, e)),
+        }
+    })
+}
+
+/// Body of `POST /api/v1/vouchers/sweep`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepRequest {
+    /// Where to resume (from the last answer's `next_cursor`).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Vouchers to scan (1 to 500, default 200).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+fn sweep<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Scheduler, Role::BureauAdmin])?;
+    idempotent::run(env, req, "vouchers.sweep", &who.claims.sub, || {
+        let body: SweepRequest = optional_body(req)?;
+        let limit = body.limit.unwrap_or(200);
+        if !(1..=500).contains(&limit) {
+            return Err(Problem::invalid("limit must be 1 to 500").field("limit", "1 to 500"));
+        }
+        let from = body
+            .cursor
+            .as_deref()
+            .map(paging::decode)
+            .transpose()?
+            .unwrap_or_default();
+        let (expired, scanned, next) =
+            vs::sweep(env.kv, from, limit, env.today(), &who.actor(), env.now)?;
+        Ok(respond(
+            StatusCode::OK,
+            &json!({
+                "scanned": scanned,
+                "expired": expired,
+                "next_cursor": next.map(paging::encode),
+            }),
+        ))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Cards, archive, progress
+
+/// Body of `POST /api/v1/cards/activations`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardRequest {
+    /// The card holder's ID number (hashed at once, never stored).
+    pub id_number: IdNumber,
+    /// Whether the electronic card is activated.
+    pub active: bool,
+}
+
+fn card<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::SocialSecurity])?;
+    let body: CardRequest = json::body(req)?;
+    let person = env.hasher().person_ref(&body.id_number);
+    let canonical = json!({ "person": person, "active": body.active });
+    idempotent::run(
+        env,
+        &keyed(req, &canonical),
+        "cards.activation",
+        &who.claims.sub,
+        || {
+            let status = vs::set_card(env.kv, &person, body.active, &who.actor(), env.now)?;
+            Ok(respond(
+                StatusCode::OK,
+                &json!({
+                    "person_ref": person,
+                    "id_number": body.id_number.masked(),
+                    "active": status.active,
+                    "changed_at": status.changed_at,
+                }),
+            ))
+        },
+    )
+}
+
+fn archive_view<K: KeyValue>(env: &Env<'_, K>, person: &str) -> Result<Value, Problem> {
+    let a = vs::archive(env.kv, person)?;
+    Ok(json!({
+        "person_ref": person,
+        "entries": a.entries.iter().map(|e| json!({
+            "code": e.code,
+            "class_id": e.class.class_id,
+            "class_title": e.class.title,
+            "institution": e.class.institution,
+            "district": e.class.district,
+            "occupation": e.class.occupation,
+            "level": e.class.level,
+            "hours": e.class.hours,
+            "start_date": e.class.start_date,
+            "end_date": e.class.end_date,
+            "result": e.result,
+            "result_zh": e.result.name_zh(),
+            "certificate_no": e.certificate_no,
+            "reason": e.reason,
+            "amount_fen": e.amount_fen,
+            "recorded_at": e.at,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+fn person_archive<K: KeyValue>(
+    env: &Env<'_, K>,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    let person = m.params["ref"].as_str();
+    match who.role() {
+        Role::DistrictOfficer | Role::BureauAdmin => {}
+        Role::Trainee if who.claims.person.as_deref() == Some(person) => {}
+        _ => {
+            return Err(Problem::forbidden(
+                "a person's archive is open to officers and to that person only",
+            ));
+        }
+    }
+    if person.len() != 64 || !person.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Problem::invalid(
+            "ref is a person ref (64 hex characters), never an ID number",
+        )
+        .field("ref", "64 hex characters"));
+    }
+    Ok(respond(StatusCode::OK, &archive_view(env, person)?))
+}
+
+fn trainee_person(who: &Principal) -> Result<String, Problem> {
+    who.require(&[Role::Trainee])?;
+    who.claims
+        .person
+        .clone()
+        .ok_or_else(|| Problem::forbidden("the token is not bound to a person"))
+}
+
+fn my_vouchers<K: KeyValue>(env: &Env<'_, K>, who: &Principal) -> Result<Response, Problem> {
+    let person = trainee_person(who)?;
+    let today = env.today();
+    let items: Vec<Value> = vs::of_person(env.kv, &person)?
+        .iter()
+        .map(|r| voucher_view(r, today))
+        .collect();
+    Ok(respond(
+        StatusCode::OK,
+        &json!({ "person_ref": person, "items": items }),
+    ))
+}
+
+fn my_archive<K: KeyValue>(env: &Env<'_, K>, who: &Principal) -> Result<Response, Problem> {
+    let person = trainee_person(who)?;
+    Ok(respond(StatusCode::OK, &archive_view(env, &person)?))
+}
+
+fn progress<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
+    let q = query(req);
+    for k in q.keys() {
+        if k != "year" {
+            return Err(Problem::invalid(format!("unknown query parameter {k}"))
+                .field(k.clone(), "only year is accepted"));
+        }
+    }
+    let year = match q.get("year") {
+        None => chrono::Datelike::year(&env.today()),
+        Some(y) => y
+            .parse::<i32>()
+            .ok()
+            .filter(|y| (2000..=2100).contains(y))
+            .ok_or_else(|| {
+                Problem::invalid("year must be a year from 2000 to 2100")
+                    .field("year", "2000 to 2100")
+            })?,
+    };
+    let p = vs::progress(env.kv, year)?;
+    let end = chrono::NaiveDate::from_ymd_opt(year, 12, 31).expect("valid date");
+    let params = Parameters::shipped();
+    let t_train = params.at_or_first(names::REF_TARGET_TRAININGS, end);
+    let t_cert = params.at_or_first(names::REF_TARGET_CERTIFICATES, end);
+    let pct = |n: u64, target: i64| {
+        if target > 0 {
+            // One decimal, computed in integers.
+            let tenths = (n as i128 * 1000 + target as i128 / 2) / target as i128;
+            json!(format!("{}.{}", tenths / 10, tenths % 10))
+        } else {
+            Value::Null
+        }
+    };
+    let districts: Vec<Value> = AreaCode::all()
+        .map(|a| {
+            let t = p.districts.get(a.code()).cloned().unwrap_or_default();
+            json!({
+                "district": a.code(), "name_zh": a.name_zh(),
+                "trainings": t.trainings, "certificates": t.certificates, "amount_fen": t.amount_fen,
+                "target_trainings": Value::Null,
+            })
+        })
+        .collect();
+    let funds: Vec<Value> = policy::reference::FundSource::ALL
+        .iter()
+        .map(|f| {
+            json!({
+                "fund": f, "name_zh": f.name_zh(),
+                "amount_fen": p.funds.get(&f.id()).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    let programmes: Vec<Value> = policy::reference::Programme::ALL
+        .iter()
+        .map(|g| {
+            let t = p.programmes.get(&g.id()).cloned().unwrap_or_default();
+            json!({
+                "programme": g, "name_zh": g.name_zh(),
+                "trainings": t.trainings, "certificates": t.certificates, "amount_fen": t.amount_fen,
+            })
+        })
+        .collect();
+    Ok(respond(
+        StatusCode::OK,
+        &json!({
+            "year": year,
+            "basis": "settled vouchers, by the year of the class's first day",
+            "city": {
+                "trainings": p.city.trainings,
+                "certificates": p.city.certificates,
+                "amount_fen": p.city.amount_fen,
+                "target_trainings": t_train.value,
+                "target_certificates": t_cert.value,
+                "trainings_percent_of_target": pct(p.city.trainings, t_train.value),
+                "certificates_percent_of_target": pct(p.city.certificates, t_cert.value),
+                "parameters": [t_train.label(), t_cert.label()],
+            },
+            "districts": districts,
+            "district_targets_note": "REF-TARGET: the per-district split is an attachment not in the source; load it as data",
+            "programmes": programmes,
+            "funds": funds,
+        }),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// WeChat
+
+/// Body of `POST /api/v1/wechat/login`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The code from `wx.login`.
+    pub code: String,
+}
+
+fn wechat_problem(errcode: i64) -> Problem {
+    match errcode {
+        40029 | 40163 => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wechat_code_invalid",
+            "微信登录凭证无效或已使用",
+            "WeChat says the wx.login code is invalid or already used; call wx.login again",
+        ),
+        45011 => Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "wechat_rate_limited",
+            "微信接口调用过于频繁，请稍后再试",
+            "WeChat rate-limited the login; retry in a minute",
+        ),
+        -1 => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "wechat_busy",
+            "微信系统繁忙，请稍后再试",
+            "WeChat is busy; retry shortly",
+        ),
+        40226 => Problem::forbidden("WeChat flags this user as high-risk; login is refused"),
+        _ => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "wechat_error",
+            "微信接口返回错误",
+            format!("WeChat answered with error code {errcode}"),
+        ),
+    }
+    .with("wechat_errcode", errcode)
+}
+
+fn encode_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn trainee_token<K: KeyValue>(env: &Env<'_, K>, person: &str, oref: &str) -> Value {
+    let iat = env.now.timestamp();
+    let claims = Claims {
+        sub: format!("wx:{}", &oref[..16]),
+        role: Role::Trainee,
+        institution: None,
+        district: None,
+        person: Some(person.to_string()),
+        iat,
+        nbf: None,
+        exp: iat + TRAINEE_TOKEN_SECS,
+    };
+    json!({
+        "status": "bound",
+        "token": mint(&claims, &env.secrets.jwt_secret),
+        "token_type": "Bearer",
+        "expires_in": TRAINEE_TOKEN_SECS,
+        "person_ref": person,
+    })
+}
+
+#[derive(Deserialize)]
+struct Session {
+    #[serde(default)]
+    openid: Option<String>,
+    #[serde(default)]
+    errcode: Option<i64>,
+}
+
+async fn login<K: KeyValue, W: WeChat>(
+    env: &Env<'_, K>,
+    req: &Request,
+    wechat: &W,
+) -> Result<Response, Problem> {
+    let body: LoginRequest = json::body(req)?;
+    let code = body.code.trim();
+    if code.is_empty() || code.len() > 128 {
+        return Err(Problem::invalid("code must be 1 to 128 characters")
+            .field("code", "1 to 128 characters"));
+    }
+    let var = |n: &str| env.secrets.extra.get(n).map(|s| s.trim()).unwrap_or("");
+    let (app_id, secret) = (var("wechat_app_id"), var("wechat_app_secret"));
+    let base = match var("wechat_api_base") {
+        "" => "https://api.weixin.qq.com",
+        b => b,
+    }
+    .trim_end_matches('/');
+    if app_id.is_empty() || secret.is_empty() {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "wechat_not_configured",
+            "微信登录未配置",
+            "variables wechat_app_id and wechat_app_secret are not set",
+        ));
+    }
+    let url = format!(
+        "{base}/sns/jscode2session?appid={}&secret={}&js_code={}&grant_type=authorization_code",
+        encode_query(app_id),
+        encode_query(secret),
+        encode_query(code)
+    );
+    let (status, bytes) = wechat.get(&url).await.map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "wechat_unreachable",
+            "无法连接微信接口",
+            "the WeChat API could not be reached",
+        )
+    })?;
+    let session: Session = serde_json::from_slice(&bytes).map_err(|_| {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "wechat_error",
+            "微信接口返回错误",
+            format!("WeChat answered HTTP {status} with a body that is not a session"),
+        )
+    })?;
+    if let Some(err) = session.errcode.filter(|e| *e != 0) {
+        return Err(wechat_problem(err));
+    }
+    let openid = session.openid.filter(|o| !o.is_empty()).ok_or_else(|| {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "wechat_error",
+            "微信接口返回错误",
+            "WeChat answered without an openid",
+        )
+    })?;
+    let oref = vs::openid_ref(&env.secrets.pii_hmac_key, &openid);
+    match vs::binding(env.kv, &oref)? {
+        Some(b) => Ok(respond(
+            StatusCode::OK,
+            &trainee_token(env, &b.person, &oref),
+        )),
+        None => Ok(respond(
+            StatusCode::OK,
+            &json!({
+                "status": "unbound",
+                "binding_required": true,
+                "bind_ticket": vs::sign_ticket(
+                    &env.secrets.jwt_secret,
+                    &oref,
+                    env.now.timestamp() + BIND_TICKET_SECS,
+                ),
+                "bind_ticket_expires_in": BIND_TICKET_SECS,
+            }),
+        )),
+    }
+}
+
+/// Body of `POST /api/v1/wechat/bind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindRequest {
+    /// The ticket from an unbound login.
+    pub bind_ticket: String,
+    /// The trainee's ID number.
+    pub id_number: IdNumber,
+    /// The mobile number on the trainee's roster entry.
+    pub mobile: Mobile,
+}
+
+fn locked_problem(until: chrono::DateTime<chrono::Utc>) -> Problem {
+    Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "binding_locked",
+        "验证失败次数过多，请稍后再试",
+        format!(
+            "too many failed proofs; binding is locked until {}",
+            until.to_rfc3339()
+        ),
+    )
+    .with("locked_until", until)
+}
+
+fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
+    let body: BindRequest = json::body(req)?;
+    let oref = vs::verify_ticket(
+        &env.secrets.jwt_secret,
+        &body.bind_ticket,
+        env.now.timestamp(),
+    )
+    .ok_or_else(|| {
+        Problem::unauthenticated("the bind ticket is invalid or expired; log in again")
+    })?;
+    let hasher = env.hasher();
+    let person = hasher.person_ref(&body.id_number);
+    let phone = hasher.phone_ref(&body.mobile);
+    let canonical = json!({ "person": person, "phone": phone });
+    idempotent::run(
+        env,
+        &keyed(req, &canonical),
+        "wechat.bind",
+        &format!("wx:{oref}"),
+        || {
+            let wx_subject = format!("wx:{oref}");
+            let person_subject = format!("person:{person}");
+            let until = vs::window_end(env.now);
+            if vs::proof_failures(env.kv, &wx_subject, env.now)? >= BIND_MAX_FAILURES
+                || vs::proof_failures(env.kv, &person_subject, env.now)? >= BIND_MAX_FAILURES
+            {
+                return Err(locked_problem(until));
+            }
+            let class_ids = vs::classes_of_person(env.kv, &person)?;
+            let keys: Vec<String> = class_ids.iter().map(|c| store::keys::class(c)).collect();
+            let mut proven = false;
+            for b in env
+                .kv
+                .get_many(&keys)
+                .map_err(store::StoreError::from)?
+                .into_iter()
+                .flatten()
+            {
+                let c: ClassRecord = decode(&b, "class")?;
+                if c.roster_refs
+                    .iter()
+                    .any(|r| r.person == person && r.phone == phone)
+                {
+                    proven = true;
+                    break;
+                }
+            }
+            if !proven {
+                let n = vs::record_proof_failure(env.kv, &wx_subject, env.now)?;
+                vs::record_proof_failure(env.kv, &person_subject, env.now)?;
+                if n >= BIND_MAX_FAILURES {
+                    return Err(locked_problem(until));
+                }
+                return Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "binding_proof_failed",
+                    "身份证号与花名册登记的手机号不匹配",
+                    "the ID number and mobile number do not match a roster entry",
+                )
+                .with("attempts_left", BIND_MAX_FAILURES - n));
+            }
+            let actor = store::audit::Actor {
+                sub: format!("wx:{}", &oref[..16]),
+                role: Role::Trainee.id().to_string(),
+            };
+            vs::bind(env.kv, &oref, &person, &actor, env.now)?;
+            Ok(respond(StatusCode::OK, &trainee_token(env, &person, &oref)))
+        },
+    )
 }

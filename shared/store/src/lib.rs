@@ -21,6 +21,7 @@ pub mod pii;
 pub mod records;
 pub mod registry;
 pub mod spot_checks;
+pub mod vouchers;
 
 pub use kv::{Cas, KeyValue, KvError};
 pub use memory::MemoryStore;

@@ -1,0 +1,1090 @@
+//! 职业培训券 in the store: voucher records, the per-person ledger that holds
+//! invariant 1, card status, WeChat bindings with failed-proof lockout, the
+//! lifelong training archive, and the progress counters.
+//!
+//! # Invariant 1 and the ledger
+//!
+//! Every voucher a person ever got is an entry of ONE record per person,
+//! `person:<ref>:ledger`. Issuing is a compare-and-swap on that record whose
+//! update function runs the VO-* eligibility decision (passed in by the caller,
+//! so the rules stay in `policy`) against the entries it read: two concurrent
+//! issues cannot both see a ledger without the other's voucher, so 100
+//! concurrent issues for one person, occupation and level give one voucher.
+//!
+//! Spin's SQLite backend (and the e2e host) write a compare-and-swap whose
+//! `current` found no value unconditionally, so a CAS is only ever made on a
+//! record that exists: [`ensure_record`] creates an empty record first, with an
+//! `increment` deciding which of several concurrent requests writes it.
+//! Records carry a `rev` counter so that a compare by value never mistakes a
+//! rewritten record for an unchanged one.
+//!
+//! # Order of writes
+//!
+//! Issue: ledger entry (the decision point), voucher record, indexes, audit. A
+//! retry that finds its ledger entry without a voucher record writes the
+//! record ([`issue`] returns it as existing). A move: voucher record (CAS),
+//! ledger entry state, archive and progress (each idempotent, then flagged on
+//! the voucher record), audit. A retried move on a voucher already moved
+//! finishes the flags ([`repair`]).
+//!
+//! No key holds an ID number, a phone number or an openid: people are person
+//! refs ([`crate::pii`]), WeChat users the HMAC of their openid ([`openid_ref`]).
+
+use crate::audit::{self, Actor, Change};
+use crate::index::{self, Position};
+use crate::keys::PREFIX;
+use crate::kv::KeyValue;
+use crate::pii::hex;
+use crate::records::{
+    MAX_CAS_ATTEMPTS, StoreError, UpdateError, backoff, decode, get_json, put_json, update_json,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use hmac::{Hmac, Mac};
+use policy::decision::{Decision, Outcome};
+use policy::ids::{OccupationCode, SkillLevel};
+use policy::reference::{Certificate, Programme, TargetGroup};
+use policy::vouchers::{
+    Action, Amount, Held, IssueDecision, SubsidyKey, VoucherCode, VoucherState,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+
+// ---------------------------------------------------------------------------
+// Keys
+
+/// A voucher record.
+pub fn voucher_key(code: &str) -> String {
+    format!("{PREFIX}voucher:{code}")
+}
+/// A person's ledger of vouchers.
+pub fn ledger_key(person: &str) -> String {
+    format!("{PREFIX}person:{person}:ledger")
+}
+/// A person's lifelong training archive.
+pub fn archive_key(person: &str) -> String {
+    format!("{PREFIX}person:{person}:archive")
+}
+/// A person's electronic social security card status.
+pub fn card_key(person: &str) -> String {
+    format!("{PREFIX}card:{person}")
+}
+/// A WeChat binding, by openid ref.
+pub fn wechat_key(openid_ref: &str) -> String {
+    format!("{PREFIX}wx:{openid_ref}")
+}
+/// Failed binding proofs of a subject (`wx:<openid ref>` or `person:<ref>`) in an hour window.
+pub fn proof_failures_key(subject: &str, window: i64) -> String {
+    format!("{PREFIX}wx-fail:{subject}:{window}")
+}
+/// Progress of a year.
+pub fn progress_key(year: i32) -> String {
+    format!("{PREFIX}stats:progress:{year}")
+}
+/// Index of a class's vouchers.
+pub fn class_index(class_id: &str) -> String {
+    format!("vouchers:class:{class_id}")
+}
+/// Index of every voucher, in issue order (the sweep walks it).
+pub const ALL_INDEX: &str = "vouchers:all";
+
+// ---------------------------------------------------------------------------
+// Records
+
+/// One move of a voucher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    /// The move.
+    pub action: Action,
+    /// State before.
+    pub from: VoucherState,
+    /// State after.
+    pub to: VoucherState,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub by: Actor,
+    /// Reason or certificate number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What the class contributes to a voucher (copied at issue for the archive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassFacts {
+    /// Class id.
+    pub class_id: String,
+    /// Class title.
+    pub title: String,
+    /// Institution's credit code.
+    pub institution: String,
+    /// District code.
+    pub district: String,
+    /// Occupation.
+    pub occupation: OccupationCode,
+    /// Level, when the class leads to one.
+    pub level: Option<SkillLevel>,
+    /// What the class leads to.
+    pub certificate: Certificate,
+    /// Programme.
+    pub programme: Programme,
+    /// Scheduled class hours.
+    pub hours: u32,
+    /// First class day.
+    pub start_date: NaiveDate,
+    /// Last class day.
+    pub end_date: NaiveDate,
+}
+
+/// A voucher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoucherRecord {
+    /// The code (20 symbols, no separators).
+    pub code: String,
+    /// State as last written (see [`VoucherRecord::state_on`] for expiry on read).
+    pub state: VoucherState,
+    /// Person ref of the trainee.
+    pub person: String,
+    /// Roster line (0-based).
+    pub roster_line: usize,
+    /// The trainee's target group.
+    pub group: TargetGroup,
+    /// The class.
+    pub class: ClassFacts,
+    /// What it is priced by.
+    pub key: SubsidyKey,
+    /// Amount and fund (VO-AMOUNT).
+    pub amount: Amount,
+    /// Issue date (CST).
+    pub issued_on: NaiveDate,
+    /// Last day it may be redeemed (VO-VALID).
+    pub last_valid_day: NaiveDate,
+    /// When issued.
+    pub issued_at: DateTime<Utc>,
+    /// Who issued.
+    pub issued_by: Actor,
+    /// The eligibility decision.
+    pub decision: Decision,
+    /// Certificate number, once settled.
+    #[serde(default)]
+    pub certificate_no: Option<String>,
+    /// Reason, once revoked.
+    #[serde(default)]
+    pub revoke_reason: Option<String>,
+    /// Every move.
+    #[serde(default)]
+    pub history: Vec<Move>,
+    /// Write counter.
+    #[serde(default)]
+    pub rev: u64,
+    /// Whether the settlement is in the progress counters.
+    #[serde(default)]
+    pub counted: bool,
+    /// Whether the final state is in the archive.
+    #[serde(default)]
+    pub archived: bool,
+}
+
+impl VoucherRecord {
+    /// The state on `today`, with VO-VALID expiry applied on read.
+    pub fn state_on(&self, today: NaiveDate) -> VoucherState {
+        policy::vouchers::effective_state(self.state, self.last_valid_day, today)
+    }
+
+    /// The parsed code.
+    pub fn voucher_code(&self) -> Option<VoucherCode> {
+        VoucherCode::parse(&self.code).ok()
+    }
+
+    fn needs_repair(&self) -> bool {
+        (self.state == VoucherState::Settled && !self.counted)
+            || (matches!(self.state, VoucherState::Settled | VoucherState::Revoked)
+                && !self.archived)
+    }
+}
+
+/// One voucher in a person's ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// Voucher code.
+    pub code: String,
+    /// Class.
+    pub class_id: String,
+    /// Roster line.
+    pub roster_line: usize,
+    /// What it is priced by.
+    pub key: SubsidyKey,
+    /// Issue date.
+    pub issued_on: NaiveDate,
+    /// Last valid day.
+    pub last_valid_day: NaiveDate,
+    /// State as last written.
+    pub state: VoucherState,
+}
+
+impl LedgerEntry {
+    /// As the eligibility rules see it.
+    pub fn held(&self) -> Held {
+        Held {
+            code: self.code.clone(),
+            class_id: self.class_id.clone(),
+            key: self.key.clone(),
+            issued_on: self.issued_on,
+            last_valid_day: self.last_valid_day,
+            state: self.state,
+        }
+    }
+}
+
+/// A person's vouchers: the one record issuing compares and swaps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Write counter.
+    pub rev: u64,
+    /// Every voucher, oldest first.
+    pub entries: Vec<LedgerEntry>,
+}
+
+impl Ledger {
+    /// The entries as the eligibility rules see them.
+    pub fn held(&self) -> Vec<Held> {
+        self.entries.iter().map(LedgerEntry::held).collect()
+    }
+}
+
+/// One training in the lifelong archive (VO-ARCHIVE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveEntry {
+    /// Voucher code.
+    pub code: String,
+    /// The class.
+    pub class: ClassFacts,
+    /// Settled or revoked.
+    pub result: VoucherState,
+    /// Certificate number, when settled.
+    #[serde(default)]
+    pub certificate_no: Option<String>,
+    /// Reason, when revoked.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Subsidy paid, in fen (0 when revoked).
+    pub amount_fen: i64,
+    /// When recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// A person's lifelong training archive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Archive {
+    /// Write counter.
+    pub rev: u64,
+    /// Trainings, oldest first.
+    pub entries: Vec<ArchiveEntry>,
+}
+
+/// Settled figures of one district, programme or the city.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Settled vouchers (人次).
+    pub trainings: u64,
+    /// Of which led to a 职业资格 or 职业技能等级 certificate.
+    pub certificates: u64,
+    /// Money paid, in fen.
+    pub amount_fen: i64,
+}
+
+impl Tally {
+    fn add(&mut self, certificate: bool, fen: i64) {
+        self.trainings += 1;
+        if certificate {
+            self.certificates += 1;
+        }
+        self.amount_fen += fen;
+    }
+}
+
+/// Codes remembered by [`Progress`] so that a repaired settlement is not counted twice.
+pub const PROGRESS_RECENT: usize = 512;
+
+/// Progress of one year (by the class's first day), from settled vouchers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Write counter.
+    pub rev: u64,
+    /// City-wide.
+    pub city: Tally,
+    /// By district code.
+    pub districts: BTreeMap<String, Tally>,
+    /// By programme.
+    pub programmes: BTreeMap<String, Tally>,
+    /// Money by fund source, in fen.
+    pub funds: BTreeMap<String, i64>,
+    /// The last codes counted.
+    #[serde(default)]
+    pub recent: Vec<String>,
+}
+
+/// A person's electronic social security card status (VO-CARD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardStatus {
+    /// Whether it is activated.
+    pub active: bool,
+    /// When this status was reported.
+    pub changed_at: DateTime<Utc>,
+    /// Who reported it.
+    pub by: Actor,
+}
+
+/// A WeChat user bound to a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// Person ref.
+    pub person: String,
+    /// When bound.
+    pub bound_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn infallible<T>(r: Result<T, UpdateError<std::convert::Infallible>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        UpdateError::Store(s) => s,
+        UpdateError::Refused(never) => match never {},
+    })
+}
+
+/// Makes sure `key` holds a record (the default value when it had none), so that a
+/// compare-and-swap on it compares with something: one `exists` when it does.
+pub fn ensure_record<T: Serialize + Default>(
+    kv: &impl KeyValue,
+    key: &str,
+) -> Result<(), StoreError> {
+    if kv.exists(key)? {
+        return Ok(());
+    }
+    let ticket = kv.increment(&format!("{key}:init"), 1)?;
+    if ticket == 1 {
+        put_json(kv, key, &T::default())?;
+        return Ok(());
+    }
+    for attempt in 0..4 * MAX_CAS_ATTEMPTS {
+        backoff(attempt);
+        if kv.exists(key)? {
+            return Ok(());
+        }
+    }
+    // The creator stopped between its ticket and its write (it would have
+    // written long ago otherwise): write the empty record in its place.
+    put_json(kv, key, &T::default())?;
+    Ok(())
+}
+
+/// Read-modify-write of a record that [`ensure_record`] made exist.
+fn update_existing<T, E>(
+    kv: &impl KeyValue,
+    key: &str,
+    what: &'static str,
+    mut f: impl FnMut(T) -> Result<Option<T>, E>,
+) -> Result<T, UpdateError<E>>
+where
+    T: Serialize + DeserializeOwned + Clone + Default,
+{
+    ensure_record::<T>(kv, key)?;
+    let out = update_json::<T, E>(kv, key, what, |cur| f(cur.unwrap_or_default()))?;
+    Ok(out.unwrap_or_default())
+}
+
+// ---------------------------------------------------------------------------
+// Issue
+
+/// Everything about one voucher to issue except what the decision gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// Person ref.
+    pub person: String,
+    /// Roster line.
+    pub roster_line: usize,
+    /// Target group.
+    pub group: TargetGroup,
+    /// The class.
+    pub class: ClassFacts,
+    /// What it is priced by.
+    pub key: SubsidyKey,
+    /// Issue date.
+    pub today: NaiveDate,
+}
+
+/// What [`issue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issued {
+    /// A new voucher.
+    New(Box<VoucherRecord>),
+    /// The trainee already had a voucher for this class line (a retry or a race).
+    Existing(Box<VoucherRecord>),
+    /// The rules refused.
+    Refused(Decision),
+}
+
+enum LedgerRefusal {
+    Existing(LedgerEntry),
+    Refused(Decision),
+}
+
+/// Issues a voucher for `draft` if `decide` approves it against the person's ledger.
+///
+/// `decide` gets the person's earlier vouchers and returns the VO-* decision
+/// (it may run several times under contention). `code` is the new voucher's
+/// code, drawn by the caller from the host's randomness.
+pub fn issue(
+    kv: &impl KeyValue,
+    draft: &Draft,
+    code: &VoucherCode,
+    decide: impl Fn(&[Held]) -> IssueDecision,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Issued, StoreError> {
+    let mut approved: Option<IssueDecision> = None;
+    let result = update_existing::<Ledger, LedgerRefusal>(
+        kv,
+        &ledger_key(&draft.person),
+        "ledger",
+        |mut ledger| {
+            if let Some(e) = ledger.entries.iter().find(|e| {
+                e.class_id == draft.class.class_id
+                    && e.roster_line == draft.roster_line
+                    && e.state.counts()
+            }) {
+                return Err(LedgerRefusal::Existing(e.clone()));
+            }
+            let d = decide(&ledger.held());
+            if d.decision.outcome != Outcome::Approved || d.amount.is_none() {
+                return Err(LedgerRefusal::Refused(d.decision));
+            }
+            ledger.entries.push(LedgerEntry {
+                code: code.as_str().to_string(),
+                class_id: draft.class.class_id.clone(),
+                roster_line: draft.roster_line,
+                key: draft.key.clone(),
+                issued_on: draft.today,
+                last_valid_day: d.last_valid_day,
+                state: VoucherState::Issued,
+            });
+            ledger.rev += 1;
+            approved = Some(d);
+            Ok(Some(ledger))
+        },
+    );
+    match result {
+        Ok(_) => {
+            let d = approved.expect("an approved update set the decision");
+            let record = new_record(draft, code.as_str(), d, actor, now);
+            write_new(kv, &record, actor, now)?;
+            Ok(Issued::New(Box::new(record)))
+        }
+        Err(UpdateError::Store(e)) => Err(e),
+        Err(UpdateError::Refused(LedgerRefusal::Refused(d))) => Ok(Issued::Refused(d)),
+        Err(UpdateError::Refused(LedgerRefusal::Existing(entry))) => {
+            if let Some(r) = get(kv, &entry.code)? {
+                return Ok(Issued::Existing(Box::new(r)));
+            }
+            // The first request stopped after its ledger entry: finish it.
+            let ledger: Ledger =
+                get_json(kv, &ledger_key(&draft.person), "ledger")?.unwrap_or_default();
+            let others: Vec<Held> = ledger
+                .entries
+                .iter()
+                .filter(|e| e.code != entry.code)
+                .map(LedgerEntry::held)
+                .collect();
+            let mut d = decide(&others);
+            d.last_valid_day = entry.last_valid_day;
+            let Some(_) = d.amount else {
+                return Ok(Issued::Refused(d.decision));
+            };
+            let mut draft = draft.clone();
+            draft.today = entry.issued_on;
+            let record = new_record(&draft, &entry.code, d, actor, now);
+            write_new(kv, &record, actor, now)?;
+            Ok(Issued::Existing(Box::new(record)))
+        }
+    }
+}
+
+fn new_record(
+    draft: &Draft,
+    code: &str,
+    d: IssueDecision,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> VoucherRecord {
+    VoucherRecord {
+        code: code.to_string(),
+        state: VoucherState::Issued,
+        person: draft.person.clone(),
+        roster_line: draft.roster_line,
+        group: draft.group,
+        class: draft.class.clone(),
+        key: draft.key.clone(),
+        amount: d.amount.expect("approved decisions carry an amount"),
+        issued_on: draft.today,
+        last_valid_day: d.last_valid_day,
+        issued_at: now,
+        issued_by: actor.clone(),
+        decision: d.decision,
+        certificate_no: None,
+        revoke_reason: None,
+        history: Vec::new(),
+        rev: 1,
+        counted: false,
+        archived: false,
+    }
+}
+
+fn write_new(
+    kv: &impl KeyValue,
+    record: &VoucherRecord,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    put_json(kv, &voucher_key(&record.code), record)?;
+    index::append(kv, &class_index(&record.class.class_id), &record.code)?;
+    index::append(kv, ALL_INDEX, &record.code)?;
+    audit::record(
+        kv,
+        Change {
+            actor: actor.clone(),
+            action: "voucher.issued".into(),
+            entity: format!("voucher:{}", record.code),
+            before: None,
+            after: Some(audit::digest_of(record)),
+            note: Some(format!("{}:{}", record.class.class_id, record.amount.fen)),
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+/// Reads a voucher.
+pub fn get(kv: &impl KeyValue, code: &str) -> Result<Option<VoucherRecord>, StoreError> {
+    get_json(kv, &voucher_key(code), "voucher")
+}
+
+/// Reads several vouchers in one call (absent ones are left out).
+pub fn get_many(kv: &impl KeyValue, codes: &[String]) -> Result<Vec<VoucherRecord>, StoreError> {
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = codes.iter().map(|c| voucher_key(c)).collect();
+    kv.get_many(&keys)?
+        .into_iter()
+        .flatten()
+        .map(|b| decode(&b, "voucher"))
+        .collect()
+}
+
+/// A person's ledger (empty when they never had a voucher).
+pub fn ledger(kv: &impl KeyValue, person: &str) -> Result<Ledger, StoreError> {
+    Ok(get_json(kv, &ledger_key(person), "ledger")?.unwrap_or_default())
+}
+
+/// A person's vouchers, oldest first: the ledger and the records, two calls.
+pub fn of_person(kv: &impl KeyValue, person: &str) -> Result<Vec<VoucherRecord>, StoreError> {
+    let l = ledger(kv, person)?;
+    let codes: Vec<String> = l.entries.iter().map(|e| e.code.clone()).collect();
+    get_many(kv, &codes)
+}
+
+/// One page of a class's vouchers.
+pub fn of_class(
+    kv: &impl KeyValue,
+    class_id: &str,
+    from: Position,
+    limit: usize,
+) -> Result<(Vec<VoucherRecord>, Option<Position>), StoreError> {
+    let (codes, next) = index::read(kv, &class_index(class_id), from, limit)?;
+    Ok((get_many(kv, &codes)?, next))
+}
+
+/// A person's archive (empty when nothing was archived).
+pub fn archive(kv: &impl KeyValue, person: &str) -> Result<Archive, StoreError> {
+    Ok(get_json(kv, &archive_key(person), "archive")?.unwrap_or_default())
+}
+
+/// The progress of `year` (zeros when nothing was settled).
+pub fn progress(kv: &impl KeyValue, year: i32) -> Result<Progress, StoreError> {
+    Ok(get_json(kv, &progress_key(year), "progress")?.unwrap_or_default())
+}
+
+// ---------------------------------------------------------------------------
+// Moves
+
+/// Why a move was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoveError<E> {
+    /// No voucher with this code.
+    #[error("voucher not found")]
+    NotFound,
+    /// The caller's check refused (a VO-FLOW decision, a forbidden caller).
+    #[error("move refused")]
+    Refused(E),
+}
+
+/// Moves voucher `code` by `action`.
+///
+/// `f` gets the record as stored (with expiry on read NOT yet applied) and
+/// either refuses or changes it (state, certificate number, reason); it may run
+/// several times. The move, the ledger, the archive, the progress counters and
+/// the audit event follow. Returns the record before and after.
+pub fn apply<E>(
+    kv: &impl KeyValue,
+    code: &str,
+    action: Action,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    mut f: impl FnMut(&mut VoucherRecord) -> Result<(), E>,
+) -> Result<(VoucherRecord, VoucherRecord), UpdateError<MoveError<E>>> {
+    let mut before: Option<VoucherRecord> = None;
+    let mut refused_current: Option<VoucherRecord> = None;
+    let result =
+        update_json::<VoucherRecord, MoveError<E>>(kv, &voucher_key(code), "voucher", |cur| {
+            let mut r = cur.ok_or(MoveError::NotFound)?;
+            before = Some(r.clone());
+            let from = r.state;
+            if let Err(e) = f(&mut r) {
+                refused_current = Some(r);
+                return Err(MoveError::Refused(e));
+            }
+            let note = match action {
+                Action::Settle => r.certificate_no.clone(),
+                Action::Revoke => r.revoke_reason.clone(),
+                _ => None,
+            };
+            r.history.push(Move {
+                action,
+                from,
+                to: r.state,
+                at: now,
+                by: actor.clone(),
+                note,
+            });
+            r.rev += 1;
+            Ok(Some(r))
+        });
+    let after = match result {
+        Ok(r) => r.ok_or(UpdateError::Refused(MoveError::NotFound))?,
+        Err(e) => {
+            if let Some(r) = refused_current.filter(VoucherRecord::needs_repair) {
+                repair(kv, r, actor, now)?;
+            }
+            return Err(e);
+        }
+    };
+    let before = before.expect("a successful update read the record");
+    set_ledger_state(kv, &after)?;
+    let after = repair(kv, after, actor, now)?;
+    audit::record(
+        kv,
+        Change {
+            actor: actor.clone(),
+            action: format!("voucher.{}", after.state.id()),
+            entity: format!("voucher:{code}"),
+            before: Some(audit::digest_of(&before)),
+            after: Some(audit::digest_of(&after)),
+            note: after.history.last().and_then(|m| m.note.clone()).map(|n| {
+                if action == Action::Revoke {
+                    "reason given".to_string()
+                } else {
+                    n
+                }
+            }),
+        },
+        now,
+    )?;
+    Ok((before, after))
+}
+
+fn set_ledger_state(kv: &impl KeyValue, r: &VoucherRecord) -> Result<(), StoreError> {
+    infallible(update_existing::<Ledger, std::convert::Infallible>(
+        kv,
+        &ledger_key(&r.person),
+        "ledger",
+        |mut l| {
+            let Some(e) = l.entries.iter_mut().find(|e| e.code == r.code) else {
+                return Ok(None);
+            };
+            if e.state == r.state {
+                return Ok(None);
+            }
+            e.state = r.state;
+            l.rev += 1;
+            Ok(Some(l))
+        },
+    ))?;
+    Ok(())
+}
+
+/// Writes what a final state owes (archive entry, progress counts) and flags it on the voucher. Idempotent.
+pub fn repair(
+    kv: &impl KeyValue,
+    mut r: VoucherRecord,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<VoucherRecord, StoreError> {
+    let _ = actor;
+    if !r.needs_repair() {
+        return Ok(r);
+    }
+    set_ledger_state(kv, &r)?;
+    if !r.archived {
+        let entry = ArchiveEntry {
+            code: r.code.clone(),
+            class: r.class.clone(),
+            result: r.state,
+            certificate_no: r.certificate_no.clone(),
+            reason: r.revoke_reason.clone(),
+            amount_fen: if r.state == VoucherState::Settled {
+                r.amount.fen
+            } else {
+                0
+            },
+            at: now,
+        };
+        infallible(update_existing::<Archive, std::convert::Infallible>(
+            kv,
+            &archive_key(&r.person),
+            "archive",
+            |mut a| {
+                if a.entries.iter().any(|e| e.code == entry.code) {
+                    return Ok(None);
+                }
+                a.entries.push(entry.clone());
+                a.rev += 1;
+                Ok(Some(a))
+            },
+        ))?;
+    }
+    if r.state == VoucherState::Settled && !r.counted {
+        let certificate = matches!(
+            r.class.certificate,
+            Certificate::VocationalQualification | Certificate::SkillLevel
+        );
+        let fen = r.amount.fen;
+        infallible(update_existing::<Progress, std::convert::Infallible>(
+            kv,
+            &progress_key(r.class.start_date.year()),
+            "progress",
+            |mut p| {
+                if p.recent.contains(&r.code) {
+                    return Ok(None);
+                }
+                p.city.add(certificate, fen);
+                p.districts
+                    .entry(r.class.district.clone())
+                    .or_default()
+                    .add(certificate, fen);
+                p.programmes
+                    .entry(r.class.programme.id())
+                    .or_default()
+                    .add(certificate, fen);
+                *p.funds.entry(r.amount.fund.id()).or_default() += fen;
+                p.recent.push(r.code.clone());
+                if p.recent.len() > PROGRESS_RECENT {
+                    let extra = p.recent.len() - PROGRESS_RECENT;
+                    p.recent.drain(..extra);
+                }
+                p.rev += 1;
+                Ok(Some(p))
+            },
+        ))?;
+    }
+    let flagged = infallible(update_json::<VoucherRecord, std::convert::Infallible>(
+        kv,
+        &voucher_key(&r.code),
+        "voucher",
+        |cur| {
+            let Some(mut c) = cur else { return Ok(None) };
+            let archived = matches!(c.state, VoucherState::Settled | VoucherState::Revoked);
+            let counted = c.state == VoucherState::Settled;
+            if (c.archived || !archived) && (c.counted || !counted) {
+                return Ok(None);
+            }
+            c.archived |= archived;
+            c.counted |= counted;
+            c.rev += 1;
+            Ok(Some(c))
+        },
+    ))?;
+    if let Some(f) = flagged {
+        r = f;
+    }
+    Ok(r)
+}
+
+/// One page of the expiry sweep: vouchers of [`ALL_INDEX`] from `from` that are
+/// issued and past their last valid day on `today` are moved to expired.
+/// Returns the codes expired and where the next page starts.
+pub fn sweep(
+    kv: &impl KeyValue,
+    from: Position,
+    limit: usize,
+    today: NaiveDate,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(Vec<String>, usize, Option<Position>), StoreError> {
+    let (codes, next) = index::read(kv, ALL_INDEX, from, limit)?;
+    let scanned = codes.len();
+    let mut expired = Vec::new();
+    for r in get_many(kv, &codes)? {
+        if r.state_on(today) != VoucherState::Expired || r.state != VoucherState::Issued {
+            continue;
+        }
+        match apply(kv, &r.code, Action::Expire, actor, now, |c| {
+            if c.state_on(today) != VoucherState::Expired {
+                return Err(());
+            }
+            c.state = policy::vouchers::transition(c.state, Action::Expire).map_err(|_| ())?;
+            Ok(())
+        }) {
+            Ok(_) => expired.push(r.code),
+            Err(UpdateError::Store(e)) => return Err(e),
+            Err(UpdateError::Refused(_)) => {}
+        }
+    }
+    Ok((expired, scanned, next))
+}
+
+// ---------------------------------------------------------------------------
+// Cards
+
+/// Records a card status reported by the social-security system.
+pub fn set_card(
+    kv: &impl KeyValue,
+    person: &str,
+    active: bool,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<CardStatus, StoreError> {
+    let before: Option<CardStatus> = get_json(kv, &card_key(person), "card")?;
+    let status = CardStatus {
+        active,
+        changed_at: now,
+        by: actor.clone(),
+    };
+    if before.as_ref().is_some_and(|b| b.active == active) {
+        return Ok(before.expect("checked"));
+    }
+    put_json(kv, &card_key(person), &status)?;
+    audit::record(
+        kv,
+        Change {
+            actor: actor.clone(),
+            action: if active {
+                "card.activated".into()
+            } else {
+                "card.deactivated".into()
+            },
+            entity: format!("person:{person}"),
+            before: before.as_ref().map(audit::digest_of),
+            after: Some(audit::digest_of(&status)),
+            note: None,
+        },
+        now,
+    )?;
+    Ok(status)
+}
+
+/// A person's card status, if reported.
+pub fn card(kv: &impl KeyValue, person: &str) -> Result<Option<CardStatus>, StoreError> {
+    get_json(kv, &card_key(person), "card")
+}
+
+// ---------------------------------------------------------------------------
+// WeChat
+
+fn mac(key: &[u8]) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length")
+}
+
+/// The keyed hash of a WeChat openid (never stored or logged in clear).
+pub fn openid_ref(key: &str, openid: &str) -> String {
+    let mut m = mac(key.as_bytes());
+    m.update(b"wechat-openid\0");
+    m.update(openid.as_bytes());
+    hex(&m.finalize().into_bytes())
+}
+
+#[derive(Serialize, Deserialize)]
+struct Ticket {
+    o: String,
+    exp: i64,
+}
+
+/// A short-lived ticket proving the holder logged in as `openid_ref`, for the bind call.
+pub fn sign_ticket(secret: &str, openid_ref: &str, exp: i64) -> String {
+    let payload = B64.encode(
+        serde_json::to_vec(&Ticket {
+            o: openid_ref.to_string(),
+            exp,
+        })
+        .expect("ticket serialises"),
+    );
+    let mut m = mac(secret.as_bytes());
+    m.update(b"wechat-bind-ticket\0");
+    m.update(payload.as_bytes());
+    format!("{payload}.{}", B64.encode(m.finalize().into_bytes()))
+}
+
+/// The openid ref of a valid, unexpired ticket.
+pub fn verify_ticket(secret: &str, ticket: &str, now: i64) -> Option<String> {
+    let (payload, sig) = ticket.split_once('.')?;
+    let sig = B64.decode(sig).ok()?;
+    let mut m = mac(secret.as_bytes());
+    m.update(b"wechat-bind-ticket\0");
+    m.update(payload.as_bytes());
+    m.verify_slice(&sig).ok()?;
+    let t: Ticket = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
+    (t.exp >= now).then_some(t.o)
+}
+
+/// The person bound to an openid ref.
+pub fn binding(kv: &impl KeyValue, openid_ref: &str) -> Result<Option<Binding>, StoreError> {
+    get_json(kv, &wechat_key(openid_ref), "wechat binding")
+}
+
+/// Binds an openid ref to a person (a later bind of the same openid replaces it, audited).
+pub fn bind(
+    kv: &impl KeyValue,
+    openid_ref: &str,
+    person: &str,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Binding, StoreError> {
+    let before = binding(kv, openid_ref)?;
+    if let Some(b) = before.as_ref().filter(|b| b.person == person) {
+        return Ok(b.clone());
+    }
+    let b = Binding {
+        person: person.to_string(),
+        bound_at: now,
+    };
+    put_json(kv, &wechat_key(openid_ref), &b)?;
+    audit::record(
+        kv,
+        Change {
+            actor: actor.clone(),
+            action: "wechat.bound".into(),
+            entity: format!("person:{person}"),
+            before: before.as_ref().map(audit::digest_of),
+            after: Some(audit::digest_of(&b)),
+            note: None,
+        },
+        now,
+    )?;
+    Ok(b)
+}
+
+/// Seconds of one lockout window.
+pub const PROOF_WINDOW_SECS: i64 = 3600;
+
+fn window(now: DateTime<Utc>) -> i64 {
+    now.timestamp().div_euclid(PROOF_WINDOW_SECS)
+}
+
+/// Failed proofs of `subject` in the current window (a counter read: `increment(_, 0)`).
+pub fn proof_failures(
+    kv: &impl KeyValue,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    Ok(kv.increment(&proof_failures_key(subject, window(now)), 0)?)
+}
+
+/// Counts a failed proof of `subject`; returns the count in the current window.
+pub fn record_proof_failure(
+    kv: &impl KeyValue,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    Ok(kv.increment(&proof_failures_key(subject, window(now)), 1)?)
+}
+
+/// When the current lockout window ends.
+pub fn window_end(now: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp((window(now) + 1) * PROOF_WINDOW_SECS, 0).unwrap_or(now)
+}
+
+/// The classes a person is or was enrolled in: live enrolments and classes of their vouchers.
+pub fn classes_of_person(kv: &impl KeyValue, person: &str) -> Result<Vec<String>, StoreError> {
+    let keys = vec![crate::keys::person_enrolments(person), ledger_key(person)];
+    let v = kv.get_many(&keys)?;
+    let mut out: Vec<String> = Vec::new();
+    if let Some(b) = &v[0] {
+        let list: Vec<policy::class_opening::Enrolment> = decode(b, "enrolments")?;
+        out.extend(list.into_iter().map(|e| e.class_id));
+    }
+    if let Some(b) = &v[1] {
+        let l: Ledger = decode(b, "ledger")?;
+        out.extend(l.entries.into_iter().map(|e| e.class_id));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    #[test]
+    fn ensure_record_creates_once_under_concurrency_and_keeps_content() {
+        let kv = MemoryStore::new();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    infallible(update_existing::<Ledger, std::convert::Infallible>(
+                        &kv,
+                        "vt:test",
+                        "ledger",
+                        |mut l| {
+                            l.rev += 1;
+                            Ok(Some(l))
+                        },
+                    ))
+                    .unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let l: Ledger = get_json(&kv, "vt:test", "ledger").unwrap().unwrap();
+        assert_eq!(l.rev, 8, "no update lost");
+    }
+
+    #[test]
+    fn tickets_verify_until_they_expire_and_refuse_tampering() {
+        let t = sign_ticket("secret", "ref1", 100);
+        assert_eq!(verify_ticket("secret", &t, 100), Some("ref1".into()));
+        assert_eq!(verify_ticket("secret", &t, 101), None);
+        assert_eq!(verify_ticket("other", &t, 50), None);
+        let forged = format!("{}x", t);
+        assert_eq!(verify_ticket("secret", &forged, 50), None);
+    }
+
+    #[test]
+    fn openid_refs_are_keyed_and_never_contain_the_openid() {
+        let a = openid_ref("k1", "oAbCdEf123");
+        assert_ne!(a, openid_ref("k2", "oAbCdEf123"));
+        assert!(!a.contains("oAbCdEf123"));
+        assert_eq!(a.len(), 64);
+    }
+}
