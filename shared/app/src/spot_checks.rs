@@ -1,16 +1,707 @@
-//! Routes of the spot-checks component (not written yet: every route answers 501).
+//! 电话抽查: routes of the spot-checks component.
+//!
+//! | route | roles |
+//! | --- | --- |
+//! | `POST /api/v1/spot-checks/runs` | scheduler, bureau |
+//! | `GET /api/v1/spot-checks/runs/{id}` | any authenticated caller (no personal data) |
+//! | `PUT /api/v1/spot-checks/inspectors/{sub}` | bureau |
+//! | `GET /api/v1/spot-checks/inspectors` | bureau, scheduler |
+//! | `GET /api/v1/spot-checks/tasks/mine` | inspector |
+//! | `POST /api/v1/spot-checks/tasks/{id}/calls` | inspector (the task's own) |
+//! | `GET /api/v1/spot-checks/findings` | bureau, district officer (own district) |
+//! | `GET /api/v1/spot-checks/findings/{id}` | bureau, district officer (own district), institution (own class) |
+//! | `POST /api/v1/spot-checks/findings/{id}/rectification` | district officer of the class's district |
+//! | `GET /api/v1/spot-checks/classes/{id}/hold` | bureau, district officer (own district), institution (own class) |
+//! | `GET /api/v1/spot-checks/proposals` | bureau |
+//!
+//! A run is advanced one page per `POST …/runs` (the scheduler calls until
+//! `done`); the same window is the same run. Inspectors are known by the `sub`
+//! of their `inspector` token, registered by the bureau with
+//! `PUT …/inspectors/{sub}`; a run assigns its tasks to the inspectors active
+//! when its seed is fixed. Full phone numbers appear only in
+//! `GET …/tasks/mine`, only for the caller's own pending tasks, and each such
+//! response writes an audit event naming the tasks. Every state-changing
+//! route honours `Idempotency-Key`.
 
-use http::StatusCode;
+use chrono::{DateTime, Utc};
+use http::{Method, StatusCode};
+use policy::Parameters;
+use policy::sampling::{self, TaskState};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use store::KeyValue;
-use web::{Env, Problem, Request, Response};
+use store::classes;
+use store::findings::{self, CloseError, Finding, Rectification};
+use store::index::Position;
+use store::spot_checks::{
+    self as sc, Advance, CallError, CallReport, ClassTasks, FrozenClass, MyTask, Progress, Run,
+    RunError,
+};
+use web::json::{self, respond};
+use web::router::{Matched, Router, query};
+use web::{Env, Principal, Problem, Request, Response, Role, idempotent, paging};
+
+/// The routes of this component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Start or continue a run.
+    Advance,
+    /// A published run.
+    GetRun,
+    /// Register or change an inspector.
+    PutInspector,
+    /// List inspectors.
+    ListInspectors,
+    /// The caller's call list.
+    MyTasks,
+    /// Record a call attempt.
+    Call,
+    /// List findings.
+    ListFindings,
+    /// Read a finding.
+    GetFinding,
+    /// Close a finding with a rectification.
+    Rectify,
+    /// A class's hold.
+    Hold,
+    /// Blacklist proposals.
+    Proposals,
+}
+
+/// The router of this component.
+pub fn router() -> Router<Route> {
+    Router::new()
+        .add(Method::POST, "/api/v1/spot-checks/runs", Route::Advance)
+        .add(Method::GET, "/api/v1/spot-checks/runs/{id}", Route::GetRun)
+        .add(
+            Method::PUT,
+            "/api/v1/spot-checks/inspectors/{sub}",
+            Route::PutInspector,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/spot-checks/inspectors",
+            Route::ListInspectors,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/spot-checks/tasks/mine",
+            Route::MyTasks,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/spot-checks/tasks/{id}/calls",
+            Route::Call,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/spot-checks/findings",
+            Route::ListFindings,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/spot-checks/findings/{id}",
+            Route::GetFinding,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/spot-checks/findings/{id}/rectification",
+            Route::Rectify,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/spot-checks/classes/{id}/hold",
+            Route::Hold,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/spot-checks/proposals",
+            Route::Proposals,
+        )
+}
 
 /// Handles one request.
-pub fn handle<K: KeyValue>(_env: &Env<'_, K>, _req: &Request) -> Response {
-    Problem::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "功能尚未实现",
-        "this function is not implemented yet",
-    )
-    .into_response()
+pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
+    web::finish(dispatch(env, req))
+}
+
+fn dispatch<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
+    let m = router().at(req.method(), req.uri().path())?;
+    let who = env.authenticate(req)?;
+    match m.route {
+        Route::Advance => advance(env, req, &who),
+        Route::GetRun => get_run(env, req, &m, &who),
+        Route::PutInspector => put_inspector(env, req, &m, &who),
+        Route::ListInspectors => list_inspectors(env, &who),
+        Route::MyTasks => my_tasks(env, req, &who),
+        Route::Call => call(env, req, &m, &who),
+        Route::ListFindings => list_findings(env, req, &who),
+        Route::GetFinding => get_finding(env, &m, &who),
+        Route::Rectify => rectify(env, req, &m, &who),
+        Route::Hold => hold(env, &m, &who),
+        Route::Proposals => proposals(env, req, &who),
+    }
+}
+
+fn params() -> &'static Parameters {
+    Parameters::shipped()
+}
+
+fn only_known_query(req: &Request, known: &[&str]) -> Result<(), Problem> {
+    for k in query(req).keys() {
+        if !known.contains(&k.as_str()) {
+            return Err(Problem::invalid(format!("unknown query parameter {k}"))
+                .field(k.clone(), "not a parameter of this route"));
+        }
+    }
+    Ok(())
+}
+
+fn cursor_and_limit(
+    req: &Request,
+    default: usize,
+    max: usize,
+) -> Result<(Position, usize), Problem> {
+    let q = query(req);
+    let limit = paging::limit(q.get("limit").map(String::as_str), default, max)?;
+    let from = q
+        .get("cursor")
+        .map(|c| paging::decode(c))
+        .transpose()?
+        .unwrap_or_default();
+    Ok((from, limit))
+}
+
+// ---------------------------------------------------------------------------
+// Runs.
+
+/// Body of `POST /api/v1/spot-checks/runs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceRequest {
+    /// The run window, for example `2022-06-20`: 1 to 32 letters, digits and `-`.
+    pub window: String,
+    /// A public seed (digits drawn in public, a lottery result); random when absent.
+    #[serde(default)]
+    pub seed: Option<String>,
+    /// Classes per page (1 to 500, default 100); only the first call of a run sets it.
+    #[serde(default)]
+    pub page_size: Option<usize>,
+}
+
+fn run_problem(e: RunError) -> Problem {
+    match e {
+        RunError::Store(s) => s.into(),
+        RunError::SeedConflict => Problem::conflict(
+            "seed_conflict",
+            "该抽查批次已有不同的随机种子",
+            "this run already has a different seed; the seed of a run never changes",
+        ),
+        RunError::NoInspectors => Problem::conflict(
+            "no_inspectors",
+            "尚未登记在岗的抽查员，无法确定随机种子",
+            "the population is frozen but no active inspector is registered; register one and call again",
+        ),
+    }
+}
+
+fn progress_view(p: &Progress) -> Value {
+    let r = &p.run;
+    json!({
+        "run": r.id,
+        "created": p.created,
+        "steps": p.steps,
+        "phase": r.phase,
+        "page_size": r.page_size,
+        "freeze_pages": r.freeze_pages,
+        "frozen": r.frozen,
+        "classes": r.classes.len(),
+        "seed_fixed": r.seed.is_some(),
+        "seed_source": r.seed.as_ref().map(|s| s.source),
+        "drawn_pages": r.drawn_pages,
+        "draw_pages": if r.frozen { Some(r.draw_pages()) } else { None },
+        "tasks": r.tasks,
+        "done": r.phase == sc::Phase::Done,
+        "href": format!("/api/v1/spot-checks/runs/{}", r.id),
+    })
+}
+
+fn advance<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Scheduler, Role::BureauAdmin])?;
+    idempotent::run(env, req, "spot_checks.advance", &who.claims.sub, || {
+        let body: AdvanceRequest = json::body(req)?;
+        if !sc::window_ok(&body.window) {
+            return Err(
+                Problem::invalid("window must be 1 to 32 letters, digits or -")
+                    .field("window", "1 to 32 letters, digits or -"),
+            );
+        }
+        if body.seed.as_deref().is_some_and(|s| !sc::seed_ok(s)) {
+            return Err(
+                Problem::invalid("seed must be 1 to 256 printable ASCII characters")
+                    .field("seed", "1 to 256 printable ASCII characters"),
+            );
+        }
+        if body
+            .page_size
+            .is_some_and(|n| !(1..=sc::MAX_PAGE_SIZE).contains(&n))
+        {
+            return Err(
+                Problem::invalid(format!("page_size must be 1 to {}", sc::MAX_PAGE_SIZE))
+                    .field("page_size", format!("1 to {}", sc::MAX_PAGE_SIZE)),
+            );
+        }
+        let progress = sc::advance(
+            env.kv,
+            params(),
+            &Advance {
+                window: body.window,
+                public_seed: body.seed,
+                page_size: body.page_size,
+            },
+            &who.actor(),
+            env.now,
+            env.today(),
+            env.random,
+        )
+        .map_err(run_problem)?;
+        Ok(respond(StatusCode::OK, &progress_view(&progress)))
+    })
+}
+
+fn frozen_view(c: &FrozenClass) -> Value {
+    let population = c.population();
+    json!({
+        "class_id": c.class_id,
+        "roster": c.roster,
+        "raised": c.raised,
+        "size_rule": c.rule,
+        "population_digest": sampling::population_digest(&population),
+        "population": population,
+        "sample_size": c.n,
+    })
+}
+
+fn drawn_view(c: &FrozenClass, t: &ClassTasks) -> Value {
+    let mut v = frozen_view(c);
+    v["sample"] = json!(t.drawn(1));
+    v["second_sample"] = json!(t.drawn(2));
+    v
+}
+
+/// The published form of a run (one page of its classes), as `GET …/runs/{id}` returns it.
+pub fn run_view(run: &Run, page: &sc::PublishedPage) -> Value {
+    json!({
+        "run": run.id,
+        "phase": run.phase,
+        "algorithm": sampling::ALGORITHM,
+        "algorithm_version": sampling::ALGORITHM_VERSION,
+        "seed": run.seed.as_ref().map(|s| &s.value),
+        "seed_hash": run.seed.as_ref().map(|s| sampling::seed_hash(&s.value)),
+        "seed_source": run.seed.as_ref().map(|s| s.source),
+        "seed_fixed_at": run.seed.as_ref().map(|s| s.fixed_at),
+        "started_at": run.started_at,
+        "evaluated_on": run.evaluated_on,
+        "parameters": run.parameters,
+        "page_size": run.page_size,
+        "frozen": run.frozen,
+        "classes_frozen": run.classes.len(),
+        "drawn_pages": run.drawn_pages,
+        "draw_pages": run.draw_pages(),
+        "tasks": run.tasks,
+        "inspectors": run.inspectors.len(),
+        "classes": page.drawn.iter().map(|(c, t)| drawn_view(c, t)).collect::<Vec<_>>(),
+        "undrawn": page.undrawn.iter().map(frozen_view).collect::<Vec<_>>(),
+        "next_cursor": page.next.map(|o| paging::encode(Position { page: 0, offset: o })),
+    })
+}
+
+fn load_run<K: KeyValue>(env: &Env<'_, K>, id: &str) -> Result<Run, Problem> {
+    if !sc::window_ok(id) {
+        return Err(Problem::not_found("no such run"));
+    }
+    sc::get_run(env.kv, id)?.ok_or_else(|| Problem::not_found(format!("no run {id}")))
+}
+
+fn get_run<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    _who: &Principal,
+) -> Result<Response, Problem> {
+    only_known_query(req, &["cursor", "limit"])?;
+    let run = load_run(env, &m.params["id"])?;
+    let (from, limit) = cursor_and_limit(req, 200, 1000)?;
+    let page = sc::published_page(env.kv, &run, from.offset, limit)?;
+    Ok(respond(StatusCode::OK, &run_view(&run, &page)))
+}
+
+// ---------------------------------------------------------------------------
+// Inspectors.
+
+/// Body of `PUT /api/v1/spot-checks/inspectors/{sub}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectorRequest {
+    /// Display name.
+    pub name: String,
+    /// Whether new runs assign tasks to them (default true).
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn put_inspector<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::BureauAdmin])?;
+    let sub = m.params["sub"].clone();
+    if !policy::registry::registry_id_ok(&sub) {
+        return Err(
+            Problem::invalid("an inspector is named by 1 to 64 letters, digits, - or _")
+                .field("sub", "1 to 64 letters, digits, - or _"),
+        );
+    }
+    idempotent::run(env, req, "spot_checks.inspector", &who.claims.sub, || {
+        let body: InspectorRequest = json::body(req)?;
+        let name = body.name.trim();
+        if name.is_empty() || name.chars().count() > 50 {
+            return Err(Problem::invalid("name must be 1 to 50 characters")
+                .field("name", "1 to 50 characters"));
+        }
+        let entry = sc::put_inspector(env.kv, &sub, name, body.active, &who.actor(), env.now)?;
+        Ok(respond(
+            StatusCode::OK,
+            &json!({"sub": sub, "name": entry.name, "active": entry.active, "updated_at": entry.updated_at}),
+        ))
+    })
+}
+
+fn list_inspectors<K: KeyValue>(env: &Env<'_, K>, who: &Principal) -> Result<Response, Problem> {
+    who.require(&[Role::BureauAdmin, Role::Scheduler])?;
+    let all = sc::inspectors(env.kv)?;
+    let items: Vec<Value> = all
+        .iter()
+        .map(|(sub, i)| json!({"sub": sub, "name": i.name, "active": i.active, "updated_at": i.updated_at}))
+        .collect();
+    Ok(respond(StatusCode::OK, &json!({ "items": items })))
+}
+
+// ---------------------------------------------------------------------------
+// Call lists and calls.
+
+fn task_view(t: &MyTask, full_phone: bool) -> Value {
+    let app = &t.class.application;
+    let trainee = app.roster.get(t.task.roster_line);
+    let phone = trainee.map(|tr| {
+        if full_phone {
+            tr.mobile.expose().to_string()
+        } else {
+            tr.mobile.masked()
+        }
+    });
+    json!({
+        "task_id": t.task.id,
+        "class_id": t.class.id,
+        "class_title": app.title,
+        "institution": app.institution,
+        "district": app.district,
+        "start_date": app.start_date,
+        "end_date": app.end_date,
+        "trainers": app.trainers.iter().map(|x| &x.name).collect::<Vec<_>>(),
+        "site": app.sessions.iter().find_map(|s| s.site.clone()),
+        "roster_line": t.task.roster_line + 1,
+        "sample_id": t.task.sample_id,
+        "trainee_name": trainee.map(|tr| &tr.name),
+        "phone": phone,
+        "phone_masked": !full_phone,
+        "round": t.task.round,
+        "state": t.task.state,
+        "attempts": t.task.attempts.len(),
+        "finding": t.task.finding,
+    })
+}
+
+fn my_tasks<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Inspector])?;
+    only_known_query(req, &["run", "cursor", "limit"])?;
+    let q = query(req);
+    let run_id = match q.get("run") {
+        Some(r) => r.clone(),
+        None => sc::latest_run(env.kv)?.ok_or_else(|| Problem::not_found("no run yet"))?,
+    };
+    let run = load_run(env, &run_id)?;
+    let (from, limit) = cursor_and_limit(req, 20, 100)?;
+    let page = sc::tasks_of(env.kv, &run, &who.claims.sub, from, limit)?;
+    let mut shown = Vec::new();
+    let items: Vec<Value> = page
+        .tasks
+        .iter()
+        .map(|t| {
+            let full = t.task.state == TaskState::Pending;
+            if full {
+                shown.push(t.task.id.clone());
+            }
+            task_view(t, full)
+        })
+        .collect();
+    if !shown.is_empty() {
+        sc::audit_phone_view(env.kv, &who.actor(), &run.id, &shown, env.now)?;
+    }
+    Ok(respond(
+        StatusCode::OK,
+        &json!({"run": run.id, "items": items, "next_cursor": page.next.map(paging::encode)}),
+    ))
+}
+
+fn call_problem(e: CallError) -> Problem {
+    match e {
+        CallError::Store(s) => s.into(),
+        CallError::NotFound => Problem::not_found("no such task"),
+        CallError::NotYours => Problem::new(
+            StatusCode::FORBIDDEN,
+            "task_not_assigned",
+            "该抽查任务未分配给您",
+            "the task is assigned to another inspector",
+        ),
+        CallError::Closed(state) => Problem::conflict(
+            "task_closed",
+            "该抽查任务已结束",
+            format!(
+                "the task is {}; no further attempt is recorded",
+                match state {
+                    TaskState::Pending => "pending",
+                    TaskState::Completed => "completed",
+                    TaskState::Unreachable => "unreachable",
+                }
+            ),
+        )
+        .with("state", state),
+    }
+}
+
+fn finding_view(f: &Finding) -> Value {
+    let mut v = serde_json::to_value(f).expect("serialises");
+    if let Some(o) = v.as_object_mut() {
+        o.remove("person");
+    }
+    v["rule"] = json!(sampling::SC_DENY.id);
+    v
+}
+
+fn call<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::Inspector])?;
+    let id = m.params["id"].clone();
+    idempotent::run(env, req, "spot_checks.call", &who.claims.sub, || {
+        let report: CallReport = json::body(req)?;
+        if report.notes.chars().count() > 2000 {
+            return Err(Problem::invalid("notes are at most 2000 characters")
+                .field("notes", "at most 2000 characters"));
+        }
+        if report
+            .notes
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|run| run.len() >= 11)
+        {
+            return Err(
+                Problem::invalid("notes must not contain phone or ID numbers")
+                    .field("notes", "no run of 11 or more digits"),
+            );
+        }
+        if report.at > env.now + chrono::Duration::minutes(5) {
+            return Err(
+                Problem::invalid("a call cannot be recorded before it happens")
+                    .field("at", "must not be in the future"),
+            );
+        }
+        let out = sc::record_call(env.kv, params(), &id, &report, &who.actor(), env.now)
+            .map_err(call_problem)?;
+        Ok(respond(
+            StatusCode::OK,
+            &json!({
+                "task_id": out.task.id,
+                "state": out.task.state,
+                "attempts": out.task.attempts.len(),
+                "replay": out.replay,
+                "second_sample_drawn": out.second_sample,
+                "finding": out.finding.as_ref().map(finding_view),
+                "blacklist_proposed": out.blacklist_proposed,
+            }),
+        ))
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Findings, holds, proposals.
+
+fn list_findings<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::BureauAdmin, Role::DistrictOfficer])?;
+    only_known_query(req, &["cursor", "limit"])?;
+    let name = match who.claims.district {
+        Some(d) if who.role() == Role::DistrictOfficer => sc::district_findings_index(d.code()),
+        _ => sc::FINDINGS_INDEX.to_string(),
+    };
+    let (from, limit) = cursor_and_limit(req, 50, 200)?;
+    let (items, next) = sc::list_findings(env.kv, &name, from, limit)?;
+    Ok(respond(
+        StatusCode::OK,
+        &json!({
+            "items": items.iter().map(finding_view).collect::<Vec<_>>(),
+            "next_cursor": next.map(paging::encode),
+        }),
+    ))
+}
+
+/// The class of a finding or hold, if the caller may see it.
+fn visible_class<K: KeyValue>(
+    env: &Env<'_, K>,
+    class_id: &str,
+    who: &Principal,
+) -> Result<classes::ClassRecord, Problem> {
+    let class = classes::get(env.kv, class_id)?
+        .ok_or_else(|| Problem::not_found(format!("no class {class_id}")))?;
+    if !who.may_see(&class.application.institution, &class.application.district) {
+        return Err(Problem::forbidden(
+            "the class belongs to another institution or district",
+        ));
+    }
+    Ok(class)
+}
+
+fn load_finding<K: KeyValue>(
+    env: &Env<'_, K>,
+    id: &str,
+    who: &Principal,
+) -> Result<(Finding, classes::ClassRecord), Problem> {
+    let f = findings::get(env.kv, id)?.ok_or_else(|| Problem::not_found("no such finding"))?;
+    let class = visible_class(env, &f.class_id, who)?;
+    Ok((f, class))
+}
+
+fn get_finding<K: KeyValue>(
+    env: &Env<'_, K>,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::BureauAdmin, Role::DistrictOfficer, Role::Institution])?;
+    let (f, _) = load_finding(env, &m.params["id"], who)?;
+    Ok(respond(StatusCode::OK, &finding_view(&f)))
+}
+
+/// Body of `POST …/findings/{id}/rectification`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RectificationRequest {
+    /// What was found and done (立查立改).
+    pub notes: String,
+    /// When it was done (default: now).
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+fn rectify<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::DistrictOfficer])?;
+    let id = m.params["id"].clone();
+    idempotent::run(env, req, "spot_checks.rectify", &who.claims.sub, || {
+        let body: RectificationRequest = json::body(req)?;
+        let notes = body.notes.trim();
+        if notes.is_empty() || notes.chars().count() > 2000 {
+            return Err(Problem::invalid("notes must be 1 to 2000 characters")
+                .field("notes", "1 to 2000 characters"));
+        }
+        let at = body.at.unwrap_or(env.now);
+        if at > env.now + chrono::Duration::minutes(5) {
+            return Err(
+                Problem::invalid("a rectification cannot be recorded before it happens")
+                    .field("at", "must not be in the future"),
+            );
+        }
+        load_finding(env, &id, who)?;
+        let rect = Rectification {
+            notes: notes.to_string(),
+            by: who.actor(),
+            at,
+        };
+        match findings::close(env.kv, &id, rect) {
+            Ok(f) => {
+                let hold = findings::hold(env.kv, &f.class_id)?;
+                let mut v = finding_view(&f);
+                v["class_hold"] = hold_view(&f.class_id, &hold);
+                Ok(respond(StatusCode::OK, &v))
+            }
+            Err(store::UpdateError::Store(e)) => Err(e.into()),
+            Err(store::UpdateError::Refused(CloseError::NotFound)) => {
+                Err(Problem::not_found("no such finding"))
+            }
+            Err(store::UpdateError::Refused(CloseError::AlreadyClosed)) => Err(Problem::conflict(
+                "finding_already_rectified",
+                "该问题已整改关闭",
+                "the finding was already closed with a rectification",
+            )),
+        }
+    })
+}
+
+fn hold_view(class_id: &str, h: &findings::ClassHold) -> Value {
+    json!({
+        "class_id": class_id,
+        "blocks_settlement": h.blocks(),
+        "open_findings": h.open.keys().collect::<Vec<_>>(),
+        "findings_ever": h.total,
+        "flagged": h.total > 0,
+    })
+}
+
+fn hold<K: KeyValue>(
+    env: &Env<'_, K>,
+    m: &Matched<Route>,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::BureauAdmin, Role::DistrictOfficer, Role::Institution])?;
+    let class = visible_class(env, &m.params["id"], who)?;
+    let h = findings::hold(env.kv, &class.id)?;
+    Ok(respond(StatusCode::OK, &hold_view(&class.id, &h)))
+}
+
+fn proposals<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    who: &Principal,
+) -> Result<Response, Problem> {
+    who.require(&[Role::BureauAdmin])?;
+    only_known_query(req, &["cursor", "limit"])?;
+    let (from, limit) = cursor_and_limit(req, 50, 200)?;
+    let (items, next) = sc::list_proposals(env.kv, from, limit)?;
+    Ok(respond(
+        StatusCode::OK,
+        &json!({"items": items, "next_cursor": next.map(paging::encode)}),
+    ))
 }
