@@ -148,11 +148,17 @@ async fn fifty_concurrent_cas_increments_count_exactly_fifty() {
         })
         .collect();
     let mut seen = Vec::new();
+    let mut retries = 0;
     for t in tasks {
         let reply = t.await.unwrap().unwrap();
         assert_eq!(reply.status, 200, "{}", reply.text());
         seen.push(reply.text().parse::<i64>().unwrap());
+        retries += reply
+            .header("x-cas-retries")
+            .and_then(|r| r.parse::<u32>().ok())
+            .unwrap();
     }
+    eprintln!("50 concurrent increments needed {retries} compare-and-swap retries");
     seen.sort();
     assert_eq!(
         seen,
@@ -164,6 +170,25 @@ async fn fifty_concurrent_cas_increments_count_exactly_fifty() {
         .await
         .unwrap();
     assert_eq!(reply.text(), "50");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compare_and_swap_is_exclusive_only_once_the_key_exists() {
+    let (_dir, host) = fixtures_host();
+    let client = Client::new();
+    // Spin's SQLite backend: with no value to compare against, `swap` writes
+    // unconditionally, so two racing creators of a key both "win".
+    let reply = client
+        .get(&host.url("/probe/cas-race?key=fresh"))
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "first=swapped second=swapped value=second");
+    // Once the key exists, the second swap of the same read fails.
+    let reply = client
+        .get(&host.url("/probe/cas-race?key=fresh"))
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "first=swapped second=cas-failed value=first");
 }
 
 #[tokio::test(flavor = "multi_thread")]
