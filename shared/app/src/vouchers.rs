@@ -20,7 +20,6 @@
 //! [`handle`] is synchronous; [`handle_with`] adds the WeChat login, which
 //! calls WeChat's `jscode2session` through a [`WeChat`] client.
 
-use crate::view::mask_personal;
 use http::{Method, StatusCode};
 use policy::Parameters;
 use policy::ids::{AreaCode, IdNumber, Mobile};
@@ -504,7 +503,6 @@ fn issue<K: KeyValue>(
                         item["decision"] = json!(d);
                     }
                 }
-                mask_personal(&mut item);
                 results.push(item);
             }
             Ok(respond(

@@ -1,0 +1,1015 @@
+//! The vouchers routes on the in-memory store: issue (and 100 concurrent issues
+//! on real threads), the lifecycle and its illegal moves, spot-check holds,
+//! masking, the archive, progress figures, and the WeChat login with a fake
+//! WeChat. Every rejected request is checked to leave the store as it was.
+
+use app::vouchers::{self, WeChat};
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use policy::class_opening::{self, ClassApplication};
+use policy::fixtures;
+use policy::ids::{AreaCode, CreditCode};
+use policy::{Catalogue, Parameters};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use store::audit::Actor;
+use store::classes::{self, CheckKind, CheckRecord, CheckResult};
+use store::findings::{self, Finding, FindingKind, FindingStatus};
+use store::{KeyValue, MemoryStore};
+use web::auth::{Claims, mint};
+use web::{Env, Role, Secrets};
+
+const JWT: &str = "test-jwt-secret-of-at-least-32-bytes!!";
+const PII: &str = "test-pii-hmac-key-of-at-least-32-bytes!";
+
+fn secrets() -> Secrets {
+    Secrets {
+        jwt_secret: JWT.into(),
+        pii_hmac_key: PII.into(),
+        pii_key: "test-pii-enc-key-of-at-least-32-bytes!!".into(),
+        extra: BTreeMap::from([
+            ("wechat_app_id".to_string(), "wx-test-app".to_string()),
+            (
+                "wechat_app_secret".to_string(),
+                "wx-test-secret".to_string(),
+            ),
+            (
+                "wechat_api_base".to_string(),
+                "http://wechat.test".to_string(),
+            ),
+        ]),
+    }
+}
+
+static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+
+/// Random bytes for tests (splitmix64 over a shared counter: distinct across threads).
+fn random(buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        let mut z = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let b = z.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    // `s` is a CST date: noon CST.
+    let d: chrono::NaiveDate = s.parse().unwrap();
+    Utc.from_utc_datetime(&d.and_hms_opt(4, 0, 0).unwrap())
+}
+
+struct World {
+    kv: MemoryStore,
+    secrets: Secrets,
+    class_id: String,
+    app: ClassApplication,
+}
+
+fn claims(role: Role, now: DateTime<Utc>) -> Claims {
+    Claims {
+        sub: format!("{}-1", role.id()),
+        role,
+        institution: (role == Role::Institution)
+            .then(|| CreditCode::parse(fixtures::INSTITUTION).unwrap()),
+        district: (role == Role::DistrictOfficer).then(|| AreaCode::parse("530102").unwrap()),
+        person: None,
+        iat: now.timestamp() - 10,
+        nbf: None,
+        exp: now.timestamp() + 3600,
+    }
+}
+
+fn token(role: Role, now: DateTime<Utc>) -> String {
+    mint(&claims(role, now), JWT)
+}
+
+fn trainee_token(person: &str, now: DateTime<Utc>) -> String {
+    let mut c = claims(Role::Trainee, now);
+    c.person = Some(person.to_string());
+    mint(&c, JWT)
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+    text: String,
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    idem: Option<&str>,
+) -> web::Request {
+    let mut b = http::Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    if let Some(k) = idem {
+        b = b.header("idempotency-key", k);
+    }
+    let bytes = match body {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            Bytes::from(serde_json::to_vec(&v).unwrap())
+        }
+        None => Bytes::new(),
+    };
+    b.body(bytes).unwrap()
+}
+
+fn reply(res: web::Response) -> Reply {
+    let text = String::from_utf8_lossy(res.body()).into_owned();
+    Reply {
+        status: res.status().as_u16(),
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+/// Polls a future that never waits (the handlers' only await is the WeChat fake).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// A fake WeChat: answers every jscode2session with the body registered for the code.
+struct FakeWeChat {
+    answers: BTreeMap<String, Value>,
+}
+
+impl WeChat for FakeWeChat {
+    async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        assert!(url.starts_with(
+            "http://wechat.test/sns/jscode2session?appid=wx-test-app&secret=wx-test-secret&js_code="
+        ));
+        assert!(url.ends_with("&grant_type=authorization_code"));
+        let code = url
+            .split("js_code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        match self.answers.get(code) {
+            Some(v) => Ok((200, serde_json::to_vec(v).unwrap())),
+            None => Err("down".into()),
+        }
+    }
+}
+
+impl World {
+    /// An approved 养老护理员 class of `n` trainees (filed 2022-06-01, first day 2022-06-13).
+    fn new(n: usize) -> World {
+        let kv = MemoryStore::new();
+        let (app, ctx) = fixtures::valid_class(n);
+        let d = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+        assert_eq!(
+            d.outcome,
+            policy::Outcome::Approved,
+            "{:?}",
+            d.blocking_rules
+        );
+        let hasher = store::pii::PiiHasher::new(PII);
+        let filed = classes::file(
+            &kv,
+            &hasher,
+            app.clone(),
+            d,
+            Actor {
+                sub: "inst".into(),
+                role: "institution".into(),
+            },
+            at("2022-06-01"),
+        )
+        .unwrap();
+        World {
+            kv,
+            secrets: secrets(),
+            class_id: filed.record.id,
+            app,
+        }
+    }
+
+    fn env(&self, now: DateTime<Utc>) -> Env<'_, MemoryStore> {
+        Env {
+            kv: &self.kv,
+            secrets: &self.secrets,
+            now,
+            random: &random,
+        }
+    }
+
+    fn send(&self, now: DateTime<Utc>, req: web::Request) -> Reply {
+        reply(vouchers::handle(&self.env(now), &req))
+    }
+
+    fn person(&self, line: usize) -> String {
+        store::pii::PiiHasher::new(PII).person_ref(&self.app.roster[line].id_number)
+    }
+
+    fn activate(&self, lines: impl IntoIterator<Item = usize>) {
+        let now = at("2022-06-02");
+        let t = token(Role::SocialSecurity, now);
+        for l in lines {
+            let id = self.app.roster[l].id_number.expose().to_string();
+            let r = self.send(
+                now,
+                request(
+                    "POST",
+                    "/api/v1/cards/activations",
+                    Some(&t),
+                    Some(json!({"id_number": id, "active": true})),
+                    None,
+                ),
+            );
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+
+    fn issue(&self, body: Value, key: Option<&str>) -> Reply {
+        let now = at("2022-06-05");
+        self.send(
+            now,
+            request(
+                "POST",
+                &format!("/api/v1/classes/{}/vouchers", self.class_id),
+                Some(&token(Role::Institution, now)),
+                Some(body),
+                key,
+            ),
+        )
+    }
+
+    fn check(&self, kind: CheckKind, day: &str) {
+        let now = at(day);
+        classes::record_check(
+            &self.kv,
+            &self.class_id,
+            CheckRecord {
+                kind,
+                officer: "王科长".into(),
+                at: now,
+                result: CheckResult::Passed,
+                notes: String::new(),
+                recorded_by: Actor {
+                    sub: "o".into(),
+                    role: "district_officer".into(),
+                },
+                recorded_at: now,
+            },
+            now,
+        )
+        .unwrap();
+    }
+
+    fn act(&self, day: &str, role: Role, code: &str, action: &str, body: Option<Value>) -> Reply {
+        let now = at(day);
+        self.send(
+            now,
+            request(
+                "POST",
+                &format!("/api/v1/vouchers/{code}/{action}"),
+                Some(&token(role, now)),
+                body,
+                None,
+            ),
+        )
+    }
+
+    fn settle(&self, day: &str, code: &str) -> Reply {
+        self.act(
+            day,
+            Role::DistrictOfficer,
+            code,
+            "settle",
+            Some(json!({"certificate_no": "Y530000220600001"})),
+        )
+    }
+
+    fn redeem(&self, day: &str, code: &str) -> Reply {
+        self.act(day, Role::Institution, code, "redeem", None)
+    }
+
+    fn open_finding(&self, id: &str, line: usize) {
+        findings::open(
+            &self.kv,
+            &Finding {
+                id: id.into(),
+                class_id: self.class_id.clone(),
+                roster_line: line,
+                person: self.person(line),
+                kind: FindingKind::DeniedAttendance,
+                status: FindingStatus::Open,
+                source: "run:test".into(),
+                opened_at: at("2022-06-20"),
+                opened_by: Actor {
+                    sub: "insp".into(),
+                    role: "inspector".into(),
+                },
+                rectification: None,
+            },
+            at("2022-06-20"),
+        )
+        .unwrap();
+    }
+
+    /// Issues vouchers to lines 0..n and returns their codes.
+    fn issued(&self, n: usize) -> Vec<String> {
+        self.activate(0..n);
+        let r = self.issue(json!({"lines": (0..n).collect::<Vec<_>>()}), None);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["issued"], n, "{}", r.text);
+        r.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["voucher"]["code_compact"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn assessed(&self) {
+        self.check(CheckKind::PreOpening, "2022-06-13");
+        self.check(CheckKind::InTraining, "2022-06-20");
+        self.check(CheckKind::PostAssessment, "2022-06-28");
+    }
+}
+
+/// Asserts a rejected request left every key and value as it was.
+fn unchanged(w: &World, f: impl FnOnce() -> Reply) -> Reply {
+    let before = w.kv.dump();
+    let r = f();
+    assert!(
+        r.status >= 400,
+        "expected a refusal, got {}: {}",
+        r.status,
+        r.text
+    );
+    assert_eq!(before, w.kv.dump(), "the store changed after {}", r.text);
+    r
+}
+
+#[test]
+fn issuing_for_the_roster_gives_a_voucher_to_each_eligible_trainee_and_refuses_the_rest_with_rule_ids()
+ {
+    let w = World::new(5);
+    w.activate([0, 1, 2]);
+    let r = w.issue(json!({}), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (r.body["issued"].as_u64(), r.body["refused"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let results = r.body["results"].as_array().unwrap();
+    assert_eq!(results[3]["outcome"], "refused");
+    assert_eq!(results[3]["blocking_rules"], json!(["VO-CARD"]));
+    let v = &results[0]["voucher"];
+    assert_eq!(v["state"], "issued");
+    assert_eq!(
+        v["amount_fen"], 160_000,
+        "line 0 is 脱贫劳动力: base + uplift"
+    );
+    assert_eq!(results[1]["voucher"]["amount_fen"], 140_000);
+    assert_eq!(v["fund"], "employment_subsidy");
+    assert_eq!(v["last_valid_day"], "2022-09-04");
+    assert!(v["qr_payload"].as_str().unwrap().starts_with("KMVT1:"));
+    assert_eq!(v["code"].as_str().unwrap().len(), 24);
+    // Masked ID numbers in the answer, never the full one.
+    let full = w.app.roster[0].id_number.expose();
+    assert!(!r.text.contains(full));
+    assert_eq!(results[0]["id_number"], w.app.roster[0].id_number.masked());
+    // A second issue finds the vouchers already there.
+    let again = w.issue(json!({"lines": [0]}), None);
+    assert_eq!(again.body["existing"], 1, "{}", again.text);
+}
+
+#[test]
+fn one_hundred_concurrent_issues_for_one_trainee_give_exactly_one_voucher() {
+    let w = World::new(3);
+    w.activate([0]);
+    let now = at("2022-06-05");
+    let t = token(Role::Institution, now);
+    let path = format!("/api/v1/classes/{}/vouchers", w.class_id);
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..100)
+            .map(|i| {
+                let (w, t, path) = (&w, &t, &path);
+                s.spawn(move || {
+                    let req = request(
+                        "POST",
+                        path,
+                        Some(t),
+                        Some(json!({"lines": [0]})),
+                        Some(&format!("key-{i}")),
+                    );
+                    reply(vouchers::handle(&w.env(now), &req))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let issued = replies.iter().filter(|r| r.body["issued"] == 1).count();
+    let existing = replies.iter().filter(|r| r.body["existing"] == 1).count();
+    assert!(replies.iter().all(|r| r.status == 200), "all answered");
+    assert_eq!((issued, existing), (1, 99), "invariant 1");
+    let ledger = store::vouchers::ledger(&w.kv, &w.person(0)).unwrap();
+    assert_eq!(ledger.entries.len(), 1);
+    let vouchers_in_store =
+        w.kv.dump()
+            .keys()
+            .filter(|k| k.starts_with("vt:voucher:"))
+            .count();
+    assert_eq!(vouchers_in_store, 1);
+    let codes: std::collections::BTreeSet<&str> = replies
+        .iter()
+        .map(|r| r.body["results"][0]["voucher"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 1, "every answer names the one voucher");
+}
+
+#[test]
+fn the_same_idempotency_key_replays_the_first_answer_and_issues_nothing_more() {
+    let w = World::new(2);
+    w.activate([0, 1]);
+    let a = w.issue(json!({"lines": [0]}), Some("k1"));
+    let b = w.issue(json!({"lines": [0]}), Some("k1"));
+    assert_eq!(a.text, b.text);
+    let c = w.issue(json!({"lines": [1]}), Some("k1"));
+    assert_eq!(
+        (c.status, c.body["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+}
+
+#[test]
+fn vo_flow_illegal_moves_are_refused_naming_the_state_and_change_nothing() {
+    let w = World::new(4);
+    let codes = w.issued(4);
+    // Settle before redeem.
+    let r = unchanged(&w, || w.settle("2022-06-30", &codes[0]));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("voucher_state_conflict"))
+    );
+    assert_eq!(r.body["state"], "issued");
+    assert_eq!(r.body["rule"], "VO-FLOW");
+    assert!(r.body["title"].as_str().unwrap().contains("已发放"));
+    // Redeem twice.
+    assert_eq!(w.redeem("2022-06-13", &codes[0]).status, 200);
+    let r = unchanged(&w, || w.redeem("2022-06-14", &codes[0]));
+    assert_eq!(
+        (r.status, r.body["state"].as_str()),
+        (409, Some("redeemed"))
+    );
+    // Settle before the class's assessment is recorded.
+    let r = unchanged(&w, || w.settle("2022-06-20", &codes[0]));
+    assert_eq!(r.body["code"], "settlement_refused", "{}", r.text);
+    // Settle a revoked voucher.
+    let rv = w.act(
+        "2022-06-13",
+        Role::Institution,
+        &codes[1],
+        "revoke",
+        Some(json!({"reason": "学员退学"})),
+    );
+    assert_eq!(rv.status, 200, "{}", rv.text);
+    w.assessed();
+    let r = unchanged(&w, || w.settle("2022-06-30", &codes[1]));
+    assert_eq!((r.status, r.body["state"].as_str()), (409, Some("revoked")));
+    // Settle, then never again.
+    let ok = w.settle("2022-06-30", &codes[0]);
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.body["state"], "settled");
+    let r = unchanged(&w, || w.settle("2022-07-01", &codes[0]));
+    assert_eq!((r.status, r.body["state"].as_str()), (409, Some("settled")));
+    // Unknown and mistyped codes are told apart.
+    let mut typo = codes[2].clone().into_bytes();
+    typo[0] = if typo[0] == b'A' { b'B' } else { b'A' };
+    let typo = String::from_utf8(typo).unwrap();
+    let r = unchanged(&w, || w.redeem("2022-06-13", &typo));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (422, Some("voucher_code_mistyped"))
+    );
+    let unknown = policy::vouchers::VoucherCode::from_random(&[1; 12]);
+    let r = unchanged(&w, || w.redeem("2022-06-13", unknown.as_str()));
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (404, Some("voucher_not_found"))
+    );
+}
+
+#[test]
+fn sc_deny_an_open_finding_holds_the_trainees_voucher_and_the_whole_class() {
+    let w = World::new(3);
+    let codes = w.issued(3);
+    for c in &codes {
+        assert_eq!(w.redeem("2022-06-13", c).status, 200);
+    }
+    w.assessed();
+    w.open_finding("F-1", 0);
+    let own = unchanged(&w, || w.settle("2022-06-30", &codes[0]));
+    assert_eq!(
+        (own.status, own.body["code"].as_str()),
+        (409, Some("settlement_held"))
+    );
+    assert_eq!(own.body["held_by"], "own_finding");
+    let other = unchanged(&w, || w.settle("2022-06-30", &codes[1]));
+    assert_eq!(other.body["held_by"], "other_finding", "{}", other.text);
+    findings::close(
+        &w.kv,
+        "F-1",
+        findings::Rectification {
+            notes: "已整改".into(),
+            by: Actor {
+                sub: "o".into(),
+                role: "district_officer".into(),
+            },
+            at: at("2022-06-29"),
+        },
+    )
+    .unwrap();
+    assert_eq!(w.settle("2022-06-30", &codes[1]).status, 200);
+}
+
+#[test]
+fn vo_valid_redeeming_on_the_last_valid_day_works_and_the_day_after_expires_the_voucher() {
+    let w = World::new(3);
+    let codes = w.issued(3);
+    // Issued 2022-06-05: last valid day 2022-09-04.
+    assert_eq!(
+        w.redeem("2022-09-04", &codes[0]).status,
+        200,
+        "VO-VALID last day"
+    );
+    let r = w.redeem("2022-09-05", &codes[1]);
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("voucher_expired"))
+    );
+    assert_eq!(r.body["rule"], "VO-VALID");
+    let v = store::vouchers::get(&w.kv, &codes[1]).unwrap().unwrap();
+    assert_eq!(
+        v.state,
+        policy::vouchers::VoucherState::Expired,
+        "expiry recorded on use"
+    );
+    // The sweep expires the third and leaves the others.
+    let now = at("2022-09-05");
+    let sw = w.send(
+        now,
+        request(
+            "POST",
+            "/api/v1/vouchers/sweep",
+            Some(&token(Role::Scheduler, now)),
+            None,
+            Some("sweep-2022-09-05"),
+        ),
+    );
+    assert_eq!(sw.status, 200, "{}", sw.text);
+    assert_eq!(sw.body["expired"], json!([codes[2]]));
+    assert_eq!(sw.body["scanned"], 3);
+    let v = store::vouchers::get(&w.kv, &codes[2]).unwrap().unwrap();
+    assert_eq!(v.state, policy::vouchers::VoucherState::Expired);
+    // An institution cannot sweep.
+    let r = unchanged(&w, || {
+        w.send(
+            now,
+            request(
+                "POST",
+                "/api/v1/vouchers/sweep",
+                Some(&token(Role::Institution, now)),
+                None,
+                None,
+            ),
+        )
+    });
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn vo_archive_and_progress_figures_match_the_settled_vouchers_exactly() {
+    let w = World::new(6);
+    let codes = w.issued(6);
+    for c in &codes {
+        assert_eq!(w.redeem("2022-06-13", c).status, 200);
+    }
+    w.assessed();
+    let rv = w.act(
+        "2022-06-29",
+        Role::DistrictOfficer,
+        &codes[5],
+        "revoke",
+        Some(json!({"reason": "未参加考核"})),
+    );
+    assert_eq!(rv.status, 200, "{}", rv.text);
+    let mut expected_fen = 0;
+    for c in &codes[..5] {
+        let r = w.settle("2022-06-30", c);
+        assert_eq!(r.status, 200, "{}", r.text);
+        expected_fen += r.body["amount_fen"].as_i64().unwrap();
+    }
+    assert_eq!(expected_fen, 3 * 160_000 + 2 * 140_000);
+    let now = at("2022-07-01");
+    let p = w.send(
+        now,
+        request(
+            "GET",
+            "/api/v1/stats/progress?year=2022",
+            Some(&token(Role::BureauAdmin, now)),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(p.status, 200, "{}", p.text);
+    assert_eq!(p.body["city"]["trainings"], 5);
+    assert_eq!(p.body["city"]["certificates"], 5);
+    assert_eq!(p.body["city"]["amount_fen"], expected_fen);
+    assert_eq!(p.body["city"]["target_trainings"], 155_200);
+    let wuhua = p.body["districts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["district"] == "530102")
+        .unwrap();
+    assert_eq!(
+        (wuhua["trainings"].as_i64(), wuhua["amount_fen"].as_i64()),
+        (Some(5), Some(expected_fen))
+    );
+    let fund = p.body["funds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fund"] == "employment_subsidy")
+        .unwrap();
+    assert_eq!(fund["amount_fen"], expected_fen);
+    // Archive: settled and revoked trainings, for the officer and the trainee themselves.
+    let officer = w.send(
+        now,
+        request(
+            "GET",
+            &format!("/api/v1/people/{}/archive", w.person(5)),
+            Some(&token(Role::DistrictOfficer, now)),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(officer.status, 200);
+    assert_eq!(officer.body["entries"][0]["result"], "revoked");
+    let me = w.send(
+        now,
+        request(
+            "GET",
+            "/api/v1/me/archive",
+            Some(&trainee_token(&w.person(0), now)),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(me.body["entries"][0]["result"], "settled");
+    assert_eq!(me.body["entries"][0]["certificate_no"], "Y530000220600001");
+    assert_eq!(me.body["entries"][0]["hours"], 120);
+    // Another person's archive is closed to a trainee.
+    let other = unchanged(&w, || {
+        w.send(
+            now,
+            request(
+                "GET",
+                &format!("/api/v1/people/{}/archive", w.person(1)),
+                Some(&trainee_token(&w.person(0), now)),
+                None,
+                None,
+            ),
+        )
+    });
+    assert_eq!(other.status, 403);
+}
+
+#[test]
+fn vo_year_a_fourth_subsidised_training_in_a_year_is_refused_at_issue() {
+    let w = World::new(1);
+    w.activate([0]);
+    let person = w.person(0);
+    // Three vouchers of other occupations in the ledger this year.
+    let ledger = store::vouchers::Ledger {
+        rev: 1,
+        entries: (0..3)
+            .map(|i| store::vouchers::LedgerEntry {
+                code: format!("OTHER{i}"),
+                class_id: format!("KM-2022-90000{i}"),
+                roster_line: 0,
+                key: policy::vouchers::SubsidyKey::Level(
+                    policy::ids::OccupationCode::parse(
+                        ["4-10-01-06", "4-10-01-02", "4-03-02-01"][i],
+                    )
+                    .unwrap(),
+                    policy::ids::SkillLevel::Five,
+                ),
+                issued_on: "2022-05-01".parse().unwrap(),
+                last_valid_day: "2022-07-31".parse().unwrap(),
+                state: policy::vouchers::VoucherState::Redeemed,
+            })
+            .collect(),
+    };
+    w.kv.set(
+        &store::vouchers::ledger_key(&person),
+        &serde_json::to_vec(&ledger).unwrap(),
+    )
+    .unwrap();
+    let r = w.issue(json!({"lines": [0]}), None);
+    assert_eq!(r.body["refused"], 1, "{}", r.text);
+    assert_eq!(r.body["results"][0]["blocking_rules"], json!(["VO-YEAR"]));
+}
+
+#[test]
+fn no_key_or_value_in_the_store_and_no_answer_holds_an_id_or_phone_number() {
+    let w = World::new(4);
+    let codes = w.issued(4);
+    assert_eq!(w.redeem("2022-06-13", &codes[0]).status, 200);
+    let dump = w.kv.dump();
+    let mut numbers: Vec<String> = Vec::new();
+    for t in &w.app.roster {
+        numbers.push(t.id_number.expose().to_string());
+        numbers.push(t.mobile.expose().to_string());
+    }
+    // The class record keeps the roster as filed (the class-opening function's
+    // record); every key, and every value this function wrote, is clean.
+    let class_key = store::keys::class(&w.class_id);
+    for (k, v) in &dump {
+        for n in &numbers {
+            assert!(!k.contains(n.as_str()), "key {k} holds a number");
+            if k.starts_with("vt:voucher:")
+                || k.starts_with("vt:person:")
+                || k.starts_with("vt:card:")
+                || k.starts_with("vt:idem:")
+                || k.starts_with("vt:audit:")
+            {
+                assert!(
+                    !String::from_utf8_lossy(v).contains(n.as_str()),
+                    "{k} holds a number"
+                );
+            }
+        }
+        let _ = &class_key;
+    }
+    let now = at("2022-06-14");
+    for (path, role) in [
+        (format!("/api/v1/vouchers/{}", codes[0]), Role::Institution),
+        (
+            format!("/api/v1/classes/{}/vouchers", w.class_id),
+            Role::DistrictOfficer,
+        ),
+    ] {
+        let r = w.send(
+            now,
+            request("GET", &path, Some(&token(role, now)), None, None),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        for n in &numbers {
+            assert!(!r.text.contains(n.as_str()), "{path} shows a number");
+        }
+    }
+}
+
+#[test]
+fn a_trainee_sees_only_their_own_vouchers() {
+    let w = World::new(2);
+    let codes = w.issued(2);
+    let now = at("2022-06-14");
+    let mine = w.send(
+        now,
+        request(
+            "GET",
+            "/api/v1/me/vouchers",
+            Some(&trainee_token(&w.person(0), now)),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(mine.status, 200);
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(mine.body["items"][0]["code_compact"], codes[0].as_str());
+    let theirs = w.send(
+        now,
+        request(
+            "GET",
+            &format!("/api/v1/vouchers/{}", codes[1]),
+            Some(&trainee_token(&w.person(0), now)),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(theirs.status, 403);
+    let other_inst = {
+        let mut c = claims(Role::Institution, now);
+        c.institution = Some(CreditCode::parse(fixtures::OTHER_INSTITUTION).unwrap());
+        mint(&c, JWT)
+    };
+    let r = w.send(
+        now,
+        request(
+            "GET",
+            &format!("/api/v1/vouchers/{}", codes[0]),
+            Some(&other_inst),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(r.status, 403);
+}
+
+#[test]
+fn wechat_login_unbound_then_bind_then_token_then_own_vouchers() {
+    let w = World::new(3);
+    let codes = w.issued(3);
+    let now = at("2022-06-14");
+    let fake = FakeWeChat {
+        answers: BTreeMap::from([
+            (
+                "good".to_string(),
+                json!({"openid": "oTEST-openid-0001", "session_key": "sk"}),
+            ),
+            (
+                "used".to_string(),
+                json!({"errcode": 40029, "errmsg": "invalid code"}),
+            ),
+            (
+                "busy".to_string(),
+                json!({"errcode": -1, "errmsg": "system error"}),
+            ),
+            (
+                "limit".to_string(),
+                json!({"errcode": 45011, "errmsg": "api minute-quota reach limit"}),
+            ),
+        ]),
+    };
+    let login = |code: &str| {
+        reply(block_on(vouchers::handle_with(
+            &w.env(now),
+            &request(
+                "POST",
+                "/api/v1/wechat/login",
+                None,
+                Some(json!({"code": code})),
+                None,
+            ),
+            &fake,
+        )))
+    };
+    for (code, status, name) in [
+        ("used", 422, "wechat_code_invalid"),
+        ("busy", 503, "wechat_busy"),
+        ("limit", 429, "wechat_rate_limited"),
+        ("nobody-home", 502, "wechat_unreachable"),
+    ] {
+        let r = login(code);
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (status, Some(name)),
+            "{code}"
+        );
+    }
+    let first = login("good");
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["status"], "unbound");
+    let ticket = first.body["bind_ticket"].as_str().unwrap().to_string();
+    let bind = |id: &str, mobile: &str| {
+        w.send(
+            now,
+            request(
+                "POST",
+                "/api/v1/wechat/bind",
+                None,
+                Some(json!({"bind_ticket": ticket, "id_number": id, "mobile": mobile})),
+                None,
+            ),
+        )
+    };
+    let t0 = &w.app.roster[0];
+    let wrong = bind(t0.id_number.expose(), w.app.roster[1].mobile.expose());
+    assert_eq!(
+        (wrong.status, wrong.body["code"].as_str()),
+        (403, Some("binding_proof_failed"))
+    );
+    assert_eq!(wrong.body["attempts_left"], 4);
+    assert!(!wrong.text.contains(t0.id_number.expose()));
+    let ok = bind(t0.id_number.expose(), t0.mobile.expose());
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.body["person_ref"], w.person(0).as_str());
+    let again = login("good");
+    assert_eq!(again.body["status"], "bound");
+    let token = again.body["token"].as_str().unwrap();
+    let mine = w.send(
+        now,
+        request("GET", "/api/v1/me/vouchers", Some(token), None, None),
+    );
+    assert_eq!(
+        mine.body["items"][0]["code_compact"],
+        codes[0].as_str(),
+        "{}",
+        mine.text
+    );
+    let other = w.send(
+        now,
+        request(
+            "GET",
+            &format!("/api/v1/people/{}/archive", w.person(1)),
+            Some(token),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(other.status, 403);
+    let dump = w.kv.dump();
+    assert!(
+        dump.iter().all(|(k, v)| !k.contains("oTEST-openid-0001")
+            && !String::from_utf8_lossy(v).contains("oTEST-openid-0001")),
+        "no openid in clear"
+    );
+}
+
+#[test]
+fn wrong_binding_proofs_lock_the_wechat_user_out_after_five_tries() {
+    let w = World::new(2);
+    w.issued(2);
+    let now = at("2022-06-14");
+    let ticket = store::vouchers::sign_ticket(JWT, &"ab".repeat(32), now.timestamp() + 600);
+    let t0 = &w.app.roster[0];
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = w.send(
+            now,
+            request(
+                "POST",
+                "/api/v1/wechat/bind",
+                None,
+                Some(json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "mobile": w.app.roster[1].mobile.expose()})),
+                None,
+            ),
+        );
+        statuses.push((r.status, r.body["code"].as_str().unwrap_or("").to_string()));
+    }
+    assert_eq!(statuses[0], (403, "binding_proof_failed".to_string()));
+    assert_eq!(statuses[4], (429, "binding_locked".to_string()));
+    // Locked: even the right proof is refused until the window ends.
+    let r = w.send(
+        now,
+        request(
+            "POST",
+            "/api/v1/wechat/bind",
+            None,
+            Some(json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "mobile": t0.mobile.expose()})),
+            None,
+        ),
+    );
+    assert_eq!(r.status, 429);
+    let later = now + chrono::Duration::hours(2);
+    let ticket2 = store::vouchers::sign_ticket(JWT, &"ab".repeat(32), later.timestamp() + 600);
+    let r = w.send(
+        later,
+        request(
+            "POST",
+            "/api/v1/wechat/bind",
+            None,
+            Some(json!({"bind_ticket": ticket2, "id_number": t0.id_number.expose(), "mobile": t0.mobile.expose()})),
+            None,
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[test]
+fn key_value_calls_of_issue_redeem_and_settle_are_counted() {
+    let w = World::new(2);
+    w.activate([0, 1]);
+    let c0 = w.kv.calls();
+    let r = w.issue(json!({"lines": [0]}), Some("one"));
+    assert_eq!(r.body["issued"], 1);
+    let issue_calls = w.kv.calls() - c0;
+    let code = r.body["results"][0]["voucher"]["code_compact"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c1 = w.kv.calls();
+    assert_eq!(w.redeem("2022-06-13", &code).status, 200);
+    let redeem_calls = w.kv.calls() - c1;
+    w.assessed();
+    let c2 = w.kv.calls();
+    assert_eq!(w.settle("2022-06-30", &code).status, 200);
+    let settle_calls = w.kv.calls() - c2;
+    println!(
+        "key-value calls: issue one voucher {issue_calls} (with Idempotency-Key), redeem {redeem_calls}, settle {settle_calls}"
+    );
+    assert!(issue_calls <= 40, "issue {issue_calls}");
+    assert!(settle_calls <= 45, "settle {settle_calls}");
+}
