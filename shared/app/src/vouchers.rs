@@ -20,7 +20,6 @@
 //! [`handle`] is synchronous; [`handle_with`] adds the WeChat login, which
 //! calls WeChat's `jscode2session` through a [`WeChat`] client.
 
-
 // `Problem` is the error response itself (about 150 bytes); boxing it would
 // only move the allocation, handlers return it once per request.
 #![allow(clippy::result_large_err)]
