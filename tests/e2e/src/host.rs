@@ -2,7 +2,8 @@
 //! HTTP on a loopback port, routes as Spin does, and runs each request in a
 //! fresh instance with the interfaces Spin 4 offers.
 
-use crate::kv::KvDb;
+use crate::kv::KvStore;
+use crate::kv_redis::{RedisConfig, RedisSemantics};
 use crate::manifest::App;
 use crate::outbound::{self, AllowedHost};
 use crate::router::{RouteMatch, Router};
@@ -43,7 +44,11 @@ pub struct HostConfig {
     /// Application variable values, as `spin up --variable name=value` gives them.
     pub variables: BTreeMap<String, String>,
     /// The SQLite file that holds key-value data (Spin: `.spin/sqlite_key_value.db`).
+    /// Unused when `redis` is set.
     pub kv_path: PathBuf,
+    /// Key-value data on this Redis server instead, as with a runtime config
+    /// `[key_value_store.default] type = "redis"` (every label shares it).
+    pub redis: Option<RedisConfig>,
     /// Build the components with cargo before loading them (default true).
     pub build: bool,
 }
@@ -55,6 +60,7 @@ impl HostConfig {
             manifests: vec![Self::product_manifest(), Self::fixtures_manifest()],
             variables: BTreeMap::new(),
             kv_path: kv_path.into(),
+            redis: None,
             build: true,
         }
     }
@@ -86,6 +92,22 @@ impl HostConfig {
     /// Sets an application variable.
     pub fn variable(mut self, name: impl Into<String>, value: impl Into<String>) -> HostConfig {
         self.variables.insert(name.into(), value.into());
+        self
+    }
+
+    /// Keeps key-value data on the Redis server at `url` (`redis://…`), with
+    /// the semantics Spin's Redis backend is written to have.
+    pub fn redis(self, url: impl Into<String>) -> HostConfig {
+        self.redis_with(url, RedisSemantics::Intended)
+    }
+
+    /// Keeps key-value data on Redis with the given semantics
+    /// ([`RedisSemantics::Spin402`]: exactly what Spin 4.0.2 sends).
+    pub fn redis_with(mut self, url: impl Into<String>, semantics: RedisSemantics) -> HostConfig {
+        self.redis = Some(RedisConfig {
+            url: url.into(),
+            semantics,
+        });
         self
     }
 
@@ -152,7 +174,7 @@ impl Host {
                 }),
             );
         }
-        let kv = Arc::new(KvDb::open(&config.kv_path)?);
+        let kv = Arc::new(KvStore::open(&config.kv_path, config.redis.as_ref())?);
         let logs = Arc::new(Logs::default());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
@@ -268,7 +290,7 @@ struct Shared {
     engine: Engine,
     router: Router,
     components: HashMap<String, Arc<Loaded>>,
-    kv: Arc<KvDb>,
+    kv: Arc<KvStore>,
     logs: Arc<Logs>,
     addr: SocketAddr,
 }

@@ -9,11 +9,138 @@
 //!   does, so two racing first writers of a key both succeed.
 //!
 //! One connection behind a mutex serves every request of a host.
+//!
+//! [`KvStore`] chooses between this and the Redis backend of
+//! [`crate::kv_redis`].
 
+use crate::kv_redis::{RedisCas, RedisConfig, RedisKv};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
+
+/// The key-value backend of one host: Spin's default SQLite file, or Redis
+/// (see [`crate::kv_redis`]). Each keeps the semantics of Spin's backend.
+pub enum KvStore {
+    Sqlite(KvDb),
+    Redis(RedisKv),
+}
+
+/// What a compare-and-swap handle remembers between `current` and `swap`.
+pub enum CasState {
+    /// The value `current` read (`None`: absent or not read).
+    Sqlite { seen: Option<Vec<u8>> },
+    /// The handle's own connection, holding its `WATCH`.
+    Redis(RedisCas),
+}
+
+impl KvStore {
+    /// Redis if `redis` is given, else the SQLite file at `sqlite_path`.
+    pub fn open(sqlite_path: &Path, redis: Option<&RedisConfig>) -> Result<KvStore> {
+        Ok(match redis {
+            Some(config) => KvStore::Redis(RedisKv::open(config)?),
+            None => KvStore::Sqlite(KvDb::open(sqlite_path)?),
+        })
+    }
+
+    pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        match self {
+            KvStore::Sqlite(db) => db.get(store, key),
+            KvStore::Redis(r) => r.get(key),
+        }
+    }
+
+    pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+        match self {
+            KvStore::Sqlite(db) => db.set(store, key, value),
+            KvStore::Redis(r) => r.set(key, value),
+        }
+    }
+
+    pub fn delete(&self, store: &str, key: &str) -> Result<(), KvError> {
+        match self {
+            KvStore::Sqlite(db) => db.delete(store, key),
+            KvStore::Redis(r) => r.delete(key),
+        }
+    }
+
+    pub fn exists(&self, store: &str, key: &str) -> Result<bool, KvError> {
+        match self {
+            KvStore::Sqlite(db) => db.exists(store, key),
+            KvStore::Redis(r) => r.exists(key),
+        }
+    }
+
+    pub fn get_many(&self, store: &str, keys: &[String]) -> Result<Pairs, KvError> {
+        match self {
+            KvStore::Sqlite(db) => db.get_many(store, keys),
+            KvStore::Redis(r) => r.get_many(keys),
+        }
+    }
+
+    pub fn set_many(&self, store: &str, kvs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        match self {
+            KvStore::Sqlite(db) => db.set_many(store, kvs),
+            KvStore::Redis(r) => r.set_many(kvs),
+        }
+    }
+
+    pub fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KvError> {
+        match self {
+            KvStore::Sqlite(db) => db.delete_many(store, keys),
+            KvStore::Redis(r) => r.delete_many(keys),
+        }
+    }
+
+    pub fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        match self {
+            KvStore::Sqlite(db) => db.increment(store, key, delta),
+            KvStore::Redis(r) => r.increment(key, delta),
+        }
+    }
+
+    /// A new compare-and-swap handle (Redis: on a connection of its own).
+    pub fn cas_new(&self) -> Result<CasState, KvError> {
+        match self {
+            KvStore::Sqlite(_) => Ok(CasState::Sqlite { seen: None }),
+            KvStore::Redis(r) => r.cas_new().map(CasState::Redis),
+        }
+    }
+
+    /// Reads the current value and remembers what a later swap compares with.
+    pub fn cas_current(
+        &self,
+        store: &str,
+        key: &str,
+        state: &mut CasState,
+    ) -> Result<Option<Vec<u8>>, KvError> {
+        match (self, state) {
+            (KvStore::Sqlite(db), CasState::Sqlite { seen }) => {
+                let value = db.get(store, key)?;
+                seen.clone_from(&value);
+                Ok(value)
+            }
+            (KvStore::Redis(r), CasState::Redis(cas)) => r.cas_current(cas, key),
+            _ => Err(KvError::Other("compare-and-swap of another backend".into())),
+        }
+    }
+
+    pub fn cas_swap(
+        &self,
+        store: &str,
+        key: &str,
+        state: CasState,
+        value: &[u8],
+    ) -> Result<Swap, KvError> {
+        match (self, state) {
+            (KvStore::Sqlite(db), CasState::Sqlite { seen }) => {
+                db.swap(store, key, seen.as_deref(), value)
+            }
+            (KvStore::Redis(r), CasState::Redis(cas)) => r.cas_swap(cas, key, value),
+            _ => Err(KvError::Other("compare-and-swap of another backend".into())),
+        }
+    }
+}
 
 /// A key-value error as the backends report it.
 #[derive(Debug, Clone, PartialEq, Eq)]

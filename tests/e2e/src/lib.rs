@@ -3,7 +3,8 @@
 //! It runs the built `.wasm` components of `spin.toml` (and the harness's own
 //! `fixtures.toml`) as Spin would: wasmtime 44 with the WASIp3 HTTP handler,
 //! Spin's routing and `spin-*` headers, `spin:key-value` and `wasi:keyvalue`
-//! over a SQLite file, Spin variables, and outgoing HTTP to loopback only.
+//! over a SQLite file (or a Redis server, see [`kv_redis`]), Spin variables,
+//! and outgoing HTTP to loopback only.
 //! Nothing in the product depends on it.
 //!
 //! ```no_run
@@ -23,8 +24,10 @@
 mod client;
 mod host;
 pub mod kv;
+pub mod kv_redis;
 pub mod manifest;
 pub mod outbound;
+pub mod redis_server;
 pub mod router;
 mod spin_host;
 pub mod variables;

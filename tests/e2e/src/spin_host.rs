@@ -3,7 +3,7 @@
 //! `wasi:keyvalue@0.2.0-draft2` store, atomics and batch.
 
 use crate::host::HostState;
-use crate::kv::{KvDb, KvError, Swap};
+use crate::kv::{CasState, KvError, KvStore, Swap};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use wasmtime::component::{Accessor, HasSelf, Linker, Resource};
@@ -34,16 +34,17 @@ pub struct Bucket {
     label: String,
 }
 
-/// A compare-and-swap handle: the key and the value `current` last read.
+/// A compare-and-swap handle: the key, and what the backend keeps between
+/// `current` and `swap` (the value read, or Redis's watching connection).
 pub struct CasHandle {
     label: String,
     key: String,
-    seen: Option<Vec<u8>>,
+    state: CasState,
 }
 
 /// What one component instance may use.
 pub struct SpinCtx {
-    pub kv: Arc<KvDb>,
+    pub kv: Arc<KvStore>,
     pub allowed_stores: Arc<HashSet<String>>,
     pub variables: Arc<HashMap<String, String>>,
 }
@@ -119,7 +120,7 @@ impl spin_kv::HostStoreWithStore for HasSelf<HostState> {
 fn with_spin_store<U, R>(
     accessor: &Accessor<U, HasSelf<HostState>>,
     store: &Resource<SpinStore>,
-    f: impl FnOnce(&KvDb, &str) -> Result<R, KvError>,
+    f: impl FnOnce(&KvStore, &str) -> Result<R, KvError>,
 ) -> Result<R, spin_kv::Error> {
     let (kv, label) = accessor.with(|mut access| {
         let (ctx, table) = access.get().spin();
@@ -168,7 +169,7 @@ impl wasi_store::Host for HostState {
 fn bucket(
     t: &mut HostState,
     b: &Resource<Bucket>,
-) -> Result<(Arc<KvDb>, String), wasi_store::Error> {
+) -> Result<(Arc<KvStore>, String), wasi_store::Error> {
     let (ctx, table) = t.spin();
     let label = table
         .get(b)
@@ -238,15 +239,15 @@ impl atomics::Host for HostState {
             .map_err(|e| store_err(wasi_store::Error::Other(e.to_string())))?;
         let kv = self.spin().0.kv.clone();
         match kv
-            .swap(&handle.label, &handle.key, handle.seen.as_deref(), &value)
+            .cas_swap(&handle.label, &handle.key, handle.state, &value)
             .map_err(|e| store_err(wasi_err(e)))?
         {
             Swap::Swapped => Ok(()),
             Swap::Failed => {
                 // As Spin does: hand back a fresh handle that has already read
                 // the current value, so the guest can retry with it.
-                let seen = kv
-                    .get(&handle.label, &handle.key)
+                let mut state = kv.cas_new().map_err(|e| store_err(wasi_err(e)))?;
+                kv.cas_current(&handle.label, &handle.key, &mut state)
                     .map_err(|e| store_err(wasi_err(e)))?;
                 let fresh = self
                     .spin()
@@ -254,7 +255,7 @@ impl atomics::Host for HostState {
                     .push(CasHandle {
                         label: handle.label,
                         key: handle.key,
-                        seen,
+                        state,
                     })
                     .map_err(|e| store_err(wasi_store::Error::Other(e.to_string())))?;
                 Err(atomics::CasError::CasFailed(fresh))
@@ -269,14 +270,11 @@ impl atomics::HostCas for HostState {
         b: Resource<Bucket>,
         key: String,
     ) -> Result<Resource<CasHandle>, wasi_store::Error> {
-        let (_, label) = bucket(self, &b)?;
+        let (kv, label) = bucket(self, &b)?;
+        let state = kv.cas_new().map_err(wasi_err)?;
         self.spin()
             .1
-            .push(CasHandle {
-                label,
-                key,
-                seen: None,
-            })
+            .push(CasHandle { label, key, state })
             .map_err(|e| wasi_store::Error::Other(e.to_string()))
     }
 
@@ -289,9 +287,8 @@ impl atomics::HostCas for HostState {
         let handle = table
             .get_mut(&self_)
             .map_err(|e| wasi_store::Error::Other(e.to_string()))?;
-        let value = kv.get(&handle.label, &handle.key).map_err(wasi_err)?;
-        handle.seen.clone_from(&value);
-        Ok(value)
+        kv.cas_current(&handle.label, &handle.key, &mut handle.state)
+            .map_err(wasi_err)
     }
 
     fn drop(&mut self, rep: Resource<CasHandle>) -> wasmtime::Result<()> {
