@@ -68,8 +68,11 @@ pub fn router() -> Router<Route> {
         )
 }
 
-/// Handles one request.
+/// Handles one request. The audit routes (`/api/v1/audit…`) are served by this component too.
 pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
+    if req.uri().path().starts_with("/api/v1/audit") {
+        return crate::audit::handle(env, req);
+    }
     web::finish(dispatch(env, req))
 }
 

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod class_opening;
 pub mod spot_checks;
 pub mod view;

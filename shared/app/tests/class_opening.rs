@@ -1057,3 +1057,78 @@ fn unknown_routes_and_methods_are_problems() {
         (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
     );
 }
+
+#[test]
+fn the_audit_chain_verifies_and_a_changed_byte_is_reported_at_its_event() {
+    let w = World::new();
+    let (_, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(5, 0)),
+        &[],
+    );
+    let id = v["id"].as_str().unwrap().to_string();
+    let admin = token(Role::BureauAdmin, None);
+    let (s, v, _) = w.call(Method::GET, "/api/v1/audit/verify", Some(&admin), None, &[]);
+    assert_eq!(
+        (s, v["intact"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{v}"
+    );
+    let length = v["length"].as_u64().unwrap();
+    assert!(
+        length >= 10,
+        "registry puts and the filing are audited: {length}"
+    );
+    // Page by page.
+    let (_, page, _) = w.call(
+        Method::GET,
+        "/api/v1/audit/verify?from=1&limit=3",
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(
+        (page["checked_to"].as_u64(), page["next_from"].as_u64()),
+        (Some(3), Some(4))
+    );
+    // Change one byte of event 5.
+    let key = store::keys::audit_event(5);
+    let mut bytes = store::KeyValue::get(&w.kv, &key).unwrap().unwrap();
+    let at = bytes.iter().position(|b| *b == b'"').unwrap() + 1;
+    bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
+    store::KeyValue::set(&w.kv, &key, &bytes).unwrap();
+    let (_, v, _) = w.call(Method::GET, "/api/v1/audit/verify", Some(&admin), None, &[]);
+    assert_eq!(
+        (v["intact"].as_bool(), v["broken_at"].as_u64()),
+        (Some(false), Some(5)),
+        "{v}"
+    );
+    // An entity's history.
+    let (s, h, _) = w.call(
+        Method::GET,
+        &format!("/api/v1/audit?entity=class:{id}"),
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["events"][0]["action"], "class.filed");
+    let (s, _, _) = w.call(
+        Method::GET,
+        &format!("/api/v1/audit?entity=class:{id}"),
+        Some(&token(Role::DistrictOfficer, Some("530103"))),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = w.call(
+        Method::GET,
+        "/api/v1/audit/verify",
+        Some(&institution()),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -109,7 +109,38 @@ pub fn record(kv: &impl KeyValue, change: Change, at: DateTime<Utc>) -> Result<u
     };
     event.digest = event.compute_digest();
     kv.set(&keys::audit_event(seq), &encode(&event))?;
+    crate::index::append(kv, &entity_index(&event.change.entity), &seq.to_string())?;
     Ok(seq)
+}
+
+/// The index of one entity's events.
+fn entity_index(entity: &str) -> String {
+    format!("audit-entity:{}", crate::pii::sha256_hex(entity))
+}
+
+/// One page of an entity's history, oldest first.
+pub fn history(
+    kv: &impl KeyValue,
+    entity: &str,
+    from: crate::index::Position,
+    limit: usize,
+) -> Result<(Vec<Event>, Option<crate::index::Position>), StoreError> {
+    let (seqs, next) = crate::index::read(kv, &entity_index(entity), from, limit)?;
+    let keys: Vec<String> = seqs
+        .iter()
+        .filter_map(|s| s.parse::<u64>().ok())
+        .map(keys::audit_event)
+        .collect();
+    let mut events = Vec::new();
+    for bytes in kv.get_many(&keys)?.into_iter().flatten() {
+        events.push(decode::<Event>(&bytes, "audit event")?);
+    }
+    Ok((events, next))
+}
+
+/// The number of events written so far (the last sequence number taken).
+pub fn length(kv: &impl KeyValue) -> Result<u64, StoreError> {
+    Ok(kv.increment(&keys::audit_next(), 0)?.max(0) as u64)
 }
 
 /// Reads event `seq`.
@@ -184,6 +215,22 @@ mod tests {
         bytes[pos] = b'5';
         kv.set(&key, &bytes).unwrap();
         assert_eq!(verify(&kv, 1, 100).unwrap(), Err(4));
+    }
+
+    #[test]
+    fn an_entity_history_lists_its_events_in_order() {
+        let kv = MemoryStore::new();
+        for n in 0..6 {
+            record(&kv, change(n % 2), Utc::now()).unwrap();
+        }
+        let (events, next) =
+            history(&kv, "thing:1", crate::index::Position::default(), 10).unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2, 4, 6]
+        );
+        assert_eq!(next, None);
+        assert_eq!(length(&kv).unwrap(), 6);
     }
 
     #[test]
