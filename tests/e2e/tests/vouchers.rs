@@ -1,0 +1,579 @@
+//! 职业培训券 end to end: the real `vouchers.wasm` (with `class_opening.wasm`
+//! filing the class) in the project's Spin test host, over HTTP, with the
+//! key-value data in a SQLite file and WeChat as a mock server on loopback.
+
+use e2e::{Client, Host, HostConfig, Reply};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tempfile::TempDir;
+use web::auth::{Claims, Role, mint};
+
+const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
+
+fn config(db: PathBuf, wechat_base: &str) -> HostConfig {
+    HostConfig::product_only(db)
+        .variable("jwt_secret", JWT)
+        .variable("pii_key", "e2e-pii-key-0123456789abcdefghijklmnopqrs")
+        .variable("pii_hmac_key", "e2e-hmac-key-0123456789abcdefghijklmnopqr")
+        .variable("wechat_app_id", "wx-e2e-app")
+        .variable("wechat_app_secret", "wx-e2e-secret")
+        .variable("wechat_api_base", wechat_base)
+}
+
+fn start(wechat_base: &str) -> (TempDir, PathBuf, Host) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sqlite_key_value.db");
+    let host = Host::start(config(db.clone(), wechat_base)).expect("host starts");
+    (dir, db, host)
+}
+
+fn token(role: Role, person: Option<&str>) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: format!("{}-e2e", role.id()),
+        role,
+        institution: (role == Role::Institution)
+            .then(|| policy::ids::CreditCode::parse(policy::fixtures::INSTITUTION).unwrap()),
+        district: (role == Role::DistrictOfficer)
+            .then(|| policy::ids::AreaCode::parse("530102").unwrap()),
+        person: person.map(str::to_string),
+        iat: now,
+        nbf: None,
+        exp: now + 3600,
+    };
+    mint(&claims, JWT)
+}
+
+async fn call(
+    host: &Host,
+    method: &str,
+    path: &str,
+    tok: Option<&str>,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let auth = tok.map(|t| format!("Bearer {t}"));
+    let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a));
+    }
+    headers.extend_from_slice(extra);
+    Client::new()
+        .send(method, &host.url(path), &headers, body.to_string())
+        .await
+        .expect("request completes")
+}
+
+/// Registers the fixture institution, trainers and textbook (bureau admin).
+async fn seed(host: &Host) {
+    let admin = token(Role::BureauAdmin, None);
+    let mut puts: Vec<(String, Value)> = vec![
+        (
+            format!(
+                "/api/v1/registry/institutions/{}",
+                policy::fixtures::INSTITUTION
+            ),
+            serde_json::to_value(policy::fixtures::institution()).unwrap(),
+        ),
+        (
+            "/api/v1/registry/textbooks/9787111213826".into(),
+            serde_json::to_value(policy::fixtures::textbook()).unwrap(),
+        ),
+    ];
+    for n in 1..=2 {
+        let no = format!("YN-T-{n:04}");
+        puts.push((
+            format!("/api/v1/registry/trainers/{no}"),
+            json!({"registration_no": no, "name": "讲师", "status": "registered"}),
+        ));
+    }
+    for (path, body) in puts {
+        let r = call(host, "PUT", &path, Some(&admin), &body.to_string(), &[]).await;
+        assert!(
+            r.status == 201 || r.status == 200,
+            "seeding {path}: {}",
+            r.text()
+        );
+    }
+}
+
+/// Files an approved class of `n` trainees starting in three weeks; returns its id and application.
+async fn file_class(host: &Host, n: usize) -> (String, policy::class_opening::ClassApplication) {
+    let today = policy::ids::today_cst();
+    let (app, _) =
+        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, 0);
+    let r = call(
+        host,
+        "POST",
+        "/api/v1/classes",
+        Some(&token(Role::Institution, None)),
+        &serde_json::to_string(&app).unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json().unwrap();
+    assert_eq!(v["status"], "approved", "{v}");
+    (v["id"].as_str().unwrap().to_string(), app)
+}
+
+/// Activates the cards of `lines`; returns their person refs.
+async fn activate(
+    host: &Host,
+    app: &policy::class_opening::ClassApplication,
+    lines: impl IntoIterator<Item = usize>,
+) -> Vec<String> {
+    let ss = token(Role::SocialSecurity, None);
+    let mut refs = Vec::new();
+    for l in lines {
+        let body = json!({"id_number": app.roster[l].id_number.expose(), "active": true});
+        let r = call(
+            host,
+            "POST",
+            "/api/v1/cards/activations",
+            Some(&ss),
+            &body.to_string(),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json().unwrap();
+        assert_eq!(v["id_number"], app.roster[l].id_number.masked());
+        refs.push(v["person_ref"].as_str().unwrap().to_string());
+    }
+    refs
+}
+
+async fn record_checks(host: &Host, class_id: &str) {
+    let officer = token(Role::DistrictOfficer, None);
+    let at = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    for kind in ["pre_opening", "in_training", "post_assessment"] {
+        let body = json!({"kind": kind, "officer": "王科长", "at": at, "result": "passed"});
+        let r = call(
+            host,
+            "POST",
+            &format!("/api/v1/classes/{class_id}/checks"),
+            Some(&officer),
+            &body.to_string(),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{kind}: {}", r.text());
+    }
+}
+
+/// Every key and value in the SQLite file, as Spin's store keeps them.
+fn dump(db: &Path) -> BTreeMap<String, Vec<u8>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM spin_key_value ORDER BY key")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// ID and phone numbers of the roster, as written and in the forms they might leak.
+fn numbers(app: &policy::class_opening::ClassApplication) -> Vec<String> {
+    app.roster
+        .iter()
+        .flat_map(|t| {
+            [
+                t.id_number.expose().to_string(),
+                t.mobile.expose().to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// No key holds a number; no value outside the class-opening function's own
+/// class records holds one; the logs hold none. Returns the class-opening keys
+/// whose values still carry the filed roster in clear (reported, not owned here).
+fn assert_no_numbers(db: &Path, logs: &str, nums: &[String]) -> Vec<String> {
+    let mut class_records = Vec::new();
+    for (k, v) in dump(db) {
+        let text = String::from_utf8_lossy(&v);
+        for n in nums {
+            assert!(
+                !k.contains(n.as_str()),
+                "key {k} holds an ID or phone number"
+            );
+            if text.contains(n.as_str()) {
+                assert!(
+                    k.starts_with("vt:class:") || k.starts_with("vt:class-claim:"),
+                    "{k} holds an ID or phone number"
+                );
+                class_records.push(k.clone());
+            }
+        }
+        assert!(!text.contains("oE2E-openid"), "{k} holds an openid");
+        assert!(!k.contains("oE2E-openid"));
+    }
+    for n in nums {
+        assert!(
+            !logs.contains(n.as_str()),
+            "the logs hold an ID or phone number"
+        );
+    }
+    assert!(!logs.contains("oE2E-openid"), "the logs hold an openid");
+    assert!(
+        !logs.contains("wx-e2e-secret"),
+        "the logs hold the app secret"
+    );
+    class_records.sort();
+    class_records.dedup();
+    class_records
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_redeem_and_settle_through_the_spin_host_and_count_progress() {
+    let (_dir, db, host) = start("https://api.weixin.qq.com");
+    seed(&host).await;
+    let (class_id, app) = file_class(&host, 4).await;
+    let refs = activate(&host, &app, 0..3).await;
+    let inst = token(Role::Institution, None);
+    let issued = call(
+        &host,
+        "POST",
+        &format!("/api/v1/classes/{class_id}/vouchers"),
+        Some(&inst),
+        "{}",
+        &[("idempotency-key", "issue-all")],
+    )
+    .await;
+    assert_eq!(issued.status, 200, "{}", issued.text());
+    let v = issued.json().unwrap();
+    assert_eq!(
+        (v["issued"].as_u64(), v["refused"].as_u64()),
+        (Some(3), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["results"][3]["blocking_rules"], json!(["VO-CARD"]));
+    let codes: Vec<String> = v["results"].as_array().unwrap()[..3]
+        .iter()
+        .map(|r| r["voucher"]["code"].as_str().unwrap().to_string())
+        .collect();
+    // A retry with the same key replays the answer.
+    let replay = call(
+        &host,
+        "POST",
+        &format!("/api/v1/classes/{class_id}/vouchers"),
+        Some(&inst),
+        "{}",
+        &[("idempotency-key", "issue-all")],
+    )
+    .await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, issued.body);
+
+    // Settle before redeem is refused naming the state.
+    let officer = token(Role::DistrictOfficer, None);
+    let settle_body = json!({"certificate_no": "Y530000220600001"}).to_string();
+    let early = call(
+        &host,
+        "POST",
+        &format!("/api/v1/vouchers/{}/settle", codes[0]),
+        Some(&officer),
+        &settle_body,
+        &[],
+    )
+    .await;
+    assert_eq!(early.status, 409, "{}", early.text());
+    assert_eq!(early.json().unwrap()["state"], "issued");
+
+    for c in &codes {
+        let r = call(
+            &host,
+            "POST",
+            &format!("/api/v1/vouchers/{c}/redeem"),
+            Some(&inst),
+            "",
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    record_checks(&host, &class_id).await;
+    let mut paid = 0;
+    for c in &codes[..2] {
+        let r = call(
+            &host,
+            "POST",
+            &format!("/api/v1/vouchers/{c}/settle"),
+            Some(&officer),
+            &settle_body,
+            &[("idempotency-key", &format!("settle-{c}"))],
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        paid += r.json().unwrap()["amount_fen"].as_i64().unwrap();
+    }
+    let twice = call(
+        &host,
+        "POST",
+        &format!("/api/v1/vouchers/{}/settle", codes[0]),
+        Some(&officer),
+        &settle_body,
+        &[],
+    )
+    .await;
+    assert_eq!(twice.status, 409);
+    assert_eq!(twice.json().unwrap()["state"], "settled");
+
+    let progress = call(
+        &host,
+        "GET",
+        &format!(
+            "/api/v1/stats/progress?year={}",
+            chrono::Datelike::year(&app.start_date)
+        ),
+        Some(&token(Role::BureauAdmin, None)),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(progress.status, 200, "{}", progress.text());
+    let p = progress.json().unwrap();
+    assert_eq!(p["city"]["trainings"], 2);
+    assert_eq!(p["city"]["amount_fen"], paid);
+
+    let archive = call(
+        &host,
+        "GET",
+        &format!("/api/v1/people/{}/archive", refs[0]),
+        Some(&officer),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(archive.status, 200);
+    assert_eq!(archive.json().unwrap()["entries"][0]["result"], "settled");
+
+    // The data survive a restart of the host.
+    let host = host.restart().unwrap();
+    let got = call(
+        &host,
+        "GET",
+        &format!("/api/v1/vouchers/{}", codes[0]),
+        Some(&inst),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(got.json().unwrap()["state"], "settled");
+
+    let in_clear = assert_no_numbers(&db, &host.logs(), &numbers(&app));
+    eprintln!("class-opening records holding the filed roster in clear: {in_clear:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_hundred_concurrent_issue_requests_for_one_trainee_give_one_voucher() {
+    let (_dir, db, host) = start("https://api.weixin.qq.com");
+    seed(&host).await;
+    let (class_id, app) = file_class(&host, 3).await;
+    let refs = activate(&host, &app, [0]).await;
+    let host = Arc::new(host);
+    let path = format!("/api/v1/classes/{class_id}/vouchers");
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (host, path) = (host.clone(), path.clone());
+            tokio::spawn(async move {
+                let key = format!("race-{i}");
+                let r = call(
+                    &host,
+                    "POST",
+                    &path,
+                    Some(&token(Role::Institution, None)),
+                    r#"{"lines":[0]}"#,
+                    &[("idempotency-key", key.as_str())],
+                )
+                .await;
+                (r.status, r.json().unwrap_or(Value::Null))
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    let issued = results.iter().filter(|(_, v)| v["issued"] == 1).count();
+    let existing = results.iter().filter(|(_, v)| v["existing"] == 1).count();
+    let statuses: BTreeMap<u16, usize> = results.iter().fold(BTreeMap::new(), |mut m, (s, _)| {
+        *m.entry(*s).or_default() += 1;
+        m
+    });
+    assert_eq!(
+        issued, 1,
+        "invariant 1: exactly one voucher; statuses {statuses:?}"
+    );
+    assert_eq!(
+        issued + existing,
+        100,
+        "every request answered; statuses {statuses:?}"
+    );
+    let mine = call(
+        &host,
+        "GET",
+        "/api/v1/me/vouchers",
+        Some(&token(Role::Trainee, Some(&refs[0]))),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(mine.json().unwrap()["items"].as_array().unwrap().len(), 1);
+    let vouchers_in_store = dump(&db)
+        .keys()
+        .filter(|k| k.starts_with("vt:voucher:"))
+        .count();
+    assert_eq!(vouchers_in_store, 1);
+}
+
+/// A mock of WeChat's `jscode2session` on loopback: `good` → an openid, `used` → 40029.
+async fn mock_wechat() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                log.lock().unwrap().push(target.clone());
+                let code = target
+                    .split("js_code=")
+                    .nth(1)
+                    .and_then(|s| s.split('&').next())
+                    .unwrap_or("");
+                let ok_app = target.contains("appid=wx-e2e-app")
+                    && target.contains("secret=wx-e2e-secret")
+                    && target.starts_with("/sns/jscode2session?");
+                let body = match (ok_app, code) {
+                    (true, "good") => json!({"openid": "oE2E-openid-0001", "session_key": "k"}),
+                    (true, "busy") => json!({"errcode": -1, "errmsg": "system error"}),
+                    _ => json!({"errcode": 40029, "errmsg": "invalid code"}),
+                }
+                .to_string();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wechat_login_binds_a_trainee_who_then_sees_only_their_own_data() {
+    let (base, seen) = mock_wechat().await;
+    let (_dir, db, host) = start(&base);
+    seed(&host).await;
+    let (class_id, app) = file_class(&host, 3).await;
+    let refs = activate(&host, &app, 0..3).await;
+    let issued = call(
+        &host,
+        "POST",
+        &format!("/api/v1/classes/{class_id}/vouchers"),
+        Some(&token(Role::Institution, None)),
+        "{}",
+        &[],
+    )
+    .await;
+    assert_eq!(issued.json().unwrap()["issued"], 3, "{}", issued.text());
+
+    let login = |code: &'static str| {
+        let host = &host;
+        async move {
+            call(
+                host,
+                "POST",
+                "/api/v1/wechat/login",
+                None,
+                &json!({"code": code}).to_string(),
+                &[],
+            )
+            .await
+        }
+    };
+    let bad = login("used").await;
+    assert_eq!(bad.status, 422, "{}", bad.text());
+    assert_eq!(bad.json().unwrap()["code"], "wechat_code_invalid");
+    let busy = login("busy").await;
+    assert_eq!(busy.json().unwrap()["code"], "wechat_busy");
+
+    let first = login("good").await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let f = first.json().unwrap();
+    assert_eq!(f["status"], "unbound");
+    let ticket = f["bind_ticket"].as_str().unwrap().to_string();
+
+    let t0 = &app.roster[0];
+    let wrong = call(
+        &host,
+        "POST",
+        "/api/v1/wechat/bind",
+        None,
+        &json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "mobile": app.roster[1].mobile.expose()}).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(wrong.status, 403, "{}", wrong.text());
+    assert_eq!(wrong.json().unwrap()["code"], "binding_proof_failed");
+    let bound = call(
+        &host,
+        "POST",
+        "/api/v1/wechat/bind",
+        None,
+        &json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "mobile": t0.mobile.expose()}).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(bound.status, 200, "{}", bound.text());
+    assert_eq!(bound.json().unwrap()["person_ref"], refs[0].as_str());
+
+    let again = login("good").await.json().unwrap();
+    assert_eq!(again["status"], "bound");
+    let tok = again["token"].as_str().unwrap().to_string();
+    let mine = call(&host, "GET", "/api/v1/me/vouchers", Some(&tok), "", &[]).await;
+    assert_eq!(mine.status, 200);
+    let items = mine.json().unwrap()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["person_ref"], refs[0].as_str());
+    let own_archive = call(&host, "GET", "/api/v1/me/archive", Some(&tok), "", &[]).await;
+    assert_eq!(own_archive.status, 200);
+    let other = call(
+        &host,
+        "GET",
+        &format!("/api/v1/people/{}/archive", refs[1]),
+        Some(&tok),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(other.status, 403, "{}", other.text());
+
+    assert!(seen.lock().unwrap().len() >= 4, "the mock was called");
+    let in_clear = assert_no_numbers(&db, &host.logs(), &numbers(&app));
+    eprintln!("class-opening records holding the filed roster in clear: {in_clear:?}");
+}
