@@ -4,7 +4,11 @@
 //!   `wasi:keyvalue` store, batch (`get-many`, `set-many`) and atomics
 //!   (`Cas`, `increment`). Every method is one host call.
 //! - [`prepare`]: reads the request body (at most [`web::MAX_BODY_BYTES`],
-//!   413 beyond), the secrets from Spin variables, and opens the store.
+//!   413 beyond), the secrets from Spin variables, and opens the store behind
+//!   [`store::sealed::SealedKv`], so that every value is encrypted at rest
+//!   with the key in `pii_key` (values sealed with a key listed in
+//!   `pii_key_previous`, comma-separated, still open: see key rotation in
+//!   docs/OPERATIONS.md).
 //! - [`serve`]: prepare, run a synchronous handler, log one line, respond.
 //!
 //! Logs carry the method, the path and the status, never a body, a query
@@ -14,6 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store as wkv};
 use spin_sdk::http::Request;
+use store::sealed::{DataKey, Keyring, SealedKv};
 use store::{Cas, KeyValue, KvError};
 use web::{Env, Problem, Secrets};
 
@@ -110,6 +115,9 @@ pub fn reply(res: web::Response) -> Reply {
     res.map(Full::new)
 }
 
+/// The store as handlers get it: Spin's store, every value sealed.
+pub type Store = store::sealed::SealedKv<'static, SpinKv>;
+
 /// A request made ready for a handler.
 pub struct Prepared {
     /// The request with its body read.
@@ -117,7 +125,7 @@ pub struct Prepared {
     /// Secrets and further variables.
     pub secrets: Secrets,
     /// The store.
-    pub kv: SpinKv,
+    pub kv: Store,
 }
 
 fn random(buf: &mut [u8]) {
@@ -126,7 +134,7 @@ fn random(buf: &mut [u8]) {
 
 impl Prepared {
     /// The handler environment, with the host's clock and randomness.
-    pub fn env(&self) -> Env<'_, SpinKv> {
+    pub fn env(&self) -> Env<'_, Store> {
         Env {
             kv: &self.kv,
             secrets: &self.secrets,
@@ -168,6 +176,9 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
         }
     };
     let request = web::Request::from_parts(parts, bytes);
+    let previous_keys = spin_sdk::variables::get("pii_key_previous")
+        .await
+        .unwrap_or_default();
     let mut secrets = Secrets {
         jwt_secret: variable("jwt_secret").await?,
         pii_hmac_key: variable("pii_hmac_key").await?,
@@ -185,12 +196,21 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
             Problem::internal(format!("the service is not configured: {msg}")).into_response(),
         ));
     }
+    let keys = Keyring::new(
+        DataKey::from_secret(&secrets.pii_key),
+        previous_keys
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(DataKey::from_secret)
+            .collect(),
+    );
     let kv =
         SpinKv::open_default().map_err(|_| reply(Problem::store_unavailable().into_response()))?;
     Ok(Prepared {
         request,
         secrets,
-        kv,
+        kv: SealedKv::new(kv, keys, &random),
     })
 }
 
@@ -208,7 +228,7 @@ pub fn log(component: &str, req: &web::Request, res: &web::Response) {
 pub async fn serve(
     component: &str,
     req: Request,
-    handler: impl FnOnce(&Env<'_, SpinKv>, &web::Request) -> web::Response,
+    handler: impl FnOnce(&Env<'_, Store>, &web::Request) -> web::Response,
 ) -> Reply {
     let prepared = match prepare(req, &[]).await {
         Ok(p) => p,

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod pii;
 pub mod records;
 pub mod registry;
+pub mod sealed;
 pub mod spot_checks;
 pub mod vouchers;
 

@@ -535,3 +535,71 @@ fn the_class_opening_component_exports_the_wasip3_handler_and_imports_only_what_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dump_of_the_store_holds_no_id_number_phone_number_or_name_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sqlite_key_value.db");
+    let host = Host::start(config(db.clone())).unwrap();
+    seed(&host).await;
+    let app = application(20, 0);
+    let r = call(
+        &host,
+        "POST",
+        "/api/v1/classes",
+        Some(&token(Role::Institution, None)),
+        &app.to_string(),
+        &[("idempotency-key", "dump-1")],
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let id = r.json().unwrap()["id"].as_str().unwrap().to_string();
+    let officer = token(Role::DistrictOfficer, None);
+    let check = json!({"kind": "pre_opening", "officer": "李科员", "at": chrono::Utc::now().to_rfc3339(), "result": "passed"});
+    call(
+        &host,
+        "POST",
+        &format!("/api/v1/classes/{id}/checks"),
+        Some(&officer),
+        &check.to_string(),
+        &[],
+    )
+    .await;
+    let dump = dump(&db);
+    assert!(dump.len() > 20, "the scenario wrote records");
+    let needles: Vec<String> = app["roster"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| {
+            [
+                l["id_number"].as_str().unwrap().to_string(),
+                l["mobile"].as_str().unwrap().to_string(),
+                l["name"].as_str().unwrap().to_string(),
+            ]
+        })
+        .collect();
+    for (key, value) in &dump {
+        for n in &needles {
+            assert!(!key.contains(n.as_str()), "key {key} holds personal data");
+            assert!(
+                !value.windows(n.len()).any(|w| w == n.as_bytes()),
+                "value of {key} holds personal data in clear"
+            );
+        }
+    }
+    // The data is still there for those allowed to read it.
+    let got = call(
+        &host,
+        "GET",
+        &format!("/api/v1/classes/{id}"),
+        Some(&officer),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        got.json().unwrap()["application"]["roster"][0]["name"],
+        app["roster"][0]["name"]
+    );
+}
