@@ -3,6 +3,8 @@
 //! values of other types) never panic and never get a 500: every answer is
 //! a decision or a problem with a stable code.
 
+#![allow(clippy::result_large_err)]
+
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
@@ -72,7 +74,7 @@ fn replace_somewhere(v: &mut Value, mut pick: usize, new: Value) -> bool {
             let key = map.keys().nth(pick % n).cloned().unwrap();
             pick /= n;
             let child = map.get_mut(&key).unwrap();
-            if pick % 3 == 0 || !replace_somewhere(child, pick, new.clone()) {
+            if pick.is_multiple_of(3) || !replace_somewhere(child, pick, new.clone()) {
                 *child = new;
             }
             true
@@ -81,7 +83,7 @@ fn replace_somewhere(v: &mut Value, mut pick: usize, new: Value) -> bool {
             let n = items.len();
             let child = &mut items[pick % n];
             pick /= n;
-            if pick % 3 == 0 || !replace_somewhere(child, pick, new.clone()) {
+            if pick.is_multiple_of(3) || !replace_somewhere(child, pick, new.clone()) {
                 *child = new;
             }
             true
@@ -94,7 +96,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
             .map(Value::Number)
             .unwrap_or(Value::Null)),

@@ -11,9 +11,18 @@ fn main() {
     let today = policy::ids::today_cst();
     let start = args
         .first()
-        .map(|d| d.parse().unwrap_or_else(|_| panic!("first argument must be a date YYYY-MM-DD")))
+        .map(|d| {
+            d.parse()
+                .unwrap_or_else(|_| panic!("first argument must be a date YYYY-MM-DD"))
+        })
         .unwrap_or(today + chrono::Duration::days(14));
-    let n = args.get(1).map(|n| n.parse().expect("second argument is a number of trainees")).unwrap_or(40);
+    let n = args
+        .get(1)
+        .map(|n| n.parse().expect("second argument is a number of trainees"))
+        .unwrap_or(40);
     let (app, _) = policy::fixtures::valid_class_from(start, today, n, 0);
-    println!("{}", serde_json::to_string_pretty(&app).expect("serialises"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&app).expect("serialises")
+    );
 }

@@ -399,10 +399,10 @@ impl ClassApplication {
                     "an online session names its courseware",
                 ));
             }
-            if let Some(c) = &s.courseware {
-                if !registry_id_ok(c) {
-                    errs.push(shape(at("courseware"), "1 to 64 letters, digits, - or _"));
-                }
+            if let Some(c) = &s.courseware
+                && !registry_id_ok(c)
+            {
+                errs.push(shape(at("courseware"), "1 to 64 letters, digits, - or _"));
             }
             if s.topics.is_empty() {
                 errs.push(shape(at("topics"), "at least one topic"));

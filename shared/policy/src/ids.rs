@@ -620,7 +620,7 @@ pub fn isbn_ok(input: impl AsRef<str>) -> bool {
                 .enumerate()
                 .map(|(i, v)| if i % 2 == 0 { *v } else { v * 3 })
                 .sum();
-            sum % 10 == 0
+            sum.is_multiple_of(10)
         }
         10 => {
             let mut sum = 0;
@@ -634,7 +634,7 @@ pub fn isbn_ok(input: impl AsRef<str>) -> bool {
                 };
                 sum += v * (10 - i as u32);
             }
-            sum % 11 == 0
+            sum.is_multiple_of(11)
         }
         _ => false,
     }

@@ -63,7 +63,7 @@ fn describe(message: &str) -> String {
     for c in without_pos.chars() {
         match quote {
             Some(q) if c == q => {
-                out.push_str("…");
+                out.push('…');
                 out.push(c);
                 quote = None;
             }

@@ -7,6 +7,9 @@
 //! (bodies with field paths), [`router`], [`paging`], [`idempotent`], [`env`].
 
 #![warn(missing_docs)]
+// `Problem` is the error type of every handler and the body of the response
+// it becomes; it is built once per failed request, so its size does not matter.
+#![allow(clippy::result_large_err)]
 
 pub mod auth;
 pub mod env;
