@@ -25,6 +25,7 @@ use web::{Env, Problem, Secrets};
 /// The `default` store through `wasi:keyvalue`.
 pub struct SpinKv {
     bucket: wkv::Bucket,
+    batch_reads: bool,
 }
 
 fn kv_error(e: wkv::Error) -> KvError {
@@ -37,9 +38,16 @@ fn kv_error(e: wkv::Error) -> KvError {
 
 impl SpinKv {
     /// Opens the store labelled `default` (listed in the component's `key_value_stores`).
-    pub fn open_default() -> Result<Self, KvError> {
+    ///
+    /// `batch_reads` false reads `get_many` key by key (variable
+    /// `kv_batch_reads = "false"`): Spin 4.0.2's Redis backend sends `KEYS`
+    /// instead of `MGET` for `get-many` and fails for two keys or more.
+    pub fn open_default(batch_reads: bool) -> Result<Self, KvError> {
         wkv::open("default")
-            .map(|bucket| Self { bucket })
+            .map(|bucket| Self {
+                bucket,
+                batch_reads,
+            })
             .map_err(kv_error)
     }
 }
@@ -47,6 +55,7 @@ impl SpinKv {
 /// A compare-and-swap on Spin's store.
 pub struct SpinCas {
     cas: atomics::Cas,
+    key: String,
 }
 
 impl Cas for SpinCas {
@@ -54,10 +63,17 @@ impl Cas for SpinCas {
         self.cas.current().map_err(kv_error)
     }
 
+    /// A reported failure is checked by reading the key back: Spin 4.0.2's
+    /// Redis backend reports every swap as failed, also when its write was
+    /// applied. Values are sealed with a fresh nonce, so finding exactly the
+    /// bytes this swap wrote means this swap wrote them.
     fn swap(self, value: &[u8]) -> Result<bool, KvError> {
         match atomics::swap(self.cas, value) {
             Ok(()) => Ok(true),
-            Err(atomics::CasError::CasFailed(_)) => Ok(false),
+            Err(atomics::CasError::CasFailed(_)) => {
+                let bucket = wkv::open("default").map_err(kv_error)?;
+                Ok(bucket.get(&self.key).map_err(kv_error)?.as_deref() == Some(value))
+            }
             Err(atomics::CasError::StoreError(e)) => Err(kv_error(e)),
         }
     }
@@ -71,10 +87,14 @@ impl KeyValue for SpinKv {
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        if keys.len() < 2 || !self.batch_reads {
+            return keys.iter().map(|k| self.get(k)).collect();
         }
-        let found = batch::get_many(&self.bucket, keys).map_err(kv_error)?;
+        let found = match batch::get_many(&self.bucket, keys) {
+            Ok(found) => found,
+            // A backend whose get-many fails (Spin 4.0.2 on Redis): read key by key.
+            Err(_) => return keys.iter().map(|k| self.get(k)).collect(),
+        };
         let mut by_key: std::collections::HashMap<String, Option<Vec<u8>>> =
             found.into_iter().collect();
         Ok(keys.iter().map(|k| by_key.remove(k).flatten()).collect())
@@ -98,7 +118,10 @@ impl KeyValue for SpinKv {
 
     fn cas(&self, key: &str) -> Result<SpinCas, KvError> {
         atomics::Cas::new(&self.bucket, key)
-            .map(|cas| SpinCas { cas })
+            .map(|cas| SpinCas {
+                cas,
+                key: key.to_string(),
+            })
             .map_err(kv_error)
     }
 
@@ -179,6 +202,10 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
     let previous_keys = spin_sdk::variables::get("pii_key_previous")
         .await
         .unwrap_or_default();
+    let batch_reads = spin_sdk::variables::get("kv_batch_reads")
+        .await
+        .map(|v| v.trim() != "false")
+        .unwrap_or(true);
     let mut secrets = Secrets {
         jwt_secret: variable("jwt_secret").await?,
         pii_hmac_key: variable("pii_hmac_key").await?,
@@ -205,8 +232,8 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
             .map(DataKey::from_secret)
             .collect(),
     );
-    let kv =
-        SpinKv::open_default().map_err(|_| reply(Problem::store_unavailable().into_response()))?;
+    let kv = SpinKv::open_default(batch_reads)
+        .map_err(|_| reply(Problem::store_unavailable().into_response()))?;
     Ok(Prepared {
         request,
         secrets,
