@@ -186,6 +186,9 @@ pub struct VoucherRecord {
     /// Whether the final state is in the archive.
     #[serde(default)]
     pub archived: bool,
+    /// Audit events written: 1 for the issue and one per move once all are in.
+    #[serde(default)]
+    pub audited: usize,
 }
 
 impl VoucherRecord {
@@ -200,7 +203,8 @@ impl VoucherRecord {
     }
 
     fn needs_repair(&self) -> bool {
-        (self.state == VoucherState::Settled && !self.counted)
+        self.audited < 1 + self.history.len()
+            || (self.state == VoucherState::Settled && !self.counted)
             || (matches!(self.state, VoucherState::Settled | VoucherState::Revoked)
                 && !self.archived)
     }
@@ -456,7 +460,8 @@ pub fn issue(
             if let Some(e) = ledger.entries.iter().find(|e| {
                 e.class_id == draft.class.class_id
                     && e.roster_line == draft.roster_line
-                    && e.state.counts()
+                    && policy::vouchers::effective_state(e.state, e.last_valid_day, draft.today)
+                        .counts()
             }) {
                 return Err(LedgerRefusal::Existing(e.clone()));
             }
@@ -541,6 +546,7 @@ fn new_record(
         rev: 1,
         counted: false,
         archived: false,
+        audited: 1,
     }
 }
 
@@ -550,7 +556,7 @@ fn write_new(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    put_json(kv, &voucher_key(&record.code), record)?;
+    // The record comes last: a retry that finds it knows the rest is done.
     index::append(kv, &class_index(&record.class.class_id), &record.code)?;
     index::append(kv, ALL_INDEX, &record.code)?;
     audit::record(
@@ -565,6 +571,7 @@ fn write_new(
         },
         now,
     )?;
+    put_json(kv, &voucher_key(&record.code), record)?;
     Ok(())
 }
 
@@ -688,24 +695,13 @@ pub fn apply<E>(
     };
     let before = before.expect("a successful update read the record");
     set_ledger_state(kv, &after)?;
-    let after = repair(kv, after, actor, now)?;
-    audit::record(
+    let after = finish(
         kv,
-        Change {
-            actor: actor.clone(),
-            action: format!("voucher.{}", after.state.id()),
-            entity: format!("voucher:{code}"),
-            before: Some(audit::digest_of(&before)),
-            after: Some(audit::digest_of(&after)),
-            note: after.history.last().and_then(|m| m.note.clone()).map(|n| {
-                if action == Action::Revoke {
-                    "reason given".to_string()
-                } else {
-                    n
-                }
-            }),
-        },
+        after,
+        actor,
         now,
+        false,
+        Some(audit::digest_of(&before)),
     )?;
     Ok((before, after))
 }
@@ -733,16 +729,29 @@ fn set_ledger_state(kv: &impl KeyValue, r: &VoucherRecord) -> Result<(), StoreEr
 /// Writes what a final state owes (archive entry, progress counts) and flags it on the voucher. Idempotent.
 pub fn repair(
     kv: &impl KeyValue,
-    mut r: VoucherRecord,
+    r: VoucherRecord,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<VoucherRecord, StoreError> {
-    let _ = actor;
+    finish(kv, r, actor, now, true, None)
+}
+
+/// Archive, progress and audit events a record owes, then the flags saying they are written.
+fn finish(
+    kv: &impl KeyValue,
+    mut r: VoucherRecord,
+    actor: &Actor,
+    now: DateTime<Utc>,
+    ledger: bool,
+    before: Option<String>,
+) -> Result<VoucherRecord, StoreError> {
     if !r.needs_repair() {
         return Ok(r);
     }
-    set_ledger_state(kv, &r)?;
-    if !r.archived {
+    if ledger {
+        set_ledger_state(kv, &r)?;
+    }
+    if matches!(r.state, VoucherState::Settled | VoucherState::Revoked) && !r.archived {
         let entry = ArchiveEntry {
             code: r.code.clone(),
             class: r.class.clone(),
@@ -804,19 +813,51 @@ pub fn repair(
             },
         ))?;
     }
+    // Moves not yet in the audit trail (one after a normal move; after a crash, the missed ones).
+    let events = 1 + r.history.len();
+    for (n, m) in r.history.iter().enumerate().skip(r.audited.max(1) - 1) {
+        let last = n + 1 == r.history.len();
+        audit::record(
+            kv,
+            Change {
+                actor: if last && before.is_some() {
+                    actor.clone()
+                } else {
+                    m.by.clone()
+                },
+                action: format!("voucher.{}", m.to.id()),
+                entity: format!("voucher:{}", r.code),
+                before: if last { before.clone() } else { None },
+                after: last.then(|| audit::digest_of(&r)),
+                note: match m.action {
+                    Action::Revoke => Some("reason given".into()),
+                    Action::Settle => m.note.clone(),
+                    _ => None,
+                }
+                .or_else(|| before.is_none().then(|| "recorded on retry".into())),
+            },
+            now,
+        )?;
+    }
     let flagged = infallible(update_json::<VoucherRecord, std::convert::Infallible>(
         kv,
         &voucher_key(&r.code),
         "voucher",
         |cur| {
             let Some(mut c) = cur else { return Ok(None) };
+            if c.history.len() != r.history.len() {
+                // Moved again meanwhile: that move's request finishes the work.
+                return Ok(None);
+            }
             let archived = matches!(c.state, VoucherState::Settled | VoucherState::Revoked);
             let counted = c.state == VoucherState::Settled;
-            if (c.archived || !archived) && (c.counted || !counted) {
+            let audited = c.audited.max(events.min(1 + c.history.len()));
+            if (c.archived || !archived) && (c.counted || !counted) && c.audited == audited {
                 return Ok(None);
             }
             c.archived |= archived;
             c.counted |= counted;
+            c.audited = audited;
             c.rev += 1;
             Ok(Some(c))
         },
@@ -1068,6 +1109,133 @@ mod tests {
         }
         let l: Ledger = get_json(&kv, "vt:test", "ledger").unwrap().unwrap();
         assert_eq!(l.rev, 8, "no update lost");
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn actor() -> Actor {
+        Actor {
+            sub: "t".into(),
+            role: "institution".into(),
+        }
+    }
+
+    fn draft() -> Draft {
+        let occupation = OccupationCode::parse("4-10-01-05").unwrap();
+        Draft {
+            person: "ab".repeat(32),
+            roster_line: 0,
+            group: TargetGroup::FlexibleEmployment,
+            class: ClassFacts {
+                class_id: "KM-2022-000001".into(),
+                title: "养老护理员（五级）".into(),
+                institution: policy::fixtures::INSTITUTION.into(),
+                district: "530102".into(),
+                occupation: occupation.clone(),
+                level: Some(SkillLevel::Five),
+                certificate: Certificate::SkillLevel,
+                programme: Programme::KangyangYunShifu,
+                hours: 120,
+                start_date: day("2022-06-13"),
+                end_date: day("2022-06-27"),
+            },
+            key: SubsidyKey::Level(occupation, SkillLevel::Five),
+            today: day("2022-06-05"),
+        }
+    }
+
+    fn decide(held: &[Held]) -> IssueDecision {
+        policy::vouchers::decide_issue(
+            &policy::vouchers::IssueFacts {
+                class_id: "KM-2022-000001",
+                class_approved: true,
+                subsidised_kind: true,
+                on_roster: true,
+                roster_line: 0,
+                key: draft().key,
+                group: TargetGroup::FlexibleEmployment,
+                card_active: Some(true),
+                held,
+                today: day("2022-06-05"),
+            },
+            policy::Parameters::shipped(),
+            policy::vouchers::Subsidies::shipped(),
+        )
+    }
+
+    fn code(n: u8) -> VoucherCode {
+        VoucherCode::from_random(&[n; 12])
+    }
+
+    fn settle(
+        kv: &MemoryStore,
+        c: &str,
+    ) -> Result<(VoucherRecord, VoucherRecord), UpdateError<MoveError<()>>> {
+        apply(kv, c, Action::Settle, &actor(), Utc::now(), |r| {
+            r.state = policy::vouchers::transition(r.state, Action::Settle).map_err(|_| ())?;
+            r.certificate_no = Some("C-1".into());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn a_crash_after_the_ledger_entry_is_finished_by_the_retry_with_the_same_code() {
+        let kv = MemoryStore::new();
+        // Writes: the ledger's init ticket, its empty record, its swap; then the crash.
+        kv.fail_after_writes(Some(3));
+        assert!(issue(&kv, &draft(), &code(1), decide, &actor(), Utc::now()).is_err());
+        kv.fail_after_writes(None);
+        assert!(get(&kv, code(1).as_str()).unwrap().is_none());
+        let again = issue(&kv, &draft(), &code(2), decide, &actor(), Utc::now()).unwrap();
+        let Issued::Existing(r) = again else {
+            panic!("{again:?}")
+        };
+        assert_eq!(r.code, code(1).as_str(), "the ledger's code is kept");
+        assert!(get(&kv, code(1).as_str()).unwrap().is_some());
+        assert!(get(&kv, code(2).as_str()).unwrap().is_none());
+        assert_eq!(ledger(&kv, &draft().person).unwrap().entries.len(), 1);
+    }
+
+    #[test]
+    fn a_crash_after_settling_is_repaired_by_a_retry_and_counted_once() {
+        let kv = MemoryStore::new();
+        let c = code(3);
+        issue(&kv, &draft(), &c, decide, &actor(), Utc::now()).unwrap();
+        apply(&kv, c.as_str(), Action::Redeem, &actor(), Utc::now(), |r| {
+            r.state = VoucherState::Redeemed;
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        // The voucher's swap lands, the ledger update after it crashes.
+        kv.fail_after_writes(Some(1));
+        assert!(matches!(
+            settle(&kv, c.as_str()),
+            Err(UpdateError::Store(_))
+        ));
+        kv.fail_after_writes(None);
+        let r = get(&kv, c.as_str()).unwrap().unwrap();
+        assert_eq!(r.state, VoucherState::Settled);
+        assert!(!r.counted && !r.archived);
+        assert_eq!(progress(&kv, 2022).unwrap().city.trainings, 0);
+        // The retry is refused (settled once) and finishes the work.
+        for _ in 0..2 {
+            assert!(matches!(
+                settle(&kv, c.as_str()),
+                Err(UpdateError::Refused(MoveError::Refused(())))
+            ));
+        }
+        let r = get(&kv, c.as_str()).unwrap().unwrap();
+        assert!(r.counted && r.archived);
+        let p = progress(&kv, 2022).unwrap();
+        assert_eq!((p.city.trainings, p.city.amount_fen), (1, 140_000));
+        assert_eq!(archive(&kv, &r.person).unwrap().entries.len(), 1);
+        assert_eq!(
+            ledger(&kv, &r.person).unwrap().entries[0].state,
+            VoucherState::Settled
+        );
+        assert_eq!(crate::audit::verify(&kv, 1, 100).unwrap(), Ok(4));
     }
 
     #[test]
