@@ -1,0 +1,1324 @@
+//! `docs/openapi.yaml` against the code.
+//!
+//! 1. Coverage: every `[[trigger.http]]` route of `spin.toml` is covered by a
+//!    documented path, every `(method, path)` the components' routers declare
+//!    is documented with that method, and nothing is documented that no router
+//!    answers. Adding a route without documenting it fails here.
+//! 2. Examples: every `example`/`examples` of a parameter, request body or
+//!    response body validates against its schema (the `jsonschema` crate, with
+//!    `#/components/...` references resolved against the document's components).
+//! 3. Real responses: a worked flow (register, file, check, issue, redeem,
+//!    spot-check run, call, finding, rectification, settle, archive, WeChat
+//!    binding, audit) runs through the handlers on the in-memory store, and
+//!    every response body, success or problem, validates against the schema the
+//!    document gives for its path, method, status and media type.
+//!
+//! Set `OPENAPI_DUMP=path.json` to write the flow's requests and responses to a
+//! file (handy when changing the document).
+
+#![allow(clippy::result_large_err)]
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use http::Method;
+use policy::class_opening::ClassApplication;
+use policy::fixtures;
+use policy::ids::{AreaCode, CreditCode};
+use serde_json::{Value, json};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use store::MemoryStore;
+use web::auth::{Claims, Role, mint};
+use web::{Env, Secrets};
+
+// ---------------------------------------------------------------------------
+// The document.
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The OpenAPI document as JSON.
+fn document() -> Value {
+    let text = std::fs::read_to_string(root().join("docs/openapi.yaml"))
+        .expect("docs/openapi.yaml is readable");
+    serde_norway::from_str(&text).expect("docs/openapi.yaml is valid YAML")
+}
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+/// Every `(METHOD, path)` the document describes.
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    doc["paths"]
+        .as_object()
+        .expect("the document has paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .map(|m| (m.to_uppercase(), path.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every `(METHOD, path)` the routers of the components declare.
+fn declared() -> BTreeSet<(String, String)> {
+    app::class_opening::router()
+        .declared()
+        .into_iter()
+        .chain(app::audit::router().declared())
+        .chain(app::vouchers::router().declared())
+        .chain(app::spot_checks::router().declared())
+        .map(|(m, p)| (m.as_str().to_string(), p))
+        .collect()
+}
+
+/// The `route` of every `[[trigger.http]]` in `spin.toml`.
+fn spin_routes() -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("spin.toml")).expect("spin.toml is readable");
+    let manifest: toml::Value = toml::from_str(&text).expect("spin.toml is valid TOML");
+    manifest["trigger"]["http"]
+        .as_array()
+        .expect("spin.toml has [[trigger.http]]")
+        .iter()
+        .map(|t| t["route"].as_str().expect("a route").to_string())
+        .collect()
+}
+
+/// What is wrong with the coverage: routes declared by a router but not
+/// documented with that method, and documented operations no router declares.
+fn coverage_gaps(
+    documented: &BTreeSet<(String, String)>,
+    declared: &BTreeSet<(String, String)>,
+) -> Vec<String> {
+    let mut gaps: Vec<String> = declared
+        .difference(documented)
+        .map(|(m, p)| format!("{m} {p} is routed but not in docs/openapi.yaml"))
+        .collect();
+    gaps.extend(
+        documented
+            .difference(declared)
+            .map(|(m, p)| format!("{m} {p} is documented but no router declares it (stale)")),
+    );
+    gaps
+}
+
+/// Whether a segment of a documented path is a `{parameter}`.
+fn is_param(segment: &str) -> bool {
+    segment.starts_with('{') && segment.ends_with('}')
+}
+
+/// Whether the Spin route `route` (`/a/b`, `/a/...`, `/a/:id/b/...`) sends
+/// requests for the documented path `path` to a component.
+fn spin_route_covers(route: &str, path: &str) -> bool {
+    let (prefix, wildcard) = match route.strip_suffix("/...") {
+        Some(p) => (p, true),
+        None => (route, false),
+    };
+    let want: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+    let have: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if have.len() < want.len() || (!wildcard && have.len() != want.len()) {
+        return false;
+    }
+    want.iter()
+        .zip(&have)
+        .all(|(w, h)| w.starts_with(':') || w == h || (is_param(h) && w.starts_with(':')))
+}
+
+/// Spin routes that no documented path falls under.
+fn uncovered_spin_routes(routes: &[String], paths: &BTreeSet<String>) -> Vec<String> {
+    routes
+        .iter()
+        .filter(|r| !paths.iter().any(|p| spin_route_covers(r, p)))
+        .map(|r| format!("spin.toml route {r} has no path in docs/openapi.yaml"))
+        .collect()
+}
+
+/// Documented paths that no Spin route sends to a component.
+fn unrouted_paths(routes: &[String], paths: &BTreeSet<String>) -> Vec<String> {
+    paths
+        .iter()
+        .filter(|p| !routes.iter().any(|r| spin_route_covers(r, p)))
+        .map(|p| format!("{p} is documented but no spin.toml route reaches it"))
+        .collect()
+}
+
+#[test]
+fn every_route_of_spin_toml_and_of_the_routers_is_documented_and_nothing_else() {
+    let doc = document();
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "OpenAPI 3.1"
+    );
+    let documented = documented(&doc);
+    let declared = declared();
+    assert!(declared.len() >= 30, "routers declare {}", declared.len());
+    let paths: BTreeSet<String> = documented.iter().map(|(_, p)| p.clone()).collect();
+    let routes = spin_routes();
+    let mut gaps = coverage_gaps(&documented, &declared);
+    gaps.extend(uncovered_spin_routes(&routes, &paths));
+    gaps.extend(unrouted_paths(&routes, &paths));
+    assert!(gaps.is_empty(), "\n{}", gaps.join("\n"));
+}
+
+#[test]
+fn the_coverage_check_catches_an_undocumented_route_and_a_stale_one() {
+    let doc = document();
+    let documented = documented(&doc);
+    let mut declared = declared();
+    assert!(coverage_gaps(&documented, &declared).is_empty());
+
+    // A component gains a route nobody documented.
+    let router = app::spot_checks::router().add(
+        Method::DELETE,
+        "/api/v1/spot-checks/runs/{id}",
+        app::spot_checks::Route::GetRun,
+    );
+    let grown: BTreeSet<(String, String)> = router
+        .declared()
+        .into_iter()
+        .map(|(m, p)| (m.as_str().to_string(), p))
+        .chain(declared.iter().cloned())
+        .collect();
+    assert_eq!(
+        coverage_gaps(&documented, &grown),
+        vec!["DELETE /api/v1/spot-checks/runs/{id} is routed but not in docs/openapi.yaml"]
+    );
+
+    // A route disappears from the code but stays in the document.
+    declared.remove(&("GET".to_string(), "/api/v1/me/archive".to_string()));
+    assert_eq!(
+        coverage_gaps(&documented, &declared),
+        vec!["GET /api/v1/me/archive is documented but no router declares it (stale)"]
+    );
+
+    // spin.toml gains a component route with no documented path.
+    let paths: BTreeSet<String> = documented.iter().map(|(_, p)| p.clone()).collect();
+    let mut routes = spin_routes();
+    assert_eq!(uncovered_spin_routes(&routes, &paths), Vec::<String>::new());
+    routes.push("/api/v1/payments/...".into());
+    assert_eq!(
+        uncovered_spin_routes(&routes, &paths),
+        vec!["spin.toml route /api/v1/payments/... has no path in docs/openapi.yaml"]
+    );
+    assert!(spin_route_covers(
+        "/api/v1/classes/:id/vouchers/...",
+        "/api/v1/classes/{id}/vouchers"
+    ));
+    assert!(!spin_route_covers("/api/v1/audit", "/api/v1/audit/verify"));
+    assert!(spin_route_covers(
+        "/api/v1/audit/...",
+        "/api/v1/audit/verify"
+    ));
+}
+
+#[test]
+fn every_operation_names_its_roles_and_its_problems_and_state_changes_take_an_idempotency_key() {
+    let doc = document();
+    let mut problems = Vec::new();
+    let roles: BTreeSet<&str> = [
+        "institution",
+        "district_officer",
+        "bureau_admin",
+        "inspector",
+        "scheduler",
+        "trainee",
+        "social_security",
+    ]
+    .into();
+    for (method, path) in documented(&doc) {
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        let name = format!("{method} {path}");
+        if op["operationId"].as_str().is_none() {
+            problems.push(format!("{name}: no operationId"));
+        }
+        match op["x-roles"].as_array() {
+            None => problems.push(format!("{name}: no x-roles")),
+            Some(list) => {
+                for r in list {
+                    if !r.as_str().is_some_and(|r| roles.contains(r)) {
+                        problems.push(format!("{name}: x-roles has unknown role {r}"));
+                    }
+                }
+                let open = op["security"].as_array().is_some_and(|s| s.is_empty());
+                if list.is_empty() != open {
+                    problems.push(format!(
+                        "{name}: an operation without roles must have `security: []` and the reverse"
+                    ));
+                }
+            }
+        }
+        let responses = op["responses"].as_object();
+        if !responses.is_some_and(|r| r.keys().any(|k| k.starts_with('2'))) {
+            problems.push(format!("{name}: no 2xx response"));
+        }
+        if !responses.is_some_and(|r| r.keys().any(|k| k.starts_with('4') || k.starts_with('5'))) {
+            problems.push(format!("{name}: no problem response"));
+        }
+        if method == "POST" || method == "PUT" {
+            let params = parameters_of(&doc, &path, &method);
+            let has_key = params.iter().any(|p| {
+                resolve(&doc, p)["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
+            });
+            // A dry run and a single-use WeChat code have nothing to replay.
+            let exempt = path == "/api/v1/wechat/login" || path == "/api/v1/classes/validate";
+            if !has_key && !exempt {
+                problems.push(format!("{name}: no Idempotency-Key parameter"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Schemas and examples.
+
+/// Follows a local `$ref` (`#/components/...`) once or more.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    let mut v = v;
+    for _ in 0..8 {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let pointer = r.strip_prefix('#').expect("local references only");
+                v = doc
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("unresolved reference {r}"));
+            }
+            None => return v,
+        }
+    }
+    panic!("reference loop")
+}
+
+/// The parameters of an operation: those of its path item and its own.
+fn parameters_of(doc: &Value, path: &str, method: &str) -> Vec<Value> {
+    let item = &doc["paths"][path];
+    item["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(
+            item[method.to_lowercase()]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten(),
+        )
+        .cloned()
+        .collect()
+}
+
+/// Validates `instance` against `schema`, resolving `#/components/...` in the document.
+fn validate(doc: &Value, schema: &Value, instance: &Value) -> Result<(), Vec<String>> {
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .map_err(|e| vec![format!("the schema does not compile: {e}")])?;
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The examples of a media type or parameter object: `example` and every `examples` value.
+fn examples_of<'a>(doc: &'a Value, holder: &'a Value) -> Vec<(String, &'a Value)> {
+    let mut out = Vec::new();
+    if let Some(e) = holder.get("example") {
+        out.push(("example".to_string(), e));
+    }
+    if let Some(map) = holder.get("examples").and_then(Value::as_object) {
+        for (name, e) in map {
+            let e = resolve(doc, e);
+            if let Some(v) = e.get("value") {
+                out.push((format!("examples.{name}"), v));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_example_validates_against_its_schema() {
+    let doc = document();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut check = |place: String, schema: &Value, example: &Value| {
+        checked += 1;
+        if let Err(errs) = validate(&doc, schema, example) {
+            failures.push(format!("{place}:\n    {}", errs.join("\n    ")));
+        }
+    };
+    for (method, path) in documented(&doc) {
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        let name = format!("{method} {path}");
+        for p in &parameters_of(&doc, &path, &method) {
+            let p = resolve(&doc, p);
+            for (which, e) in examples_of(&doc, p) {
+                check(
+                    format!("{name} parameter {} {which}", p["name"]),
+                    &p["schema"],
+                    e,
+                );
+            }
+        }
+        if let Some(body) = op.get("requestBody") {
+            let body = resolve(&doc, body);
+            for (media, content) in body["content"].as_object().into_iter().flatten() {
+                for (which, e) in examples_of(&doc, content) {
+                    check(
+                        format!("{name} request {media} {which}"),
+                        &content["schema"],
+                        e,
+                    );
+                }
+            }
+        }
+        for (status, response) in op["responses"].as_object().into_iter().flatten() {
+            let response = resolve(&doc, response);
+            for (media, content) in response["content"].as_object().into_iter().flatten() {
+                for (which, e) in examples_of(&doc, content) {
+                    check(
+                        format!("{name} response {status} {media} {which}"),
+                        &content["schema"],
+                        e,
+                    );
+                }
+            }
+        }
+    }
+    for (name, schema) in doc["components"]["schemas"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        for (i, e) in schema["examples"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            check(
+                format!("components.schemas.{name}.examples[{i}]"),
+                schema,
+                e,
+            );
+        }
+        if let Some(e) = schema.get("example") {
+            check(format!("components.schemas.{name}.example"), schema, e);
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert!(checked >= 60, "only {checked} examples in the document");
+}
+
+#[test]
+fn a_schema_rejects_what_the_server_rejects() {
+    // additionalProperties: false where the server refuses unknown fields.
+    let doc = document();
+    let (app, _) = fixtures::valid_class(3);
+    let mut body = serde_json::to_value(&app).unwrap();
+    let schema = json!({"$ref": "#/components/schemas/ClassApplication"});
+    assert_eq!(validate(&doc, &schema, &body), Ok(()));
+    body["colour"] = json!("blue");
+    assert!(validate(&doc, &schema, &body).is_err(), "unknown field");
+    let mut body = serde_json::to_value(&app).unwrap();
+    body["roster"][0]["mobile"] = json!("12800138000");
+    assert!(validate(&doc, &schema, &body).is_err(), "mobile pattern");
+    let check = json!({"$ref": "#/components/schemas/CheckRequest"});
+    assert!(
+        validate(
+            &doc,
+            &check,
+            &json!({"kind": "pre_opening", "officer": "李科员", "at": "2022-06-13T01:00:00Z", "result": "passed"})
+        )
+        .is_ok()
+    );
+    assert!(
+        validate(
+            &doc,
+            &check,
+            &json!({"kind": "opening", "officer": "李科员", "at": "2022-06-13T01:00:00Z", "result": "passed"})
+        )
+        .is_err()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The worked flow on the in-memory store.
+
+const JWT: &str = "openapi-test-jwt-secret-0123456789abcdef";
+const HMAC: &str = "openapi-test-hmac-key-0123456789abcdefgh";
+
+fn secrets() -> Secrets {
+    Secrets {
+        jwt_secret: JWT.into(),
+        pii_hmac_key: HMAC.into(),
+        pii_key: "openapi-test-enc-key-0123456789abcdefghi".into(),
+        extra: BTreeMap::from([
+            ("wechat_app_id".to_string(), "wx-test-app".to_string()),
+            (
+                "wechat_app_secret".to_string(),
+                "wx-test-secret".to_string(),
+            ),
+            (
+                "wechat_api_base".to_string(),
+                "http://wechat.test".to_string(),
+            ),
+        ]),
+    }
+}
+
+static SEED: AtomicU64 = AtomicU64::new(0x0123_4567_89AB_CDEF);
+
+/// Deterministic random bytes (splitmix64).
+fn random(buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        let mut z = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+/// 10:00 China Standard Time on the CST date `day`.
+fn cst(day: &str) -> DateTime<Utc> {
+    let d: chrono::NaiveDate = day.parse().unwrap();
+    Utc.from_utc_datetime(&d.and_hms_opt(2, 0, 0).unwrap())
+}
+
+/// A WeChat that knows one `wx.login` code.
+struct FakeWeChat;
+
+impl app::vouchers::WeChat for FakeWeChat {
+    async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        let body = if url.contains("js_code=good-code") {
+            json!({"openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M", "session_key": "tiihtNczf5v6AKRyjwEUhQ=="})
+        } else {
+            json!({"errcode": 40029, "errmsg": "invalid code"})
+        };
+        Ok((200, serde_json::to_vec(&body).unwrap()))
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// One request and its answer.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Exchange {
+    method: String,
+    path: String,
+    query: Option<String>,
+    request: Option<Value>,
+    status: u16,
+    content_type: String,
+    body: Value,
+}
+
+struct World {
+    kv: MemoryStore,
+    secrets: Secrets,
+    now: Cell<DateTime<Utc>>,
+    log: RefCell<Vec<Exchange>>,
+}
+
+fn answers(router_at: Result<(), web::Problem>) -> bool {
+    match router_at {
+        Ok(()) => true,
+        Err(p) => p.status == 405,
+    }
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            kv: MemoryStore::new(),
+            secrets: secrets(),
+            now: Cell::new(cst("2022-06-01")),
+            log: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn token(&self, role: Role, sub: &str) -> String {
+        let now = self.now.get().timestamp();
+        mint(
+            &Claims {
+                sub: sub.into(),
+                role,
+                institution: (role == Role::Institution)
+                    .then(|| CreditCode::parse(fixtures::INSTITUTION).unwrap()),
+                district: (role == Role::DistrictOfficer)
+                    .then(|| AreaCode::parse("530102").unwrap()),
+                person: None,
+                iat: now - 60,
+                nbf: None,
+                exp: now + 3600,
+            },
+            JWT,
+        )
+    }
+
+    fn trainee(&self, person: &str) -> String {
+        let now = self.now.get().timestamp();
+        mint(
+            &Claims {
+                sub: "wx:trainee".into(),
+                role: Role::Trainee,
+                institution: None,
+                district: None,
+                person: Some(person.into()),
+                iat: now - 60,
+                nbf: None,
+                exp: now + 3600,
+            },
+            JWT,
+        )
+    }
+
+    /// Sends a request to the component Spin would route it to.
+    fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Bytes>,
+        idem: Option<&str>,
+    ) -> (u16, Value) {
+        let mut b = http::Request::builder().method(method.clone()).uri(uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(k) = idem {
+            b = b.header("idempotency-key", k);
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        let req = b.body(body.clone().unwrap_or_default()).unwrap();
+        let env = Env {
+            kv: &self.kv,
+            secrets: &self.secrets,
+            now: self.now.get(),
+            random: &random,
+        };
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q.to_string())),
+            None => (uri, None),
+        };
+        let res = if path.starts_with("/api/v1/spot-checks") {
+            app::spot_checks::handle(&env, &req)
+        } else if answers(app::vouchers::router().at(&method, path).map(|_| ())) {
+            block_on(app::vouchers::handle_with(&env, &req, &FakeWeChat))
+        } else {
+            app::class_opening::handle(&env, &req)
+        };
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let value: Value = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
+        self.log.borrow_mut().push(Exchange {
+            method: method.as_str().to_string(),
+            path: path.to_string(),
+            query,
+            request: body.and_then(|b| serde_json::from_slice(&b).ok()),
+            status,
+            content_type,
+            body: value.clone(),
+        });
+        (status, value)
+    }
+
+    fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> (u16, Value) {
+        let body = body.map(|b| Bytes::from(serde_json::to_vec(&b).unwrap()));
+        self.send(method, uri, token, body, idem)
+    }
+
+    /// A call that must answer `status`.
+    fn expect(
+        &self,
+        status: u16,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> Value {
+        let (s, v) = self.call(method.clone(), uri, token, body, idem);
+        assert_eq!(s, status, "{method} {uri}: {v}");
+        v
+    }
+}
+
+/// Runs the worked flow of docs/INTEGRATION.md through every route; returns the exchanges.
+fn worked_flow() -> Vec<Exchange> {
+    let w = World::new();
+    let (app, _) = fixtures::valid_class(40);
+    let bureau = w.token(Role::BureauAdmin, "bureau-1");
+    let inst = w.token(Role::Institution, "inst-1");
+    let officer = w.token(Role::DistrictOfficer, "officer-1");
+    let social = w.token(Role::SocialSecurity, "sicard");
+    let scheduler = w.token(Role::Scheduler, "cron");
+
+    // Health, problems of the plumbing.
+    w.expect(200, Method::GET, "/api/v1/health", None, None, None);
+    w.expect(401, Method::GET, "/api/v1/classes", None, None, None);
+    w.expect(
+        405,
+        Method::DELETE,
+        "/api/v1/classes",
+        Some(&inst),
+        None,
+        None,
+    );
+    let (s, _) = w.send(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&inst),
+        Some(Bytes::from_static(b"{\"institution\": ")),
+        None,
+    );
+    assert_eq!(s, 400);
+
+    // Registries.
+    let reg = |kind: &str, id: &str, body: Value| {
+        let path = format!("/api/v1/registry/{kind}/{id}");
+        w.expect(201, Method::PUT, &path, Some(&bureau), Some(body), None);
+        w.expect(200, Method::GET, &path, Some(&officer), None, None);
+    };
+    reg(
+        "institutions",
+        fixtures::INSTITUTION,
+        serde_json::to_value(fixtures::institution()).unwrap(),
+    );
+    for t in &app.trainers {
+        reg(
+            "trainers",
+            &t.registration_no,
+            json!({"registration_no": t.registration_no, "name": t.name, "status": "registered"}),
+        );
+    }
+    reg(
+        "textbooks",
+        "9787111213826",
+        serde_json::to_value(fixtures::textbook()).unwrap(),
+    );
+    reg(
+        "courseware",
+        "YN-KJ-2022-0001",
+        json!({"id": "YN-KJ-2022-0001", "title": "养老护理员线上理论课程", "status": "approved"}),
+    );
+    w.expect(
+        404,
+        Method::GET,
+        "/api/v1/registry/trainers/YN-T-9999",
+        Some(&officer),
+        None,
+        None,
+    );
+
+    // Validate and file.
+    let body = serde_json::to_value(&app).unwrap();
+    let v = w.expect(
+        200,
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&inst),
+        Some(body.clone()),
+        None,
+    );
+    assert_eq!(v["decision"]["outcome"], "approved");
+    let mut short: ClassApplication = app.clone();
+    short.sessions.truncate(10);
+    short.end_date = short.sessions.last().unwrap().date;
+    let v = w.expect(
+        200,
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&inst),
+        Some(serde_json::to_value(&short).unwrap()),
+        None,
+    );
+    assert_eq!(v["decision"]["outcome"], "rejected");
+    let mut unknown = body.clone();
+    unknown["colour"] = json!("blue");
+    w.expect(
+        422,
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&inst),
+        Some(unknown),
+        None,
+    );
+    let filed = w.expect(
+        201,
+        Method::POST,
+        "/api/v1/classes",
+        Some(&inst),
+        Some(body.clone()),
+        Some("file-2022-06-01"),
+    );
+    let id = filed["id"].as_str().unwrap().to_string();
+    w.expect(
+        201,
+        Method::POST,
+        "/api/v1/classes",
+        Some(&inst),
+        Some(body.clone()),
+        Some("file-2022-06-01"),
+    );
+    let v = w.expect(
+        200,
+        Method::GET,
+        "/api/v1/classes?status=approved&limit=10",
+        Some(&officer),
+        None,
+        None,
+    );
+    assert_eq!(v["items"][0]["id"], json!(id));
+    w.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/classes/{id}"),
+        Some(&inst),
+        None,
+        None,
+    );
+    w.expect(
+        404,
+        Method::GET,
+        "/api/v1/classes/KM-2022-999999",
+        Some(&inst),
+        None,
+        None,
+    );
+
+    // Cards and vouchers.
+    for t in &app.roster[..4] {
+        w.expect(
+            200,
+            Method::POST,
+            "/api/v1/cards/activations",
+            Some(&social),
+            Some(json!({"id_number": t.id_number.expose(), "active": true})),
+            None,
+        );
+    }
+    let issued = w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/classes/{id}/vouchers"),
+        Some(&inst),
+        Some(json!({"lines": [0, 1, 2, 3, 5]})),
+        Some("issue-1"),
+    );
+    assert_eq!(
+        (issued["issued"].clone(), issued["refused"].clone()),
+        (json!(4), json!(1))
+    );
+    let code = |i: usize| {
+        issued["results"][i]["voucher"]["code_compact"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    w.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/classes/{id}/vouchers?limit=2"),
+        Some(&officer),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/vouchers/{}", code(0)),
+        Some(&inst),
+        None,
+        None,
+    );
+
+    // 每班必查: the pre-opening check opens the class; trainees start it.
+    w.now.set(cst("2022-06-13"));
+    let officer = w.token(Role::DistrictOfficer, "officer-1");
+    let inst = w.token(Role::Institution, "inst-1");
+    let check = |kind: &str| json!({"kind": kind, "officer": "李科员", "at": w.now.get() - Duration::hours(1), "result": "passed", "notes": "现场核验"});
+    w.expect(
+        409,
+        Method::POST,
+        &format!("/api/v1/classes/{id}/checks"),
+        Some(&officer),
+        Some(check("post_assessment")),
+        None,
+    );
+    w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/classes/{id}/checks"),
+        Some(&officer),
+        Some(check("pre_opening")),
+        Some("check-pre"),
+    );
+    for i in 0..2 {
+        w.expect(
+            200,
+            Method::POST,
+            &format!("/api/v1/vouchers/{}/redeem", code(i)),
+            Some(&inst),
+            None,
+            Some(&format!("redeem-{i}")),
+        );
+    }
+    w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/vouchers/{}/revoke", code(2)),
+        Some(&inst),
+        Some(json!({"reason": "学员因病退出培训"})),
+        None,
+    );
+
+    // 电话抽查.
+    w.now.set(cst("2022-06-20"));
+    let bureau = w.token(Role::BureauAdmin, "bureau-1");
+    let scheduler2 = w.token(Role::Scheduler, "cron");
+    let _ = scheduler;
+    w.expect(
+        200,
+        Method::PUT,
+        "/api/v1/spot-checks/inspectors/insp-a",
+        Some(&bureau),
+        Some(json!({"name": "张抽查", "active": true})),
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/spot-checks/inspectors",
+        Some(&bureau),
+        None,
+        None,
+    );
+    let run_body =
+        json!({"window": "2022-06-20", "seed": "01382438112797316654", "page_size": 100});
+    let mut done = false;
+    for _ in 0..20 {
+        let v = w.expect(
+            200,
+            Method::POST,
+            "/api/v1/spot-checks/runs",
+            Some(&scheduler2),
+            Some(run_body.clone()),
+            None,
+        );
+        if v["done"] == json!(true) {
+            done = true;
+            break;
+        }
+    }
+    assert!(done);
+    w.expect(
+        409,
+        Method::POST,
+        "/api/v1/spot-checks/runs",
+        Some(&scheduler2),
+        Some(json!({"window": "2022-06-20", "seed": "271828"})),
+        None,
+    );
+    let inspector = w.token(Role::Inspector, "insp-a");
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/spot-checks/runs/2022-06-20",
+        Some(&inspector),
+        None,
+        None,
+    );
+    let tasks = w.expect(
+        200,
+        Method::GET,
+        "/api/v1/spot-checks/tasks/mine?run=2022-06-20&limit=20",
+        Some(&inspector),
+        None,
+        None,
+    );
+    let task = |i: usize| tasks["items"][i]["task_id"].as_str().unwrap().to_string();
+    let call = |attended: bool| {
+        json!({
+            "at": w.now.get() - Duration::minutes(10), "answered": true, "identity_confirmed": true,
+            "attended": attended, "dates_match": attended, "place_match": attended,
+            "teacher_match": attended, "fee_asked": false, "notes": if attended { "" } else { "学员称未参加培训" },
+        })
+    };
+    w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/spot-checks/tasks/{}/calls", task(0)),
+        Some(&inspector),
+        Some(call(true)),
+        Some("call-0"),
+    );
+    let denied = w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/spot-checks/tasks/{}/calls", task(1)),
+        Some(&inspector),
+        Some(call(false)),
+        None,
+    );
+    let finding = denied["finding"]["id"].as_str().unwrap().to_string();
+    w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/spot-checks/tasks/{}/calls", task(2)),
+        Some(&inspector),
+        Some(json!({"at": w.now.get() - Duration::minutes(5), "answered": false})),
+        None,
+    );
+    w.expect(
+        409,
+        Method::POST,
+        &format!("/api/v1/spot-checks/tasks/{}/calls", task(0)),
+        Some(&inspector),
+        Some(call(false)),
+        None,
+    );
+    let officer = w.token(Role::DistrictOfficer, "officer-1");
+    let inst = w.token(Role::Institution, "inst-1");
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/spot-checks/tasks/mine",
+        Some(&inspector),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/spot-checks/findings?limit=10",
+        Some(&officer),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/spot-checks/findings/{finding}"),
+        Some(&inst),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/spot-checks/classes/{id}/hold"),
+        Some(&inst),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/spot-checks/proposals",
+        Some(&bureau),
+        None,
+        None,
+    );
+    w.expect(
+        403,
+        Method::GET,
+        "/api/v1/spot-checks/proposals",
+        Some(&inst),
+        None,
+        None,
+    );
+
+    // The class completes and is assessed; settlement waits for the finding.
+    w.now.set(cst("2022-06-28"));
+    let officer = w.token(Role::DistrictOfficer, "officer-1");
+    let check = |kind: &str| json!({"kind": kind, "officer": "李科员", "at": w.now.get() - Duration::hours(1), "result": "passed"});
+    for kind in ["in_training", "post_assessment"] {
+        w.expect(
+            200,
+            Method::POST,
+            &format!("/api/v1/classes/{id}/checks"),
+            Some(&officer),
+            Some(check(kind)),
+            None,
+        );
+    }
+    let settle = json!({"certificate_no": "Y530000220600001"});
+    w.expect(
+        409,
+        Method::POST,
+        &format!("/api/v1/vouchers/{}/settle", code(0)),
+        Some(&officer),
+        Some(settle.clone()),
+        None,
+    );
+    w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/spot-checks/findings/{finding}/rectification"),
+        Some(&officer),
+        Some(json!({"notes": "约谈培训机构负责人，核实考勤并补正记录"})),
+        Some("rectify-1"),
+    );
+    w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/vouchers/{}/settle", code(0)),
+        Some(&officer),
+        Some(settle.clone()),
+        Some("settle-1"),
+    );
+    w.expect(
+        409,
+        Method::POST,
+        &format!("/api/v1/vouchers/{}/settle", code(0)),
+        Some(&officer),
+        Some(settle),
+        None,
+    );
+    w.expect(
+        200,
+        Method::POST,
+        "/api/v1/vouchers/sweep",
+        Some(&w.token(Role::Scheduler, "cron")),
+        Some(json!({"limit": 200})),
+        None,
+    );
+
+    // Archive, the trainee's own view, progress.
+    let person = store::pii::PiiHasher::new(HMAC).person_ref(&app.roster[0].id_number);
+    w.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/people/{person}/archive"),
+        Some(&officer),
+        None,
+        None,
+    );
+    let trainee = w.trainee(&person);
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/me/vouchers",
+        Some(&trainee),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/me/archive",
+        Some(&trainee),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/vouchers/{}", code(0)),
+        Some(&trainee),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/stats/progress?year=2022",
+        Some(&w.token(Role::BureauAdmin, "bureau-1")),
+        None,
+        None,
+    );
+
+    // WeChat: login, bind, login again.
+    w.expect(
+        422,
+        Method::POST,
+        "/api/v1/wechat/login",
+        None,
+        Some(json!({"code": "used-code"})),
+        None,
+    );
+    let unbound = w.expect(
+        200,
+        Method::POST,
+        "/api/v1/wechat/login",
+        None,
+        Some(json!({"code": "good-code"})),
+        None,
+    );
+    let ticket = unbound["bind_ticket"].as_str().unwrap().to_string();
+    w.expect(
+        403,
+        Method::POST,
+        "/api/v1/wechat/bind",
+        None,
+        Some(json!({"bind_ticket": ticket, "id_number": app.roster[0].id_number.expose(), "mobile": app.roster[1].mobile.expose()})),
+        None,
+    );
+    w.expect(
+        200,
+        Method::POST,
+        "/api/v1/wechat/bind",
+        None,
+        Some(json!({"bind_ticket": ticket, "id_number": app.roster[0].id_number.expose(), "mobile": app.roster[0].mobile.expose()})),
+        Some("bind-1"),
+    );
+    w.expect(
+        200,
+        Method::POST,
+        "/api/v1/wechat/login",
+        None,
+        Some(json!({"code": "good-code"})),
+        None,
+    );
+
+    // The audit trail.
+    let bureau = w.token(Role::BureauAdmin, "bureau-1");
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/audit/verify?from=1&limit=500",
+        Some(&bureau),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        &format!("/api/v1/audit?entity=class:{id}&limit=5"),
+        Some(&bureau),
+        None,
+        None,
+    );
+    w.expect(422, Method::GET, "/api/v1/audit", Some(&bureau), None, None);
+
+    let log = w.log.borrow().clone();
+    if let Ok(path) = std::env::var("OPENAPI_DUMP") {
+        std::fs::write(path, serde_json::to_vec_pretty(&log).unwrap()).unwrap();
+    }
+    log
+}
+
+/// The documented path template that `path` matches; literal segments win over parameters.
+fn template_of<'a>(paths: &'a BTreeSet<String>, path: &str) -> Option<&'a String> {
+    let have: Vec<&str> = path.split('/').collect();
+    paths
+        .iter()
+        .filter(|t| {
+            let want: Vec<&str> = t.split('/').collect();
+            want.len() == have.len() && want.iter().zip(&have).all(|(w, h)| is_param(w) || w == h)
+        })
+        .max_by_key(|t| t.split('/').filter(|s| !is_param(s)).count())
+}
+
+#[test]
+fn real_responses_of_every_route_validate_against_the_documented_schemas() {
+    let doc = document();
+    let paths: BTreeSet<String> = documented(&doc).into_iter().map(|(_, p)| p).collect();
+    let log = worked_flow();
+    let mut failures = Vec::new();
+    let mut exercised = BTreeSet::new();
+    for x in &log {
+        let name = format!("{} {} → {}", x.method, x.path, x.status);
+        let Some(template) = template_of(&paths, &x.path) else {
+            failures.push(format!("{name}: no documented path"));
+            continue;
+        };
+        let op = &doc["paths"][template][x.method.to_lowercase()];
+        if op.is_null() {
+            if x.status != 405 {
+                failures.push(format!("{name}: method not documented"));
+            }
+            continue;
+        }
+        exercised.insert((x.method.clone(), template.clone(), x.status));
+        let responses = &op["responses"];
+        let Some(response) = responses
+            .get(x.status.to_string())
+            .or_else(|| responses.get(format!("{}XX", x.status / 100)))
+            .or_else(|| responses.get("default"))
+        else {
+            failures.push(format!("{name}: status not documented"));
+            continue;
+        };
+        let response = resolve(&doc, response);
+        let media = x.content_type.split(';').next().unwrap_or("").trim();
+        let Some(content) = response["content"].get(media) else {
+            failures.push(format!("{name}: media type {media} not documented"));
+            continue;
+        };
+        if let Err(errs) = validate(&doc, &content["schema"], &x.body) {
+            failures.push(format!(
+                "{name}:\n    {}\n    body: {}",
+                errs.join("\n    "),
+                x.body
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    // Every documented operation answered successfully at least once in the flow.
+    let ok: BTreeSet<(String, String)> = exercised
+        .iter()
+        .filter(|(_, _, s)| (200..300).contains(s))
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect();
+    let missing: Vec<String> = documented(&doc)
+        .difference(&ok)
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert!(missing.is_empty(), "not exercised: {missing:?}");
+    // And the named ones, explicitly.
+    for (m, p) in [
+        ("POST", "/api/v1/classes"),
+        ("GET", "/api/v1/classes/{id}"),
+        ("POST", "/api/v1/classes/validate"),
+        ("POST", "/api/v1/classes/{id}/vouchers"),
+        ("POST", "/api/v1/spot-checks/runs"),
+    ] {
+        assert!(ok.contains(&(m.to_string(), p.to_string())), "{m} {p}");
+    }
+}
