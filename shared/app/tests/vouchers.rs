@@ -1013,3 +1013,110 @@ fn key_value_calls_of_issue_redeem_and_settle_are_counted() {
     assert!(issue_calls <= 40, "issue {issue_calls}");
     assert!(settle_calls <= 45, "settle {settle_calls}");
 }
+
+#[test]
+fn refused_issue_requests_leave_the_store_unchanged() {
+    let w = World::new(3);
+    w.activate([0, 1, 2]);
+    let now = at("2022-06-05");
+    let path = format!("/api/v1/classes/{}/vouchers", w.class_id);
+    let other_inst = {
+        let mut c = claims(Role::Institution, now);
+        c.institution = Some(CreditCode::parse(fixtures::OTHER_INSTITUTION).unwrap());
+        mint(&c, JWT)
+    };
+    let cases: Vec<(&str, Option<String>, Value, u16, &str)> = vec![
+        ("no token", None, json!({}), 401, "unauthenticated"),
+        (
+            "a district officer",
+            Some(token(Role::DistrictOfficer, now)),
+            json!({}),
+            403,
+            "forbidden",
+        ),
+        (
+            "another institution",
+            Some(other_inst),
+            json!({}),
+            403,
+            "forbidden",
+        ),
+        (
+            "a line off the roster",
+            Some(token(Role::Institution, now)),
+            json!({"lines": [7]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "an unknown field",
+            Some(token(Role::Institution, now)),
+            json!({"line": [0]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "an invalid ID number",
+            Some(token(Role::Institution, now)),
+            json!({"id_numbers": ["130402198207290622"]}),
+            422,
+            "validation_failed",
+        ),
+    ];
+    for (case, tok, body, status, code) in cases {
+        let r = unchanged(&w, || {
+            w.send(
+                now,
+                request("POST", &path, tok.as_deref(), Some(body), Some("same-key")),
+            )
+        });
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (status, Some(code)),
+            "{case}: {}",
+            r.text
+        );
+        assert!(!r.text.contains("130402198207290622"), "{case}");
+    }
+    // Issue by ID number: the line is found by its keyed hash.
+    let by_id = w.issue(
+        json!({"id_numbers": [w.app.roster[2].id_number.expose()]}),
+        None,
+    );
+    assert_eq!(by_id.body["results"][0]["line"], 2, "{}", by_id.text);
+    assert_eq!(by_id.body["issued"], 1);
+}
+
+#[test]
+fn vo_valid_a_voucher_reads_as_expired_after_its_last_valid_day_before_any_sweep() {
+    let w = World::new(1);
+    let codes = w.issued(1);
+    let read = |day: &str| {
+        let now = at(day);
+        w.send(
+            now,
+            request(
+                "GET",
+                &format!("/api/v1/vouchers/{}", codes[0]),
+                Some(&token(Role::Institution, now)),
+                None,
+                None,
+            ),
+        )
+        .body["state"]
+            .clone()
+    };
+    assert_eq!(read("2022-09-04"), "issued", "VO-VALID last valid day");
+    assert_eq!(read("2022-09-05"), "expired", "VO-VALID the day after");
+    // Revoking an expired voucher is an illegal move.
+    let r = unchanged(&w, || {
+        w.act(
+            "2022-09-05",
+            Role::DistrictOfficer,
+            &codes[0],
+            "revoke",
+            Some(json!({"reason": "测试"})),
+        )
+    });
+    assert_eq!((r.status, r.body["state"].as_str()), (409, Some("expired")));
+}
