@@ -32,7 +32,7 @@ fn kv_error(e: wkv::Error) -> KvError {
     match e {
         wkv::Error::NoSuchStore => KvError::Unavailable("no such store".into()),
         wkv::Error::AccessDenied => KvError::Unavailable("access denied".into()),
-        wkv::Error::Other(_) => KvError::Backend("backend error".into()),
+        wkv::Error::Other(m) => { eprintln!("DEBUG kv error: {m}"); KvError::Backend("backend error".into()) }
     }
 }
 
@@ -122,6 +122,14 @@ impl KeyValue for SpinKv {
                 cas,
                 key: key.to_string(),
             })
+            .map_err(kv_error)
+    }
+
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        // Spin 4.0.2 has no cursor for list-keys: the first call returns every key.
+        self.bucket
+            .list_keys(None)
+            .map(|r| r.keys)
             .map_err(kv_error)
     }
 

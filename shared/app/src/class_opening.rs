@@ -68,10 +68,14 @@ pub fn router() -> Router<Route> {
         )
 }
 
-/// Handles one request. The audit routes (`/api/v1/audit…`) are served by this component too.
+/// Handles one request. The audit (`/api/v1/audit…`) and admin (`/api/v1/admin/…`) routes are served by this component too.
 pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
-    if req.uri().path().starts_with("/api/v1/audit") {
+    let path = req.uri().path();
+    if path.starts_with("/api/v1/audit") {
         return crate::audit::handle(env, req);
+    }
+    if path.starts_with("/api/v1/admin/") {
+        return crate::admin::handle(env, req);
     }
     web::finish(dispatch(env, req))
 }

@@ -9,6 +9,7 @@
 // it becomes; it is built once per failed request, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod audit;
 pub mod class_opening;
 pub mod spot_checks;

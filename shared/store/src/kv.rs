@@ -55,6 +55,23 @@ pub trait KeyValue {
     /// [`crate::records::update_json`] and [`crate::records::create_json`],
     /// which elect a single creator.
     fn cas(&self, key: &str) -> Result<Self::Cas, KvError>;
+    /// Every key of the store, in no particular order. One host call that
+    /// buffers every key (Spin offers no cursor): for administration only,
+    /// such as re-sealing every value after a key rotation.
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        Err(KvError::Backend("this backend cannot list its keys".into()))
+    }
+    /// Re-seals one page of values with the current data key (key rotation):
+    /// only a sealing store ([`crate::sealed::SealedKv`]) can.
+    fn reseal_page(
+        &self,
+        _after: Option<&str>,
+        _limit: usize,
+    ) -> Result<crate::sealed::ResealPage, KvError> {
+        Err(KvError::Backend(
+            "this store does not seal its values".into(),
+        ))
+    }
     /// Adds `delta` to the counter under `key` (created at 0) and returns the new value.
     /// Read a counter with `increment(key, 0)`, never with `get`: backends encode counters differently.
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;

@@ -196,6 +196,18 @@ impl KeyValue for MemoryStore {
         })
     }
 
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        self.call()?;
+        Ok(self
+            .inner
+            .lock()
+            .expect("store lock")
+            .values
+            .keys()
+            .cloned()
+            .collect())
+    }
+
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         self.write()?;
         let mut inner = self.inner.lock().expect("store lock");

@@ -21,6 +21,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use sha2::{Digest, Sha256};
 
 const MAGIC: u8 = 0xA5;
+/// Length of a key id: 8 hex characters.
+const KEY_ID_LEN: usize = 8;
 
 /// One data key.
 #[derive(Clone)]
@@ -118,15 +120,16 @@ impl Keyring {
         out
     }
 
-    /// The id of the key that sealed `sealed`, if it is a sealed value.
+    /// The id of the key that sealed `sealed`, if it is a sealed value
+    /// (counters, which are never sealed, are not: they are too short).
     pub fn key_id_of(sealed: &[u8]) -> Option<&str> {
-        if sealed.len() < 2 || sealed[0] != MAGIC {
+        if sealed.len() < 2 + KEY_ID_LEN + 12 + 16
+            || sealed[0] != MAGIC
+            || sealed[1] as usize != KEY_ID_LEN
+        {
             return None;
         }
-        let n = sealed[1] as usize;
-        sealed
-            .get(2..2 + n)
-            .and_then(|b| std::str::from_utf8(b).ok())
+        std::str::from_utf8(&sealed[2..2 + KEY_ID_LEN]).ok()
     }
 
     /// Opens a sealed value of `record_key`.
@@ -185,6 +188,7 @@ impl<'a, K: KeyValue> SealedKv<'a, K> {
                 return Ok(false);
             };
             if Keyring::key_id_of(&sealed).is_none_or(|id| id == self.keys.current_id()) {
+                // Already current, or a counter (never sealed).
                 return Ok(false);
             }
             let plain = self.keys.open(key, &sealed)?;
@@ -268,8 +272,58 @@ impl<'a, K: KeyValue> KeyValue for SealedKv<'a, K> {
         })
     }
 
+    fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        self.inner.list_keys()
+    }
+
+    fn reseal_page(&self, after: Option<&str>, limit: usize) -> Result<ResealPage, KvError> {
+        self.reseal_keys(after, limit)
+    }
+
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         self.inner.increment(key, delta)
+    }
+}
+
+/// What one page of re-sealing did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResealPage {
+    /// Values re-sealed with the current key.
+    pub resealed: u64,
+    /// Keys looked at that needed nothing (already current, or counters).
+    pub unchanged: u64,
+    /// The last key of this page: pass it as `after` for the next page.
+    pub last_key: Option<String>,
+    /// Whether every key after the starting point has been looked at.
+    pub done: bool,
+}
+
+impl<K: KeyValue> SealedKv<'_, K> {
+    /// Re-seals up to `limit` keys that sort after `after` (all keys when
+    /// `None`), in key order, so that a rotation runs page by page and resumes
+    /// from the last key a page reports.
+    pub fn reseal_keys(&self, after: Option<&str>, limit: usize) -> Result<ResealPage, KvError> {
+        let mut keys = self.inner.list_keys()?;
+        keys.sort();
+        let start = after
+            .map(|a| keys.partition_point(|k| k.as_str() <= a))
+            .unwrap_or(0);
+        let page: Vec<&String> = keys[start..].iter().take(limit).collect();
+        let mut out = ResealPage {
+            resealed: 0,
+            unchanged: 0,
+            last_key: None,
+            done: start + page.len() >= keys.len(),
+        };
+        for key in page {
+            if self.reseal(key)? {
+                out.resealed += 1;
+            } else {
+                out.unchanged += 1;
+            }
+            out.last_key = Some(key.clone());
+        }
+        Ok(out)
     }
 }
 
