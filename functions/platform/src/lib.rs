@@ -32,7 +32,7 @@ fn kv_error(e: wkv::Error) -> KvError {
     match e {
         wkv::Error::NoSuchStore => KvError::Unavailable("no such store".into()),
         wkv::Error::AccessDenied => KvError::Unavailable("access denied".into()),
-        wkv::Error::Other(m) => { eprintln!("DEBUG kv error: {m}"); KvError::Backend("backend error".into()) }
+        wkv::Error::Other(_) => KvError::Backend("backend error".into()),
     }
 }
 
