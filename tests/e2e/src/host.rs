@@ -123,6 +123,7 @@ pub struct Host {
     base_url: String,
     config: HostConfig,
     logs: Arc<Logs>,
+    kv_calls: Arc<std::sync::atomic::AtomicU64>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -175,6 +176,7 @@ impl Host {
             );
         }
         let kv = Arc::new(KvStore::open(&config.kv_path, config.redis.as_ref())?);
+        let kv_calls = kv.calls();
         let logs = Arc::new(Logs::default());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
@@ -200,6 +202,7 @@ impl Host {
             base_url: format!("http://{addr}"),
             config,
             logs,
+            kv_calls,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -219,6 +222,13 @@ impl Host {
     /// own error lines, one line each: `[component] stdout: text`.
     pub fn logs(&self) -> String {
         self.logs.text()
+    }
+
+    /// How many key-value operations (get, get-many, set, set-many, delete,
+    /// delete-many, exists, increment, compare-and-swap new, current and swap)
+    /// the components of this host have made since it started.
+    pub fn kv_calls(&self) -> u64 {
+        self.kv_calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The configuration this host was started with.

@@ -17,11 +17,21 @@ use crate::kv_redis::{RedisCas, RedisConfig, RedisKv};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The key-value backend of one host: Spin's default SQLite file, or Redis
 /// (see [`crate::kv_redis`]). Each keeps the semantics of Spin's backend.
-pub enum KvStore {
+///
+/// It counts the key-value operations it serves (every method below but
+/// `open`; a failed swap's fresh handle counts as the new and current it
+/// makes), for benchmarks: see [`KvStore::calls`].
+pub struct KvStore {
+    backend: Backend,
+    calls: Arc<AtomicU64>,
+}
+
+enum Backend {
     Sqlite(KvDb),
     Redis(RedisKv),
 }
@@ -37,73 +47,89 @@ pub enum CasState {
 impl KvStore {
     /// Redis if `redis` is given, else the SQLite file at `sqlite_path`.
     pub fn open(sqlite_path: &Path, redis: Option<&RedisConfig>) -> Result<KvStore> {
-        Ok(match redis {
-            Some(config) => KvStore::Redis(RedisKv::open(config)?),
-            None => KvStore::Sqlite(KvDb::open(sqlite_path)?),
+        let backend = match redis {
+            Some(config) => Backend::Redis(RedisKv::open(config)?),
+            None => Backend::Sqlite(KvDb::open(sqlite_path)?),
+        };
+        Ok(KvStore {
+            backend,
+            calls: Arc::default(),
         })
     }
 
+    /// The number of key-value operations this store has served since it
+    /// opened (shared, so it can be read without keeping the store open).
+    pub fn calls(&self) -> Arc<AtomicU64> {
+        self.calls.clone()
+    }
+
+    /// Counts one operation and gives the backend that serves it.
+    fn op(&self) -> &Backend {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        &self.backend
+    }
+
     pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        match self {
-            KvStore::Sqlite(db) => db.get(store, key),
-            KvStore::Redis(r) => r.get(key),
+        match self.op() {
+            Backend::Sqlite(db) => db.get(store, key),
+            Backend::Redis(r) => r.get(key),
         }
     }
 
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-        match self {
-            KvStore::Sqlite(db) => db.set(store, key, value),
-            KvStore::Redis(r) => r.set(key, value),
+        match self.op() {
+            Backend::Sqlite(db) => db.set(store, key, value),
+            Backend::Redis(r) => r.set(key, value),
         }
     }
 
     pub fn delete(&self, store: &str, key: &str) -> Result<(), KvError> {
-        match self {
-            KvStore::Sqlite(db) => db.delete(store, key),
-            KvStore::Redis(r) => r.delete(key),
+        match self.op() {
+            Backend::Sqlite(db) => db.delete(store, key),
+            Backend::Redis(r) => r.delete(key),
         }
     }
 
     pub fn exists(&self, store: &str, key: &str) -> Result<bool, KvError> {
-        match self {
-            KvStore::Sqlite(db) => db.exists(store, key),
-            KvStore::Redis(r) => r.exists(key),
+        match self.op() {
+            Backend::Sqlite(db) => db.exists(store, key),
+            Backend::Redis(r) => r.exists(key),
         }
     }
 
     pub fn get_many(&self, store: &str, keys: &[String]) -> Result<Pairs, KvError> {
-        match self {
-            KvStore::Sqlite(db) => db.get_many(store, keys),
-            KvStore::Redis(r) => r.get_many(keys),
+        match self.op() {
+            Backend::Sqlite(db) => db.get_many(store, keys),
+            Backend::Redis(r) => r.get_many(keys),
         }
     }
 
     pub fn set_many(&self, store: &str, kvs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
-        match self {
-            KvStore::Sqlite(db) => db.set_many(store, kvs),
-            KvStore::Redis(r) => r.set_many(kvs),
+        match self.op() {
+            Backend::Sqlite(db) => db.set_many(store, kvs),
+            Backend::Redis(r) => r.set_many(kvs),
         }
     }
 
     pub fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KvError> {
-        match self {
-            KvStore::Sqlite(db) => db.delete_many(store, keys),
-            KvStore::Redis(r) => r.delete_many(keys),
+        match self.op() {
+            Backend::Sqlite(db) => db.delete_many(store, keys),
+            Backend::Redis(r) => r.delete_many(keys),
         }
     }
 
     pub fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KvError> {
-        match self {
-            KvStore::Sqlite(db) => db.increment(store, key, delta),
-            KvStore::Redis(r) => r.increment(key, delta),
+        match self.op() {
+            Backend::Sqlite(db) => db.increment(store, key, delta),
+            Backend::Redis(r) => r.increment(key, delta),
         }
     }
 
     /// A new compare-and-swap handle (Redis: on a connection of its own).
     pub fn cas_new(&self) -> Result<CasState, KvError> {
-        match self {
-            KvStore::Sqlite(_) => Ok(CasState::Sqlite { seen: None }),
-            KvStore::Redis(r) => r.cas_new().map(CasState::Redis),
+        match self.op() {
+            Backend::Sqlite(_) => Ok(CasState::Sqlite { seen: None }),
+            Backend::Redis(r) => r.cas_new().map(CasState::Redis),
         }
     }
 
@@ -114,13 +140,13 @@ impl KvStore {
         key: &str,
         state: &mut CasState,
     ) -> Result<Option<Vec<u8>>, KvError> {
-        match (self, state) {
-            (KvStore::Sqlite(db), CasState::Sqlite { seen }) => {
+        match (self.op(), state) {
+            (Backend::Sqlite(db), CasState::Sqlite { seen }) => {
                 let value = db.get(store, key)?;
                 seen.clone_from(&value);
                 Ok(value)
             }
-            (KvStore::Redis(r), CasState::Redis(cas)) => r.cas_current(cas, key),
+            (Backend::Redis(r), CasState::Redis(cas)) => r.cas_current(cas, key),
             _ => Err(KvError::Other("compare-and-swap of another backend".into())),
         }
     }
@@ -132,11 +158,11 @@ impl KvStore {
         state: CasState,
         value: &[u8],
     ) -> Result<Swap, KvError> {
-        match (self, state) {
-            (KvStore::Sqlite(db), CasState::Sqlite { seen }) => {
+        match (self.op(), state) {
+            (Backend::Sqlite(db), CasState::Sqlite { seen }) => {
                 db.swap(store, key, seen.as_deref(), value)
             }
-            (KvStore::Redis(r), CasState::Redis(cas)) => r.cas_swap(cas, key, value),
+            (Backend::Redis(r), CasState::Redis(cas)) => r.cas_swap(cas, key, value),
             _ => Err(KvError::Other("compare-and-swap of another backend".into())),
         }
     }
