@@ -30,6 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use store::MemoryStore;
+use store::sealed::{DataKey, Keyring, SealedKv};
 use web::auth::{Claims, Role, mint};
 use web::{Env, Secrets};
 
@@ -73,6 +74,7 @@ fn declared() -> BTreeSet<(String, String)> {
         .declared()
         .into_iter()
         .chain(app::audit::router().declared())
+        .chain(app::admin::router().declared())
         .chain(app::vouchers::router().declared())
         .chain(app::spot_checks::router().declared())
         .map(|(m, p)| (m.as_str().to_string(), p))
@@ -270,8 +272,14 @@ fn every_operation_names_its_roles_and_its_problems_and_state_changes_take_an_id
                     .as_str()
                     .is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key"))
             });
-            // A dry run and a single-use WeChat code have nothing to replay.
-            let exempt = path == "/api/v1/wechat/login" || path == "/api/v1/classes/validate";
+            // A dry run and a single-use WeChat code have nothing to replay; a
+            // re-sealing page repeated does nothing.
+            let exempt = [
+                "/api/v1/wechat/login",
+                "/api/v1/classes/validate",
+                "/api/v1/admin/key-rotation",
+            ]
+            .contains(&path.as_str());
             if !has_key && !exempt {
                 problems.push(format!("{name}: no Idempotency-Key parameter"));
             }
@@ -623,8 +631,14 @@ impl World {
             b = b.header("content-type", "application/json");
         }
         let req = b.body(body.clone().unwrap_or_default()).unwrap();
+        // Values sealed with a data key, as the Spin components store them.
+        let kv = SealedKv::new(
+            self.kv.clone(),
+            Keyring::new(DataKey::from_secret(&self.secrets.pii_key), vec![]),
+            &random,
+        );
         let env = Env {
-            kv: &self.kv,
+            kv: &kv,
             secrets: &self.secrets,
             now: self.now.get(),
             random: &random,
@@ -1235,6 +1249,25 @@ fn worked_flow() -> Vec<Exchange> {
         None,
     );
     w.expect(422, Method::GET, "/api/v1/audit", Some(&bureau), None, None);
+
+    // Key rotation, one page.
+    w.expect(
+        422,
+        Method::POST,
+        "/api/v1/admin/key-rotation",
+        Some(&bureau),
+        Some(json!({"limit": 0})),
+        None,
+    );
+    let page = w.expect(
+        200,
+        Method::POST,
+        "/api/v1/admin/key-rotation",
+        Some(&bureau),
+        Some(json!({"limit": 5000})),
+        None,
+    );
+    assert_eq!(page["done"], json!(true));
 
     let log = w.log.borrow().clone();
     if let Ok(path) = std::env::var("OPENAPI_DUMP") {
