@@ -1,0 +1,582 @@
+//! The access table: every route of every component × every role × own or
+//! other binding, with the status it must answer, and every way a token can be
+//! wrong. A route added to `spin.toml` or to a component's router without a
+//! line in [`TABLE`] fails `every_route_has_a_line_in_the_access_table`.
+
+#![allow(clippy::result_large_err)]
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use http::Method;
+use policy::fixtures;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use store::MemoryStore;
+use web::auth::{Claims, Role, mint};
+use web::{Env, Secrets};
+
+const JWT: &str = "security-jwt-secret-0123456789abcdefghijk";
+
+use Role::*;
+
+const ALL: [Role; 7] = [
+    Institution,
+    DistrictOfficer,
+    BureauAdmin,
+    Inspector,
+    Scheduler,
+    Trainee,
+    SocialSecurity,
+];
+
+/// Who may call a route, and which bound roles may only act on their own
+/// institution's, district's or person's data (`own`): the same role bound to
+/// another institution, district or person gets 403.
+struct Line {
+    method: Method,
+    path: &'static str,
+    /// `None`: public, no token needed.
+    roles: Option<&'static [Role]>,
+    /// The bound roles that may act on their own binding only.
+    own: &'static [Role],
+}
+
+const fn line(
+    method: Method,
+    path: &'static str,
+    roles: &'static [Role],
+    own: &'static [Role],
+) -> Line {
+    Line {
+        method,
+        path,
+        roles: Some(roles),
+        own,
+    }
+}
+
+const fn public(method: Method, path: &'static str) -> Line {
+    Line {
+        method,
+        path,
+        roles: None,
+        own: &[],
+    }
+}
+
+const BOUND: &[Role] = &[Institution, DistrictOfficer, Trainee];
+
+const OFFICES: &[Role] = &[DistrictOfficer, BureauAdmin];
+const CLASS_READERS: &[Role] = &[Institution, DistrictOfficer, BureauAdmin];
+
+/// The access table. Paths use the routers' `{param}` syntax.
+const TABLE: &[Line] = &[
+    // 开班审批
+    public(Method::GET, "/api/v1/health"),
+    line(
+        Method::POST,
+        "/api/v1/classes/validate",
+        CLASS_READERS,
+        BOUND,
+    ),
+    line(Method::POST, "/api/v1/classes", &[Institution], BOUND),
+    line(Method::GET, "/api/v1/classes", CLASS_READERS, &[]),
+    line(Method::GET, "/api/v1/classes/{id}", CLASS_READERS, BOUND),
+    line(Method::POST, "/api/v1/classes/{id}/checks", OFFICES, BOUND),
+    line(Method::PUT, "/api/v1/registry/{kind}/{id}", OFFICES, &[]),
+    line(Method::GET, "/api/v1/registry/{kind}/{id}", OFFICES, &[]),
+    line(Method::GET, "/api/v1/audit/verify", &[BureauAdmin], &[]),
+    line(Method::GET, "/api/v1/audit", OFFICES, BOUND),
+    line(
+        Method::POST,
+        "/api/v1/admin/key-rotation",
+        &[BureauAdmin],
+        &[],
+    ),
+    // 职业培训券
+    line(
+        Method::POST,
+        "/api/v1/classes/{id}/vouchers",
+        &[Institution],
+        BOUND,
+    ),
+    line(
+        Method::GET,
+        "/api/v1/classes/{id}/vouchers",
+        CLASS_READERS,
+        BOUND,
+    ),
+    line(
+        Method::POST,
+        "/api/v1/vouchers/sweep",
+        &[Scheduler, BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::GET,
+        "/api/v1/vouchers/{code}",
+        &[Institution, DistrictOfficer, BureauAdmin, Trainee],
+        &[],
+    ),
+    line(
+        Method::POST,
+        "/api/v1/vouchers/{code}/redeem",
+        &[Institution],
+        &[],
+    ),
+    line(Method::POST, "/api/v1/vouchers/{code}/settle", OFFICES, &[]),
+    line(
+        Method::POST,
+        "/api/v1/vouchers/{code}/revoke",
+        CLASS_READERS,
+        &[],
+    ),
+    line(
+        Method::POST,
+        "/api/v1/cards/activations",
+        &[SocialSecurity],
+        &[],
+    ),
+    line(
+        Method::GET,
+        "/api/v1/people/{ref}/archive",
+        &[DistrictOfficer, BureauAdmin, Trainee],
+        &[Trainee],
+    ),
+    line(Method::GET, "/api/v1/me/vouchers", &[Trainee], &[]),
+    line(Method::GET, "/api/v1/me/archive", &[Trainee], &[]),
+    public(Method::POST, "/api/v1/wechat/login"),
+    public(Method::POST, "/api/v1/wechat/bind"),
+    line(Method::GET, "/api/v1/stats/progress", OFFICES, &[]),
+    // 电话抽查
+    line(
+        Method::POST,
+        "/api/v1/spot-checks/runs",
+        &[Scheduler, BureauAdmin],
+        &[],
+    ),
+    // A published run holds no personal data: any caller with a token may recompute it.
+    line(Method::GET, "/api/v1/spot-checks/runs/{id}", &ALL, &[]),
+    line(
+        Method::PUT,
+        "/api/v1/spot-checks/inspectors/{sub}",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::GET,
+        "/api/v1/spot-checks/inspectors",
+        &[BureauAdmin, Scheduler],
+        &[],
+    ),
+    line(
+        Method::GET,
+        "/api/v1/spot-checks/tasks/mine",
+        &[Inspector],
+        &[],
+    ),
+    line(
+        Method::POST,
+        "/api/v1/spot-checks/tasks/{id}/calls",
+        &[Inspector],
+        &[],
+    ),
+    line(Method::GET, "/api/v1/spot-checks/findings", OFFICES, &[]),
+    line(
+        Method::GET,
+        "/api/v1/spot-checks/findings/{id}",
+        CLASS_READERS,
+        &[],
+    ),
+    line(
+        Method::POST,
+        "/api/v1/spot-checks/findings/{id}/rectification",
+        &[DistrictOfficer],
+        &[],
+    ),
+    line(
+        Method::GET,
+        "/api/v1/spot-checks/classes/{id}/hold",
+        CLASS_READERS,
+        BOUND,
+    ),
+    line(
+        Method::GET,
+        "/api/v1/spot-checks/proposals",
+        &[BureauAdmin],
+        &[],
+    ),
+];
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2022, 6, 1, 2, 0, 0).unwrap()
+}
+
+fn claims(role: Role, other: bool) -> Claims {
+    let t = now().timestamp();
+    Claims {
+        sub: format!("{}-{}", role.id(), if other { "other" } else { "own" }),
+        role,
+        institution: (role == Institution).then(|| {
+            policy::ids::CreditCode::parse(if other {
+                fixtures::OTHER_INSTITUTION
+            } else {
+                fixtures::INSTITUTION
+            })
+            .unwrap()
+        }),
+        district: (role == DistrictOfficer).then(|| {
+            policy::ids::AreaCode::parse(if other { "530103" } else { "530102" }).unwrap()
+        }),
+        person: (role == Trainee).then(|| {
+            if other {
+                "ef".repeat(32)
+            } else {
+                "cd".repeat(32)
+            }
+        }),
+        iat: t,
+        nbf: None,
+        exp: t + 3600,
+    }
+}
+
+fn token(role: Role, other: bool) -> String {
+    mint(&claims(role, other), JWT)
+}
+
+struct World {
+    kv: MemoryStore,
+    secrets: Secrets,
+    class_id: String,
+}
+
+impl World {
+    fn new() -> Self {
+        let secrets = Secrets {
+            jwt_secret: JWT.into(),
+            pii_hmac_key: "h".repeat(32),
+            pii_key: "k".repeat(32),
+            extra: BTreeMap::new(),
+        };
+        let mut w = Self {
+            kv: MemoryStore::new(),
+            secrets,
+            class_id: String::new(),
+        };
+        let admin = token(BureauAdmin, false);
+        w.call(
+            Method::PUT,
+            &format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION),
+            Some(&admin),
+            serde_json::to_value(fixtures::institution()).unwrap(),
+        );
+        let (app, _) = fixtures::valid_class(5);
+        let (_, v) = w.call(
+            Method::POST,
+            "/api/v1/classes",
+            Some(&token(Institution, false)),
+            serde_json::to_value(app).unwrap(),
+        );
+        w.class_id = v["id"].as_str().expect("a class is filed").to_string();
+        w
+    }
+
+    fn call(&self, method: Method, path: &str, tok: Option<&str>, body: Value) -> (u16, Value) {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json");
+        if let Some(t) = tok {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let body = if body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(serde_json::to_vec(&body).unwrap())
+        };
+        let req = b.body(body).unwrap();
+        let env = Env {
+            kv: &self.kv,
+            secrets: &self.secrets,
+            now: now(),
+            random: &|b: &mut [u8]| b.fill(7),
+        };
+        let res = match component_for(path).as_str() {
+            "vouchers" => app::vouchers::handle(&env, &req),
+            "spot-checks" => app::spot_checks::handle(&env, &req),
+            _ => app::class_opening::handle(&env, &req),
+        };
+        let v = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
+        (res.status().as_u16(), v)
+    }
+
+    /// A body that passes parsing where the binding is read from the body.
+    fn body(&self, l: &Line) -> Value {
+        match (l.method.as_str(), l.path) {
+            ("POST", "/api/v1/classes" | "/api/v1/classes/validate") => {
+                serde_json::to_value(fixtures::valid_class(5).0).unwrap()
+            }
+            ("POST", "/api/v1/classes/{id}/checks") => {
+                json!({"kind": "pre_opening", "officer": "王", "at": "2022-06-01T01:00:00Z", "result": "failed"})
+            }
+            _ => json!({}),
+        }
+    }
+
+    fn concrete(&self, path: &str) -> String {
+        if path == "/api/v1/audit" {
+            return format!("/api/v1/audit?entity=class:{}", self.class_id);
+        }
+        path.replace("{id}", &self.class_id)
+            .replace("{kind}", "trainers")
+            .replace(
+                "{code}",
+                policy::vouchers::VoucherCode::from_random(&[7; policy::vouchers::RANDOM_BYTES])
+                    .as_str(),
+            )
+            .replace("{ref}", &"cd".repeat(32))
+            .replace("{sub}", "inspector-own")
+    }
+}
+
+/// spin.toml's trigger routes, component by component.
+fn spin_routes() -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml")).unwrap();
+    let manifest: toml::Value = toml::from_str(&text).unwrap();
+    manifest["trigger"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["route"].as_str().unwrap().to_string(),
+                t["component"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn route_matches(route: &str, path: &str) -> Option<usize> {
+    let (pattern, wildcard) = match route.strip_suffix("/...") {
+        Some(p) => (p, true),
+        None => (route, false),
+    };
+    let want: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let got: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if got.len() < want.len() || (!wildcard && got.len() != want.len()) {
+        return None;
+    }
+    let mut literal = 0;
+    for (w, g) in want.iter().zip(&got) {
+        if w.starts_with(':') {
+            continue;
+        }
+        if w != g {
+            return None;
+        }
+        literal += 1;
+    }
+    Some(literal * 10 + want.len() + usize::from(!wildcard))
+}
+
+/// The component spin.toml sends `path` to (most specific route wins).
+fn component_for(path: &str) -> String {
+    spin_routes()
+        .into_iter()
+        .filter_map(|(route, component)| {
+            route_matches(&route, path).map(|score| (score, component))
+        })
+        .max_by_key(|(score, _)| *score)
+        .map(|(_, c)| c)
+        .unwrap_or_default()
+}
+
+fn declared() -> BTreeSet<(String, String)> {
+    let mut all = BTreeSet::new();
+    let lists = [
+        app::class_opening::router().declared(),
+        app::audit::router().declared(),
+        app::admin::router().declared(),
+        app::vouchers::router().declared(),
+        app::spot_checks::router().declared(),
+    ];
+    for list in lists {
+        for (m, p) in list {
+            all.insert((m.to_string(), p));
+        }
+    }
+    all
+}
+
+#[test]
+fn every_route_has_a_line_in_the_access_table() {
+    let table: BTreeSet<(String, String)> = TABLE
+        .iter()
+        .map(|l| (l.method.to_string(), l.path.to_string()))
+        .collect();
+    let routes = declared();
+    let missing: Vec<_> = routes.difference(&table).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a line in the access table: {missing:?}"
+    );
+    let stale: Vec<_> = table.difference(&routes).collect();
+    assert!(
+        stale.is_empty(),
+        "lines for routes that no component declares: {stale:?}"
+    );
+    for (route, component) in spin_routes() {
+        let covered = TABLE.iter().any(|l| {
+            route_matches(&route, &l.path.replace('{', ":").replace('}', "")).is_some()
+                || route_matches(&route, l.path).is_some()
+        });
+        assert!(
+            covered,
+            "spin.toml route {route} ({component}) has no line in the access table"
+        );
+    }
+}
+
+#[test]
+fn every_route_routes_to_the_component_that_declares_it() {
+    for l in TABLE {
+        let path = l
+            .path
+            .replace("{id}", "X")
+            .replace("{kind}", "k")
+            .replace("{code}", "c")
+            .replace("{ref}", "r")
+            .replace("{sub}", "s");
+        let component = component_for(&path);
+        let router = match component.as_str() {
+            "vouchers" => app::vouchers::router().declared(),
+            "spot-checks" => app::spot_checks::router().declared(),
+            "class-opening" => [
+                app::class_opening::router().declared(),
+                app::audit::router().declared(),
+                app::admin::router().declared(),
+            ]
+            .concat(),
+            other => panic!("{} {} goes to no component ({other:?})", l.method, l.path),
+        };
+        assert!(
+            router.iter().any(|(m, p)| *m == l.method && p == l.path),
+            "{} {} is routed to {component}, which does not declare it",
+            l.method,
+            l.path
+        );
+    }
+}
+
+#[test]
+fn every_protected_route_answers_401_to_every_kind_of_bad_token() {
+    let w = World::new();
+    let t = now().timestamp();
+    let mut expired = claims(BureauAdmin, false);
+    expired.exp = t - 3600;
+    let mut early = claims(BureauAdmin, false);
+    early.nbf = Some(t + 3600);
+    let good = token(BureauAdmin, false);
+    let (header, rest) = good.split_once('.').unwrap();
+    let _ = header;
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let alg_none = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        rest.rsplit_once('.').unwrap().0
+    ) + ".";
+    let rs256 = format!("{}.{}", b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#), rest);
+    let bad: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        ("expired", Some(mint(&expired, JWT))),
+        ("not yet valid", Some(mint(&early, JWT))),
+        (
+            "signed with another key",
+            Some(mint(
+                &claims(BureauAdmin, false),
+                "another-key-0123456789abcdefghijklmnopq",
+            )),
+        ),
+        ("alg none", Some(alg_none)),
+        ("RS256 header", Some(rs256)),
+        ("garbage", Some("a.b.c".into())),
+    ];
+    for l in TABLE.iter().filter(|l| l.roles.is_some()) {
+        let path = w.concrete(l.path);
+        for (case, tok) in &bad {
+            let before = w.kv.dump();
+            let (status, v) = w.call(l.method.clone(), &path, tok.as_deref(), json!({}));
+            assert_eq!(
+                status, 401,
+                "{} {} with a {case} token: {v}",
+                l.method, l.path
+            );
+            assert_eq!(
+                w.kv.dump(),
+                before,
+                "{} {} with a {case} token changed the store",
+                l.method,
+                l.path
+            );
+        }
+    }
+}
+
+#[test]
+fn every_route_answers_403_exactly_to_the_roles_and_bindings_it_does_not_serve() {
+    let w = World::new();
+    let mut table = Vec::new();
+    for l in TABLE {
+        let path = w.concrete(l.path);
+        for role in ALL {
+            for other in [false, true] {
+                if other && !matches!(role, Institution | DistrictOfficer | Trainee) {
+                    continue;
+                }
+                let before = w.kv.dump();
+                let (status, v) = w.call(
+                    l.method.clone(),
+                    &path,
+                    Some(&token(role, other)),
+                    w.body(l),
+                );
+                let allowed = match l.roles {
+                    None => true,
+                    Some(roles) => roles.contains(&role) && !(other && l.own.contains(&role)),
+                };
+                table.push(format!(
+                    "{:<6} {:<48} {:<16} {:<5} {status}",
+                    l.method,
+                    l.path,
+                    role.id(),
+                    if other { "other" } else { "own" }
+                ));
+                if allowed {
+                    assert!(
+                        status != 401 && status != 403,
+                        "{} {} as {role:?} (other binding: {other}) should be served: {status} {v}",
+                        l.method,
+                        l.path
+                    );
+                } else {
+                    assert_eq!(
+                        status, 403,
+                        "{} {} as {role:?} (other binding: {other}): {v}",
+                        l.method, l.path
+                    );
+                    assert_eq!(
+                        w.kv.dump(),
+                        before,
+                        "{} {} as {role:?} changed the store",
+                        l.method,
+                        l.path
+                    );
+                }
+            }
+        }
+    }
+    assert!(table.len() > TABLE.len() * 7, "the table was exercised");
+}
