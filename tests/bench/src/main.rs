@@ -1,1 +1,1039 @@
-fn main() {}
+//! The benchmark of issue 8: `cargo run --release -p bench [-- --help]`.
+//!
+//! Starts the project's Spin test host (`e2e`, wasmtime 44) on loopback with
+//! the release components of `spin.toml` and the harness fixtures (`hello`,
+//! `kv-probe`), a SQLite key-value file in a temporary directory, seeds data
+//! and drives each route from a few keep-alive connections, bounded in
+//! requests and time. For each route it prints requests per second, p50 and
+//! p99 latency, the key-value operations per request counted by the host, and
+//! the ratios to `hello` and to `kv-probe`'s `kv-floor` with the same number
+//! of key-value calls, measured in the same run. Then the sampling run at
+//! scale (separate hosts), the Rust sampler against the Python reference,
+//! and the component sizes. Traffic goes to 127.0.0.1 only.
+
+mod data;
+mod load;
+mod sampler;
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use e2e::{Host, Reply};
+use load::{Budget, Req, Stats, Traffic};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use web::auth::Role;
+
+const HELP: &str = "\
+bench: cost per request of the product's routes on the project's Spin test host
+
+USAGE: cargo run --release -p bench -- [OPTIONS]
+
+OPTIONS (defaults in brackets):
+  --requests N        requests per route at most [2000]
+  --seconds S         seconds per route at most [10]
+  --connections C     concurrent keep-alive connections [4]
+  --issue-classes K   60-trainee classes prepared for voucher issue [40]
+  --spot-classes M    classes in training in the main host, for the run-page route [1000]
+  --page-size P       classes per spot-check run page [100]
+  --scale LIST        class counts of the sampling-scale runs, or 'none' [1000,5000,20000]
+  --sampler-classes N classes of 40 for the sampler comparison [5000]
+  --skip-routes       only the scale runs, the sampler and the sizes
+";
+
+#[derive(Debug, Clone)]
+struct Opts {
+    requests: usize,
+    seconds: f64,
+    connections: usize,
+    issue_classes: usize,
+    spot_classes: usize,
+    page_size: usize,
+    scale: Vec<usize>,
+    sampler_classes: usize,
+    skip_routes: bool,
+}
+
+fn parse_args() -> Result<Opts> {
+    let mut o = Opts {
+        requests: 2000,
+        seconds: 10.0,
+        connections: 4,
+        issue_classes: 40,
+        spot_classes: 1000,
+        page_size: 100,
+        scale: vec![1000, 5000, 20000],
+        sampler_classes: 5000,
+        skip_routes: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{a} needs a value (see --help)"))
+        };
+        match a.as_str() {
+            "--requests" => o.requests = value()?.parse()?,
+            "--seconds" => o.seconds = value()?.parse()?,
+            "--connections" => o.connections = value()?.parse()?,
+            "--issue-classes" => o.issue_classes = value()?.parse()?,
+            "--spot-classes" => o.spot_classes = value()?.parse()?,
+            "--page-size" => o.page_size = value()?.parse()?,
+            "--scale" => {
+                let v = value()?;
+                o.scale = if v == "none" {
+                    vec![]
+                } else {
+                    v.split(',')
+                        .map(|s| s.trim().replace('_', "").parse())
+                        .collect::<Result<_, _>>()?
+                };
+            }
+            "--sampler-classes" => o.sampler_classes = value()?.parse()?,
+            "--skip-routes" => o.skip_routes = true,
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (see --help)"),
+        }
+    }
+    if o.requests == 0 || o.connections == 0 || o.seconds <= 0.0 || o.page_size == 0 {
+        bail!("--requests, --seconds, --connections and --page-size must be positive");
+    }
+    o.connections = o.connections.min(64);
+    Ok(o)
+}
+
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_kb: u64 = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    format!(
+        "{cpu}, {cores} cores, {:.0} GiB, Linux {}",
+        mem_kb as f64 / 1024.0 / 1024.0,
+        read("/proc/sys/kernel/osrelease").trim()
+    )
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One printed row.
+struct Row {
+    label: String,
+    stats: Stats,
+    /// The kv floor it is compared with (n, stats), for product routes.
+    floor: Option<(u64, Stats)>,
+    setup: bool,
+}
+
+struct Bench<'h> {
+    host: &'h Host,
+    opts: Opts,
+    floors: BTreeMap<u64, Stats>,
+    hello: Option<Stats>,
+    rows: Vec<Row>,
+}
+
+impl Bench<'_> {
+    fn budget(&self, requests: usize) -> Budget {
+        Budget {
+            requests,
+            time: Duration::from_secs_f64(self.opts.seconds),
+            connections: self.opts.connections,
+        }
+    }
+
+    async fn load(&self, budget: Budget, traffic: Arc<dyn Traffic>) -> Stats {
+        let host = self.host;
+        load::run(host.base_url(), budget, traffic, &|| host.kv_calls()).await
+    }
+
+    /// Work that must all succeed (seeding): every request, no time bound.
+    async fn setup(&self, what: &str, n: usize, traffic: Arc<dyn Traffic>) -> Result<Stats> {
+        let budget = Budget {
+            requests: n,
+            time: Duration::from_secs(3600),
+            connections: self.opts.connections,
+        };
+        let t = Instant::now();
+        let s = self.load(budget, traffic).await;
+        if s.failed > 0 || s.requests < n {
+            bail!(
+                "{what}: {} of {n} requests, {} failed; first: {}\nhost log tail:\n{}",
+                s.requests,
+                s.failed,
+                s.first_failure.clone().unwrap_or_default(),
+                log_tail(self.host)
+            );
+        }
+        eprintln!(
+            "  {what}: {n} requests in {:.1}s",
+            t.elapsed().as_secs_f64()
+        );
+        Ok(s)
+    }
+
+    async fn floor(&mut self, n: u64) -> Stats {
+        if let Some(s) = self.floors.get(&n) {
+            return s.clone();
+        }
+        let traffic: Arc<dyn Traffic> =
+            Arc::new(move |_, _| Some(Req::get(format!("/probe/kv-floor?n={n}"), None)));
+        let s = self.load(self.budget(self.opts.requests), traffic).await;
+        eprintln!(
+            "  kv-floor n={n}: {:.0} req/s, {:.2} kv calls per request",
+            s.rps(),
+            s.kv_per_request()
+        );
+        self.floors.insert(n, s.clone());
+        s
+    }
+
+    /// Measures a product route within the budget, then its kv floor.
+    async fn route(&mut self, label: &str, limit: usize, traffic: Arc<dyn Traffic>) -> Stats {
+        let s = self
+            .load(self.budget(limit.min(self.opts.requests)), traffic)
+            .await;
+        eprintln!(
+            "  {label}: {} requests, {:.1} req/s, {:.1} kv calls per request, {} failed{}",
+            s.requests,
+            s.rps(),
+            s.kv_per_request(),
+            s.failed,
+            s.first_failure
+                .as_ref()
+                .map(|f| format!(" (first: {f})"))
+                .unwrap_or_default()
+        );
+        let n = s.kv_per_request().round().max(1.0) as u64;
+        let f = self.floor(n).await;
+        self.rows.push(Row {
+            label: label.into(),
+            stats: s.clone(),
+            floor: Some((n, f)),
+            setup: false,
+        });
+        s
+    }
+
+    fn setup_row(&mut self, label: &str, s: Stats) {
+        self.rows.push(Row {
+            label: label.into(),
+            stats: s,
+            floor: None,
+            setup: true,
+        });
+    }
+}
+
+fn log_tail(host: &Host) -> String {
+    let logs = host.logs();
+    let lines: Vec<&str> = logs.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+/// Answers must be 2xx; `then` sees the JSON body.
+struct Checked<R, A> {
+    request: R,
+    answer: A,
+}
+
+impl<R, A> Traffic for Checked<R, A>
+where
+    R: Fn(usize, usize) -> Option<Req> + Send + Sync,
+    A: Fn(usize, usize, &Value) -> Result<(), String> + Send + Sync,
+{
+    fn request(&self, worker: usize, i: usize) -> Option<Req> {
+        (self.request)(worker, i)
+    }
+
+    fn answer(&self, worker: usize, i: usize, reply: &Reply) -> Result<(), String> {
+        if !(200..300).contains(&reply.status) {
+            return Err(format!(
+                "{} {}",
+                reply.status,
+                reply.text().chars().take(300).collect::<String>()
+            ));
+        }
+        let v: Value = serde_json::from_slice(&reply.body).map_err(|e| e.to_string())?;
+        (self.answer)(worker, i, &v)
+    }
+}
+
+fn checked<R, A>(request: R, answer: A) -> Arc<dyn Traffic>
+where
+    R: Fn(usize, usize) -> Option<Req> + Send + Sync + 'static,
+    A: Fn(usize, usize, &Value) -> Result<(), String> + Send + Sync + 'static,
+{
+    Arc::new(Checked { request, answer })
+}
+
+fn body(v: &impl serde::Serialize) -> Bytes {
+    Bytes::from(serde_json::to_vec(v).expect("serialises"))
+}
+
+async fn routes(opts: &Opts) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("sqlite_key_value.db");
+    let t = Instant::now();
+    data::seed_in_training(&db, opts.spot_classes);
+    eprintln!(
+        "seeded {} classes in training into {} in {:.1}s",
+        opts.spot_classes,
+        db.display(),
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let host = Host::start(data::config(db.clone(), true)).context("starting the host")?;
+    eprintln!(
+        "host up at {} in {:.1}s (release components built and loaded)",
+        host.base_url(),
+        t.elapsed().as_secs_f64()
+    );
+    let mut b = Bench {
+        host: &host,
+        opts: opts.clone(),
+        floors: BTreeMap::new(),
+        hello: None,
+        rows: Vec::new(),
+    };
+    let admin = data::token(Role::BureauAdmin, None);
+    let inst = data::token(Role::Institution, None);
+    let officer = data::token(Role::DistrictOfficer, None);
+    let social = data::token(Role::SocialSecurity, None);
+    let scheduler = data::token(Role::Scheduler, None);
+
+    // Registries: institution, textbook, trainers; inspectors.
+    let mut puts: Vec<(String, Bytes)> = vec![
+        (
+            format!(
+                "/api/v1/registry/institutions/{}",
+                policy::fixtures::INSTITUTION
+            ),
+            body(&policy::fixtures::institution()),
+        ),
+        (
+            "/api/v1/registry/textbooks/9787111213826".into(),
+            body(&policy::fixtures::textbook()),
+        ),
+    ];
+    for n in 0..2 * data::TRAINER_PAIRS {
+        let no = data::trainer_no(n);
+        puts.push((
+            format!("/api/v1/registry/trainers/{no}"),
+            body(&json!({"registration_no": no, "name": "讲师", "status": "registered"})),
+        ));
+    }
+    for n in 1..=5 {
+        puts.push((
+            format!("/api/v1/spot-checks/inspectors/insp-{n}"),
+            body(&json!({"name": format!("抽查员{n}")})),
+        ));
+    }
+    let puts = Arc::new(puts);
+    let (p, a) = (puts.clone(), admin.clone());
+    let s = b
+        .setup(
+            "registry and inspectors (PUT)",
+            puts.len(),
+            checked(
+                move |_, i| Some(Req::new("PUT", p[i].0.clone(), Some(&a), p[i].1.clone())),
+                |_, _, _| Ok(()),
+            ),
+        )
+        .await?;
+    b.setup_row("registry PUT", s);
+
+    // Baseline: hello.
+    let s = b
+        .load(
+            b.budget(opts.requests),
+            Arc::new(|_, _| Some(Req::get("/hello", None))),
+        )
+        .await;
+    eprintln!("  hello: {:.0} req/s", s.rps());
+    b.hello = Some(s);
+
+    // Class validate, 60 trainees; and its key-value calls for other roster sizes.
+    let validate_body = body(&data::application(0, 60));
+    let mut calls_by_size = Vec::new();
+    for n in [1usize, 10, 60, 120, 500] {
+        let before = host.kv_calls();
+        let r = e2e::Client::new()
+            .send(
+                "POST",
+                &host.url("/api/v1/classes/validate"),
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &format!("Bearer {inst}")),
+                ],
+                body(&data::application(0, n)),
+            )
+            .await?;
+        if r.status != 200 {
+            bail!("validate of {n} trainees: {} {}", r.status, r.text());
+        }
+        calls_by_size.push((n, host.kv_calls() - before));
+    }
+    let (tok, vb) = (inst.clone(), validate_body.clone());
+    b.route(
+        "class validate (60 trainees)",
+        usize::MAX,
+        checked(
+            move |_, _| {
+                Some(Req::new(
+                    "POST",
+                    "/api/v1/classes/validate",
+                    Some(&tok),
+                    vb.clone(),
+                ))
+            },
+            |_, _, v| match v["decision"]["outcome"].as_str() {
+                Some("approved") => Ok(()),
+                _ => Err(format!("not approved: {}", v["decision"]["blocking_rules"])),
+            },
+        ),
+    )
+    .await;
+
+    // Class file: distinct 60-trainee applications.
+    let t = Instant::now();
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        (0..opts.requests)
+            .map(|k| body(&data::application(k, 60)))
+            .collect(),
+    );
+    eprintln!(
+        "  prepared {} applications in {:.1}s",
+        bodies.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let filed: Arc<Mutex<BTreeMap<usize, String>>> = Arc::default();
+    let (tok, bs, f) = (inst.clone(), bodies.clone(), filed.clone());
+    b.route(
+        "class file (60 trainees, distinct)",
+        bodies.len(),
+        checked(
+            move |_, i| {
+                Some(
+                    Req::new("POST", "/api/v1/classes", Some(&tok), bs[i].clone())
+                        .header("idempotency-key", format!("bench-file-{i}")),
+                )
+            },
+            move |_, i, v| {
+                if v["status"] != "approved" {
+                    return Err(format!(
+                        "status {}: {}",
+                        v["status"], v["decision"]["blocking_rules"]
+                    ));
+                }
+                let id = v["id"].as_str().ok_or("no id")?.to_string();
+                f.lock().unwrap_or_else(|p| p.into_inner()).insert(i, id);
+                Ok(())
+            },
+        ),
+    )
+    .await;
+    drop(bodies);
+
+    // Cards of the first K filed classes, then voucher issue for those classes.
+    let classes: Vec<(usize, String)> = filed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .take(opts.issue_classes)
+        .map(|(k, id)| (*k, id.clone()))
+        .collect();
+    if classes.is_empty() {
+        bail!("no class was filed");
+    }
+    let ids_numbers: Arc<Vec<String>> = Arc::new(
+        classes
+            .iter()
+            .flat_map(|(k, _)| {
+                data::application(*k, 60)
+                    .roster
+                    .into_iter()
+                    .map(|t| t.id_number.expose().to_string())
+            })
+            .collect(),
+    );
+    let people: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (tok, ids, pp) = (social.clone(), ids_numbers.clone(), people.clone());
+    let s = b
+        .setup(
+            "card activations",
+            ids_numbers.len(),
+            checked(
+                move |_, i| {
+                    Some(Req::new(
+                        "POST",
+                        "/api/v1/cards/activations",
+                        Some(&tok),
+                        body(&json!({"id_number": ids[i], "active": true})),
+                    ))
+                },
+                move |_, _, v| {
+                    let r = v["person_ref"].as_str().ok_or("no person_ref")?;
+                    pp.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(r.to_string());
+                    Ok(())
+                },
+            ),
+        )
+        .await?;
+    b.setup_row("card activation (setup)", s);
+
+    let class_ids: Arc<Vec<String>> = Arc::new(classes.iter().map(|(_, id)| id.clone()).collect());
+    let codes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (tok, ci, cs) = (inst.clone(), class_ids.clone(), codes.clone());
+    b.route(
+        "voucher issue (60-trainee class)",
+        class_ids.len(),
+        checked(
+            move |_, i| {
+                let id = ci.get(i)?;
+                Some(
+                    Req::new(
+                        "POST",
+                        format!("/api/v1/classes/{id}/vouchers"),
+                        Some(&tok),
+                        "{}",
+                    )
+                    .header("idempotency-key", format!("bench-issue-{i}")),
+                )
+            },
+            move |_, _, v| {
+                if v["issued"] != 60 {
+                    return Err(format!(
+                        "issued {} refused {}: {}",
+                        v["issued"], v["refused"], v["results"][0]
+                    ));
+                }
+                let mut cs = cs.lock().unwrap_or_else(|p| p.into_inner());
+                for r in v["results"].as_array().into_iter().flatten() {
+                    if let Some(c) = r["voucher"]["code_compact"].as_str() {
+                        cs.push(c.to_string());
+                    }
+                }
+                Ok(())
+            },
+        ),
+    )
+    .await;
+
+    // Redeem (setup, measured), the checks of 每班必查, then settle.
+    let codes: Arc<Vec<String>> = Arc::new(
+        codes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .take(opts.requests)
+            .cloned()
+            .collect(),
+    );
+    let (tok, cs) = (inst.clone(), codes.clone());
+    let s = b
+        .setup(
+            "voucher redeem",
+            codes.len(),
+            checked(
+                move |_, i| {
+                    Some(Req::new(
+                        "POST",
+                        format!("/api/v1/vouchers/{}/redeem", cs[i]),
+                        Some(&tok),
+                        Bytes::new(),
+                    ))
+                },
+                |_, _, _| Ok(()),
+            ),
+        )
+        .await?;
+    b.setup_row("voucher redeem (setup)", s);
+    let at = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let checks: Arc<Vec<(String, Bytes)>> = Arc::new(
+        class_ids
+            .iter()
+            .flat_map(|id| {
+                ["pre_opening", "in_training", "post_assessment"].map(|kind| {
+                    (
+                        format!("/api/v1/classes/{id}/checks"),
+                        body(&json!({"kind": kind, "officer": "王科长", "at": at, "result": "passed"})),
+                    )
+                })
+            })
+            .collect(),
+    );
+    // One connection: the three checks of a class go in order.
+    let saved = b.opts.connections;
+    b.opts.connections = 1;
+    let (tok, ch) = (officer.clone(), checks.clone());
+    let s = b
+        .setup(
+            "checks of 每班必查",
+            checks.len(),
+            checked(
+                move |_, i| {
+                    Some(Req::new(
+                        "POST",
+                        ch[i].0.clone(),
+                        Some(&tok),
+                        ch[i].1.clone(),
+                    ))
+                },
+                |_, _, _| Ok(()),
+            ),
+        )
+        .await?;
+    b.opts.connections = saved;
+    b.setup_row("class check (setup, 1 conn)", s);
+    let (tok, cs) = (officer.clone(), codes.clone());
+    b.route(
+        "voucher settle",
+        codes.len(),
+        checked(
+            move |_, i| {
+                Some(
+                    Req::new(
+                        "POST",
+                        format!("/api/v1/vouchers/{}/settle", cs.get(i)?),
+                        Some(&tok),
+                        body(&json!({"certificate_no": format!("Y5300002206{:05}", i % 100_000)})),
+                    )
+                    .header("idempotency-key", format!("bench-settle-{i}")),
+                )
+            },
+            |_, _, v| match v["state"].as_str() {
+                Some("settled") => Ok(()),
+                other => Err(format!("state {other:?}")),
+            },
+        ),
+    )
+    .await;
+
+    // Spot-check run page: each connection runs its own windows page by page.
+    let windows: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..opts.connections).map(|_| AtomicUsize::new(0)).collect());
+    let (tok, w1, w2, page) = (
+        scheduler.clone(),
+        windows.clone(),
+        windows.clone(),
+        opts.page_size,
+    );
+    b.route(
+        &format!("spot-check run page ({page} classes of 40)"),
+        usize::MAX,
+        checked(
+            move |w, _| {
+                let k = w1[w].load(Ordering::Relaxed);
+                Some(Req::new(
+                    "POST",
+                    "/api/v1/spot-checks/runs",
+                    Some(&tok),
+                    body(&json!({"window": format!("bench-{w}-{k}"), "seed": "314159", "page_size": page})),
+                ))
+            },
+            move |w, _, v| {
+                if v["done"] == true {
+                    w2[w].fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            },
+        ),
+    )
+    .await;
+    let runs_done: usize = windows.iter().map(|w| w.load(Ordering::Relaxed)).sum();
+    eprintln!(
+        "  ({runs_done} runs of {} classes completed)",
+        opts.spot_classes
+    );
+
+    // My vouchers: trainees of the issued classes.
+    let tokens: Arc<Vec<String>> = Arc::new(
+        people
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .take(opts.requests)
+            .map(|p| data::token(Role::Trainee, Some(p)))
+            .collect(),
+    );
+    let tk = tokens.clone();
+    b.route(
+        "my-vouchers read",
+        usize::MAX,
+        checked(
+            move |_, i| Some(Req::get("/api/v1/me/vouchers", Some(&tk[i % tk.len()]))),
+            |_, _, v| match v["items"].as_array().map(Vec::len) {
+                Some(1) => Ok(()),
+                n => Err(format!("{n:?} vouchers")),
+            },
+        ),
+    )
+    .await;
+
+    let hello_end = b
+        .load(
+            b.budget(opts.requests),
+            Arc::new(|_, _| Some(Req::get("/hello", None))),
+        )
+        .await;
+    print_routes(&b, &hello_end, &calls_by_size);
+    Ok(())
+}
+
+fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]) {
+    let hello = b.hello.as_ref().expect("hello measured");
+    println!();
+    println!(
+        "## Routes ({} connections, at most {} requests or {} s per route)",
+        b.opts.connections, b.opts.requests, b.opts.seconds
+    );
+    println!();
+    println!(
+        "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
+        "route", "reqs", "req/s", "p50 ms", "p99 ms", "kv/req", "÷ hello", "kv floor", "÷ floor"
+    );
+    let line = |label: &str, s: &Stats, floor: Option<&(u64, Stats)>| {
+        let (floor_col, ratio_col) = match floor {
+            Some((n, f)) => (
+                format!("n={n} {:.0}/s", f.rps()),
+                format!("{:.0} %", 100.0 * s.rps() / f.rps()),
+            ),
+            None => ("".into(), "".into()),
+        };
+        println!(
+            "{:<40} {:>6} {:>9.1} {:>8.2} {:>8.2} {:>8.1} {:>8.1}% {:>10} {:>9}{}",
+            label,
+            s.requests,
+            s.rps(),
+            ms(s.percentile(50.0)),
+            ms(s.percentile(99.0)),
+            s.kv_per_request(),
+            100.0 * s.rps() / hello.rps(),
+            floor_col,
+            ratio_col,
+            if s.failed > 0 {
+                format!("  ({} failed)", s.failed)
+            } else {
+                String::new()
+            }
+        );
+    };
+    line("hello (baseline)", hello, None);
+    for (n, f) in &b.floors {
+        line(&format!("kv-floor n={n} (baseline)"), f, None);
+    }
+    for r in b.rows.iter().filter(|r| !r.setup) {
+        line(&r.label, &r.stats, r.floor.as_ref());
+    }
+    for r in b.rows.iter().filter(|r| r.setup) {
+        line(&r.label, &r.stats, None);
+    }
+    line("hello again, at the end (drift)", hello_end, None);
+    println!();
+    let sizes: Vec<String> = calls_by_size
+        .iter()
+        .map(|(n, c)| format!("{n} trainees: {c}"))
+        .collect();
+    println!(
+        "class validate, key-value calls by roster size: {}",
+        sizes.join(", ")
+    );
+    if let Some(r) = b
+        .rows
+        .iter()
+        .find(|r| r.label.starts_with("class validate"))
+    {
+        let max_calls = calls_by_size.iter().map(|(_, c)| *c).max().unwrap_or(0);
+        let (n, f) = r.floor.as_ref().expect("floor measured");
+        let share = 100.0 * r.stats.rps() / f.rps();
+        println!(
+            "acceptance 2: at most 3 key-value calls whatever the roster: {} (max {max_calls}); \
+             ≥ 70 % of kv-floor n={n}: {} ({share:.0} %)",
+            if max_calls <= 3 { "yes" } else { "NO" },
+            if share >= 70.0 { "yes" } else { "NO" },
+        );
+    }
+}
+
+struct ScaleRow {
+    classes: usize,
+    seed_s: f64,
+    requests: usize,
+    total_s: f64,
+    freeze_s: f64,
+    draw_s: f64,
+    slowest_s: f64,
+    kv_calls: u64,
+    tasks: u64,
+}
+
+async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
+    let mut rows = Vec::new();
+    for &classes in &opts.scale {
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("sqlite_key_value.db");
+        let t = Instant::now();
+        data::seed_in_training(&db, classes);
+        let seed_s = t.elapsed().as_secs_f64();
+        let host = Host::start(data::config(db, false)).context("starting the scale host")?;
+        let client = e2e::Client::new();
+        let admin = format!("Bearer {}", data::token(Role::BureauAdmin, None));
+        let sched = format!("Bearer {}", data::token(Role::Scheduler, None));
+        let headers = |auth: &str| {
+            vec![
+                ("content-type".to_string(), "application/json".to_string()),
+                ("authorization".to_string(), auth.to_string()),
+            ]
+        };
+        let send = |path: String, auth: &str, body: Value| {
+            let h = headers(auth);
+            let client = client.clone();
+            let url = host.url(&path);
+            async move {
+                let hs: Vec<(&str, &str)> =
+                    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let r = client.send("POST", &url, &hs, body.to_string()).await?;
+                if !(200..300).contains(&r.status) {
+                    bail!("{path}: {} {}", r.status, r.text());
+                }
+                Ok::<Value, anyhow::Error>(r.json()?)
+            }
+        };
+        for n in 1..=5 {
+            let h = headers(&admin);
+            let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let r = client
+                .send(
+                    "PUT",
+                    &host.url(&format!("/api/v1/spot-checks/inspectors/insp-{n}")),
+                    &hs,
+                    json!({"name": format!("抽查员{n}")}).to_string(),
+                )
+                .await?;
+            if !(200..300).contains(&r.status) {
+                bail!("inspector: {} {}", r.status, r.text());
+            }
+        }
+        let kv0 = host.kv_calls();
+        let started = Instant::now();
+        let (mut requests, mut freeze_s, mut draw_s, mut slowest_s) = (0, 0.0, 0.0, 0.0f64);
+        let tasks = loop {
+            let t = Instant::now();
+            let v = send(
+                "/api/v1/spot-checks/runs".into(),
+                &sched,
+                json!({"window": "scale", "seed": "01382438112797316654", "page_size": opts.page_size}),
+            )
+            .await?;
+            let secs = t.elapsed().as_secs_f64();
+            requests += 1;
+            slowest_s = slowest_s.max(secs);
+            let steps = v["steps"].to_string();
+            if steps.contains("drew") {
+                draw_s += secs;
+            } else {
+                freeze_s += secs;
+            }
+            if v["done"] == true {
+                break v["tasks"].as_u64().unwrap_or(0);
+            }
+            if requests > 100_000 {
+                bail!("the run never finished");
+            }
+        };
+        let total_s = started.elapsed().as_secs_f64();
+        let kv_calls = host.kv_calls() - kv0;
+        eprintln!(
+            "  scale {classes}: seeded in {seed_s:.1}s, run in {total_s:.1}s over {requests} requests"
+        );
+        rows.push(ScaleRow {
+            classes,
+            seed_s,
+            requests,
+            total_s,
+            freeze_s,
+            draw_s,
+            slowest_s,
+            kv_calls,
+            tasks,
+        });
+    }
+    Ok(rows)
+}
+
+fn print_scale(opts: &Opts, rows: &[ScaleRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "## Sampling scale (separate hosts, classes of 40 seeded into the SQLite file, page size {}, one connection)",
+        opts.page_size
+    );
+    println!();
+    println!(
+        "{:>8} {:>8} {:>9} {:>10} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9} {:>8}",
+        "classes",
+        "seed s",
+        "requests",
+        "run s",
+        "slowest s",
+        "ms/class",
+        "freeze ms/c",
+        "draw ms/c",
+        "µs/trainee",
+        "kv/class",
+        "tasks"
+    );
+    for r in rows {
+        let c = r.classes as f64;
+        println!(
+            "{:>8} {:>8.1} {:>9} {:>10.2} {:>10.3} {:>12.3} {:>12.3} {:>12.3} {:>10.1} {:>9.2} {:>8}",
+            r.classes,
+            r.seed_s,
+            r.requests,
+            r.total_s,
+            r.slowest_s,
+            1000.0 * r.total_s / c,
+            1000.0 * r.freeze_s / c,
+            1000.0 * r.draw_s / c,
+            1e6 * r.total_s / (c * 40.0),
+            r.kv_calls as f64 / c,
+            r.tasks
+        );
+    }
+    let first = &rows[0];
+    let last = &rows[rows.len() - 1];
+    if rows.len() > 1 {
+        let per = |r: &ScaleRow| r.total_s / r.classes as f64;
+        let growth = 100.0 * (per(last) / per(first) - 1.0);
+        println!(
+            "time per class from {} to {} classes: {growth:+.0} % (acceptance 3, at most +20 %: {})",
+            first.classes,
+            last.classes,
+            if growth <= 20.0 { "yes" } else { "NO" }
+        );
+    }
+}
+
+fn print_sampler(c: &sampler::Comparison) {
+    println!();
+    println!(
+        "## Sampler: tickets of {} sample ids (Rust policy::sampling in this process, best of 3; Python reference, tests/bench/reference_sampler.py)",
+        c.tickets
+    );
+    println!();
+    println!("rust   {:>12.0} tickets/s", c.rust_per_s);
+    println!("python {:>12.0} tickets/s", c.python_per_s);
+    println!("rust ÷ python: {:.2}", c.rust_per_s / c.python_per_s);
+    println!(
+        "agree: test vectors {}, digest of all tickets {}",
+        if c.vectors_agree { "yes" } else { "NO" },
+        if c.digests_agree { "yes" } else { "NO" }
+    );
+    for n in &c.notes {
+        println!("note: {n}");
+    }
+}
+
+fn print_sizes() -> Result<()> {
+    let dir = e2e::wasm_build::wasm_target_dir().join("wasm32-wasip2/release");
+    let size = |name: &str| -> Result<u64> {
+        let p = dir.join(format!("{name}.wasm"));
+        Ok(std::fs::metadata(&p)
+            .with_context(|| format!("{}", p.display()))?
+            .len())
+    };
+    let hello = size("hello")?;
+    println!();
+    println!("## Component sizes ({})", dir.display());
+    println!();
+    println!(
+        "{:<16} {:>10} {:>10} {:>9} {:>8}",
+        "component", "bytes", "KiB", "÷ hello", "< 2 MiB"
+    );
+    for name in [
+        "class_opening",
+        "vouchers",
+        "spot_checks",
+        "hello",
+        "kv_probe",
+    ] {
+        let s = size(name)?;
+        println!(
+            "{:<16} {:>10} {:>10.1} {:>9.1} {:>8}",
+            name,
+            s,
+            s as f64 / 1024.0,
+            s as f64 / hello as f64,
+            if s < 2 * 1024 * 1024 { "yes" } else { "NO" }
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let opts = parse_args()?;
+    let started = Instant::now();
+    println!(
+        "# bench: {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    println!("machine: {}", machine());
+    println!(
+        "build: {} profile; host: e2e (wasmtime 44), SQLite key-value file in a temporary directory; load average at start {}",
+        if cfg!(debug_assertions) {
+            "DEBUG (figures are not representative: use --release)"
+        } else {
+            "release"
+        },
+        loadavg()
+    );
+    if !opts.skip_routes {
+        routes(&opts).await?;
+    }
+    let rows = scale(&opts).await?;
+    print_scale(&opts, &rows);
+    let c = tokio::task::spawn_blocking({
+        let n = opts.sampler_classes;
+        move || sampler::compare(n, 40)
+    })
+    .await??;
+    print_sampler(&c);
+    print_sizes()?;
+    println!();
+    println!(
+        "total {:.0} s; load average at the end {}",
+        started.elapsed().as_secs_f64(),
+        loadavg()
+    );
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! Sample data: tokens, distinct class applications, and classes in training
+//! written straight into the key-value file (as `tests/e2e/tests/spot_checks.rs`
+//! seeds its scale run).
+
+use chrono::{Duration, NaiveDate};
+use policy::class_opening::{ClassApplication, TrainerRef};
+use policy::ids::{IdNumber, Mobile};
+use store::classes::{ClassRecord, ClassStatus, RosterRef};
+use store::pii::PiiHasher;
+use web::auth::{Claims, Role, mint};
+
+pub const JWT: &str = "bench-jwt-secret-0123456789abcdefghijklmnop";
+pub const PII_KEY: &str = "bench-pii-key-0123456789abcdefghijklmnopqrs";
+pub const HMAC: &str = "bench-hmac-key-0123456789abcdefghijklmnopqr";
+
+/// The host's configuration: the product's spin.toml (plus the harness's
+/// fixtures when `fixtures`), with the secrets above.
+pub fn config(db: std::path::PathBuf, fixtures: bool) -> e2e::HostConfig {
+    let base = if fixtures {
+        e2e::HostConfig::new(db)
+    } else {
+        e2e::HostConfig::product_only(db)
+    };
+    base.variable("jwt_secret", JWT)
+        .variable("pii_key", PII_KEY)
+        .variable("pii_hmac_key", HMAC)
+}
+
+/// A token of `role`, bound to the fixture institution, district 530102, or
+/// `person` for a trainee.
+pub fn token(role: Role, person: Option<&str>) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: format!("{}-bench", role.id()),
+        role,
+        institution: (role == Role::Institution)
+            .then(|| policy::ids::CreditCode::parse(policy::fixtures::INSTITUTION).unwrap()),
+        district: (role == Role::DistrictOfficer)
+            .then(|| policy::ids::AreaCode::parse("530102").unwrap()),
+        person: person.map(str::to_string),
+        iat: now,
+        nbf: None,
+        exp: now + 6 * 3600,
+    };
+    mint(&claims, JWT)
+}
+
+/// A valid ID number, distinct for each `n` below 9,000,000 (born 1985 onwards in 五华区).
+pub fn id_number(n: usize) -> IdNumber {
+    let birth = NaiveDate::from_ymd_opt(1985, 1, 1).unwrap() + Duration::days((n / 1000) as i64);
+    let body = format!("530102{}{:03}", birth.format("%Y%m%d"), n % 1000);
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .bytes()
+        .zip(W)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    IdNumber::parse(format!("{body}{check}")).expect("generated ID number is valid")
+}
+
+/// A valid mobile, distinct for each `n` below 10^8.
+pub fn mobile(n: usize) -> Mobile {
+    Mobile::parse(format!("138{:08}", n % 100_000_000)).expect("generated mobile is valid")
+}
+
+/// Trainer pairs the distinct applications share (`YN-B-0001` …).
+pub const TRAINER_PAIRS: usize = 100;
+
+pub fn trainer_no(n: usize) -> String {
+    format!("YN-B-{:04}", n + 1)
+}
+
+/// Application `k` of `trainees` people: nobody in it is in any other
+/// application `k`, its site is its own, and its two trainers (pair
+/// `k % TRAINER_PAIRS`) teach no other class at the same time (classes of one
+/// pair follow each other, 15 days apart, from three weeks ahead).
+pub fn application(k: usize, trainees: usize) -> ClassApplication {
+    let today = policy::ids::today_cst();
+    let start = today + Duration::days(21 + 15 * (k / TRAINER_PAIRS) as i64);
+    let (mut app, _) = policy::fixtures::valid_class_from(start, today, trainees, 0);
+    let pair = k % TRAINER_PAIRS;
+    let trainers = [trainer_no(2 * pair), trainer_no(2 * pair + 1)];
+    app.trainers = trainers
+        .iter()
+        .enumerate()
+        .map(|(i, no)| TrainerRef {
+            registration_no: no.clone(),
+            name: format!("讲师{}", i + 1),
+        })
+        .collect();
+    let site = format!("昆明市五华区教场中路 8 号 {} 室", 10_000 + k);
+    for (d, s) in app.sessions.iter_mut().enumerate() {
+        s.trainer = trainers[d % 2].clone();
+        s.site = Some(site.clone());
+    }
+    for (i, t) in app.roster.iter_mut().enumerate() {
+        let n = 1000 + k * 100 + i;
+        t.id_number = id_number(n);
+        t.mobile = mobile(n);
+    }
+    app
+}
+
+/// Writes `classes` classes of 40 trainees in training (ids `KM-2022-000001`
+/// …) into the key-value file at `db`, sealed with [`PII_KEY`] as the
+/// components seal them, and lists them in the in-training index. Call it
+/// before a host opens the file.
+pub fn seed_in_training(db: &std::path::Path, classes: usize) {
+    let random = |buf: &mut [u8]| {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+    };
+    let keyring =
+        || store::sealed::Keyring::new(store::sealed::DataKey::from_secret(PII_KEY), vec![]);
+    let (app, ctx) = policy::fixtures::valid_class(40);
+    let decision = policy::class_opening::evaluate(
+        &app,
+        &ctx,
+        policy::Parameters::shipped(),
+        policy::Catalogue::shipped(),
+    );
+    let hasher = PiiHasher::new(HMAC);
+    let refs: Vec<RosterRef> = app
+        .roster
+        .iter()
+        .map(|t| RosterRef {
+            person: hasher.person_ref(&t.id_number),
+            phone: hasher.phone_ref(&t.mobile),
+        })
+        .collect();
+    let actor = store::audit::Actor {
+        sub: "seed".into(),
+        role: "bureau_admin".into(),
+    };
+    let kv = e2e::kv::KvDb::open(db).expect("key-value file opens");
+    let index_raw = store::MemoryStore::new();
+    let index = store::sealed::SealedKv::new(index_raw.clone(), keyring(), &random);
+    let ids: Vec<String> = (1..=classes).map(|i| format!("KM-2022-{i:06}")).collect();
+    for chunk in ids.chunks(500) {
+        let raw = store::MemoryStore::new();
+        let sealed = store::sealed::SealedKv::new(raw.clone(), keyring(), &random);
+        let records: Vec<(String, Vec<u8>)> = chunk
+            .iter()
+            .map(|id| {
+                let record = ClassRecord {
+                    id: id.clone(),
+                    status: ClassStatus::InTraining,
+                    application: app.clone(),
+                    roster_refs: refs.clone(),
+                    decision: decision.clone(),
+                    digest: format!("seed-{id}"),
+                    filed_at: chrono::Utc::now(),
+                    filed_by: actor.clone(),
+                    checks: vec![],
+                    side_effects_done: true,
+                };
+                (
+                    store::keys::class(id),
+                    serde_json::to_vec(&record).expect("record serialises"),
+                )
+            })
+            .collect();
+        store::KeyValue::set_many(&sealed, &records).expect("in-memory write");
+        for id in chunk {
+            store::index::append(&index, store::spot_checks::IN_TRAINING_INDEX, id)
+                .expect("in-memory index");
+        }
+        let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
+        kv.set_many("default", &all).expect("seed write");
+    }
+    let all: Vec<(String, Vec<u8>)> = index_raw.dump().into_iter().collect();
+    kv.set_many("default", &all).expect("seed index write");
+}
