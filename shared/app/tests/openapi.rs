@@ -1269,11 +1269,96 @@ fn worked_flow() -> Vec<Exchange> {
     );
     assert_eq!(page["done"], json!(true));
 
+    // The roles of every operation: a role not in `x-roles` is refused, a role
+    // in it is never refused for its role (it may still be for its binding).
+    let doc = document();
+    let ids = BTreeMap::from([
+        ("classes", id.clone()),
+        ("runs", "2022-06-20".to_string()),
+        ("tasks", task(1)),
+        ("findings", finding.clone()),
+        ("vouchers", code(0)),
+        ("people", person.clone()),
+        ("registry", "trainers".to_string()),
+        ("trainers", "YN-T-0001".to_string()),
+        ("inspectors", "insp-a".to_string()),
+    ]);
+    let all_roles = [
+        Role::Institution,
+        Role::DistrictOfficer,
+        Role::BureauAdmin,
+        Role::Inspector,
+        Role::Scheduler,
+        Role::Trainee,
+        Role::SocialSecurity,
+    ];
+    for (method, path) in documented(&doc) {
+        let roles: Vec<&str> = doc["paths"][&path][method.to_lowercase()]["x-roles"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if roles.is_empty() {
+            continue;
+        }
+        let uri = fill(&path, &ids);
+        for role in all_roles {
+            let token = match role {
+                Role::Trainee => w.trainee(&person),
+                Role::Inspector => w.token(role, "insp-a"),
+                _ => w.token(role, &format!("{}-1", role.id())),
+            };
+            let body = (method != "GET").then(|| json!({}));
+            let m = Method::from_bytes(method.as_bytes()).unwrap();
+            let (s, v) = w.call(m, &uri, Some(&token), body, None);
+            let refused_for_role = s == 403
+                && v["detail"] == json!(format!("role {} may not use this route", role.id()));
+            if roles.contains(&role.id()) {
+                assert!(
+                    !refused_for_role,
+                    "{method} {uri}: x-roles lists {} but it is refused",
+                    role.id()
+                );
+            } else {
+                assert_eq!(
+                    s,
+                    403,
+                    "{method} {uri}: {} is not in x-roles but answered {s}",
+                    role.id()
+                );
+            }
+        }
+    }
+
     let log = w.log.borrow().clone();
     if let Ok(path) = std::env::var("OPENAPI_DUMP") {
         std::fs::write(path, serde_json::to_vec_pretty(&log).unwrap()).unwrap();
     }
     log
+}
+
+/// A documented path with its parameters filled from `ids` (keyed by the segment before each).
+fn fill(path: &str, ids: &BTreeMap<&str, String>) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if !is_param(s) {
+                return s.to_string();
+            }
+            let before = if i > 0 { segments[i - 1] } else { "" };
+            let key = if is_param(before) && i > 1 {
+                // `/registry/{kind}/{id}`: the id of the kind filled before.
+                ids["registry"].as_str()
+            } else {
+                before
+            };
+            ids.get(key)
+                .unwrap_or_else(|| panic!("no value for {s} in {path}"))
+                .clone()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The documented path template that `path` matches; literal segments win over parameters.
