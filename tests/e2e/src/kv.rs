@@ -97,6 +97,14 @@ impl KvStore {
         }
     }
 
+    /// Every key of the store (of every store on Redis, which ignores labels).
+    pub fn list_keys(&self, store: &str) -> Result<Vec<String>, KvError> {
+        match self.op() {
+            Backend::Sqlite(db) => db.list_keys(store),
+            Backend::Redis(r) => r.list_keys(),
+        }
+    }
+
     pub fn get_many(&self, store: &str, keys: &[String]) -> Result<Pairs, KvError> {
         match self.op() {
             Backend::Sqlite(db) => db.get_many(store, keys),
@@ -263,6 +271,17 @@ impl KvDb {
 
     pub fn exists(&self, store: &str, key: &str) -> Result<bool, KvError> {
         Ok(self.get(store, key)?.is_some())
+    }
+
+    /// Every key of `store`.
+    pub fn list_keys(&self, store: &str) -> Result<Vec<String>, KvError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")?;
+            let keys = stmt
+                .query_map(params![store], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>();
+            keys
+        })
     }
 
     /// Values of the keys that exist, in no particular order (like Spin, absent

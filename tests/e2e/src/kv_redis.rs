@@ -139,6 +139,11 @@ impl RedisKv {
         self.with(|c| c.exists(key))
     }
 
+    /// `KEYS *`, as Spin's Redis backend lists keys.
+    pub fn list_keys(&self) -> Result<Vec<String>, KvError> {
+        self.with(|c| c.keys("*"))
+    }
+
     /// `MGET`: every key asked for, with `None` where absent. Under
     /// [`RedisSemantics::Spin402`], what Spin 4.0.2 sends instead (`KEYS`).
     pub fn get_many(&self, keys: &[String]) -> Result<Pairs, KvError> {

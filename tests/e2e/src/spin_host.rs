@@ -213,6 +213,22 @@ impl wasi_store::HostBucket for HostState {
         kv.exists(&label, &key).map_err(wasi_err)
     }
 
+    /// Like Spin 4.0.2: no cursor; the first call returns every key.
+    fn list_keys(
+        &mut self,
+        self_: Resource<Bucket>,
+        cursor: Option<String>,
+    ) -> Result<wasi_store::KeyResponse, wasi_store::Error> {
+        if cursor.is_some() {
+            return Err(wasi_store::Error::Other(
+                "list_keys: cursor not supported".into(),
+            ));
+        }
+        let (kv, label) = bucket(self, &self_)?;
+        let keys = kv.list_keys(&label).map_err(wasi_err)?;
+        Ok(wasi_store::KeyResponse { keys, cursor: None })
+    }
+
     fn drop(&mut self, rep: Resource<Bucket>) -> wasmtime::Result<()> {
         self.spin().1.delete(rep)?;
         Ok(())

@@ -1,120 +1,23 @@
 //! 开班审批 end to end: the real `class_opening.wasm` in the project's Spin
 //! test host, over HTTP, with its key-value data in a SQLite file.
 
-use e2e::{Client, Host, HostConfig, Reply};
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+mod common;
+
+use common::{application, call, dump, seed, token};
+use e2e::{Client, Host, HostConfig};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use web::auth::{Claims, Role, mint};
 
-const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
-
 fn config(db: PathBuf) -> HostConfig {
-    HostConfig::product_only(db)
-        .variable("jwt_secret", JWT)
-        .variable("pii_key", "e2e-pii-key-0123456789abcdefghijklmnopqrs")
-        .variable("pii_hmac_key", "e2e-hmac-key-0123456789abcdefghijklmnopqr")
+    common::product(db)
 }
 
 fn start() -> (TempDir, Host) {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(config(dir.path().join("sqlite_key_value.db"))).expect("host starts");
     (dir, host)
-}
-
-fn token(role: Role, binding: Option<&str>) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        sub: format!("{}-e2e", role.id()),
-        role,
-        institution: (role == Role::Institution).then(|| {
-            policy::ids::CreditCode::parse(binding.unwrap_or(policy::fixtures::INSTITUTION))
-                .unwrap()
-        }),
-        district: (role == Role::DistrictOfficer)
-            .then(|| policy::ids::AreaCode::parse(binding.unwrap_or("530102")).unwrap()),
-        person: (role == Role::Trainee).then(|| "cd".repeat(32)),
-        iat: now,
-        nbf: None,
-        exp: now + 3600,
-    };
-    mint(&claims, JWT)
-}
-
-async fn call(
-    host: &Host,
-    method: &str,
-    path: &str,
-    tok: Option<&str>,
-    body: &str,
-    extra: &[(&str, &str)],
-) -> Reply {
-    let auth = tok.map(|t| format!("Bearer {t}"));
-    let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a));
-    }
-    headers.extend_from_slice(extra);
-    Client::new()
-        .send(method, &host.url(path), &headers, body.to_string())
-        .await
-        .expect("request completes")
-}
-
-async fn seed(host: &Host) {
-    let admin = token(Role::BureauAdmin, None);
-    let mut puts: Vec<(String, Value)> = vec![
-        (
-            format!(
-                "/api/v1/registry/institutions/{}",
-                policy::fixtures::INSTITUTION
-            ),
-            serde_json::to_value(policy::fixtures::institution()).unwrap(),
-        ),
-        (
-            "/api/v1/registry/textbooks/9787111213826".into(),
-            serde_json::to_value(policy::fixtures::textbook()).unwrap(),
-        ),
-    ];
-    for n in 1..=6 {
-        let no = format!("YN-T-{n:04}");
-        puts.push((
-            format!("/api/v1/registry/trainers/{no}"),
-            json!({"registration_no": no, "name": "讲师", "status": "registered"}),
-        ));
-    }
-    for (path, body) in puts {
-        let r = call(host, "PUT", &path, Some(&admin), &body.to_string(), &[]).await;
-        assert!(
-            r.status == 201 || r.status == 200,
-            "seeding {path}: {} {}",
-            r.status,
-            r.text()
-        );
-    }
-}
-
-/// A valid application of `n` trainees starting in three weeks.
-fn application(n: usize, salt: u32) -> Value {
-    let today = policy::ids::today_cst();
-    let (app, _) =
-        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, salt);
-    serde_json::to_value(app).unwrap()
-}
-
-/// Every key and value in the SQLite file, as Spin's store keeps them.
-fn dump(db: &Path) -> BTreeMap<String, Vec<u8>> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT key, value FROM spin_key_value ORDER BY key")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,67 +8,23 @@
 //! Without `redis-server` installed these tests fail when `CI=true` and are
 //! skipped with a notice otherwise.
 
+mod common;
+
+use common::{call, token};
 use e2e::kv_redis::RedisSemantics;
 use e2e::redis_server::RedisServer;
-use e2e::{Client, Host, HostConfig, Reply};
-use serde_json::{Value, json};
-use web::auth::{Claims, Role, mint};
-
-const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
+use e2e::{Host, HostConfig};
+use serde_json::json;
+use web::auth::Role;
 
 fn start(test: &str) -> Option<(RedisServer, Host)> {
     let redis = RedisServer::start_or_skip(test)?;
-    let config = HostConfig::product_only(redis.dir().join("unused.db"))
-        .redis_with(redis.url(), RedisSemantics::Spin402)
-        .variable("jwt_secret", JWT)
-        .variable("pii_key", "e2e-pii-key-0123456789abcdefghijklmnopqrs")
-        .variable("pii_hmac_key", "e2e-hmac-key-0123456789abcdefghijklmnopqr");
+    let config = common::with_secrets(
+        HostConfig::product_only(redis.dir().join("unused.db"))
+            .redis_with(redis.url(), RedisSemantics::Spin402),
+    );
     let host = Host::start(config).expect("host starts");
     Some((redis, host))
-}
-
-fn token(role: Role) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        sub: format!("{}-e2e", role.id()),
-        role,
-        institution: (role == Role::Institution)
-            .then(|| policy::ids::CreditCode::parse(policy::fixtures::INSTITUTION).unwrap()),
-        district: (role == Role::DistrictOfficer)
-            .then(|| policy::ids::AreaCode::parse("530102").unwrap()),
-        person: None,
-        iat: now,
-        nbf: None,
-        exp: now + 3600,
-    };
-    mint(&claims, JWT)
-}
-
-async fn call(
-    host: &Host,
-    method: &str,
-    path: &str,
-    tok: &str,
-    body: &str,
-    extra: &[(&str, &str)],
-) -> Reply {
-    let auth = format!("Bearer {tok}");
-    let mut headers: Vec<(&str, &str)> = vec![
-        ("content-type", "application/json"),
-        ("authorization", &auth),
-    ];
-    headers.extend_from_slice(extra);
-    Client::new()
-        .send(method, &host.url(path), &headers, body.to_string())
-        .await
-        .expect("request completes")
-}
-
-fn application(n: usize) -> Value {
-    let today = policy::ids::today_cst();
-    let (app, _) =
-        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, 0);
-    serde_json::to_value(app).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,38 +34,15 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
     else {
         return;
     };
-    let admin = token(Role::BureauAdmin);
-    let mut puts: Vec<(String, Value)> = vec![
-        (
-            format!(
-                "/api/v1/registry/institutions/{}",
-                policy::fixtures::INSTITUTION
-            ),
-            serde_json::to_value(policy::fixtures::institution()).unwrap(),
-        ),
-        (
-            "/api/v1/registry/textbooks/9787111213826".into(),
-            serde_json::to_value(policy::fixtures::textbook()).unwrap(),
-        ),
-    ];
-    for n in 1..=2 {
-        let no = format!("YN-T-{n:04}");
-        puts.push((
-            format!("/api/v1/registry/trainers/{no}"),
-            json!({"registration_no": no, "name": "讲师", "status": "registered"}),
-        ));
-    }
-    for (path, body) in puts {
-        let r = call(&host, "PUT", &path, &admin, &body.to_string(), &[]).await;
-        assert_eq!(r.status, 201, "{path}: {}", r.text());
-    }
+    let admin = token(Role::BureauAdmin, None);
+    common::seed(&host).await;
     // Validation reads its context with get-many of many keys.
     let v = call(
         &host,
         "POST",
         "/api/v1/classes/validate",
-        &token(Role::Institution),
-        &application(30).to_string(),
+        Some(&token(Role::Institution, None)),
+        &common::application(30, 0).to_string(),
         &[],
     )
     .await;
@@ -117,7 +50,7 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
     assert_eq!(v.json().unwrap()["decision"]["outcome"], "approved");
     // Eight concurrent filings of one application: one class.
     let host = std::sync::Arc::new(host);
-    let body = application(30).to_string();
+    let body = common::application(30, 0).to_string();
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let (host, body) = (host.clone(), body.clone());
@@ -127,7 +60,7 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
                     &host,
                     "POST",
                     "/api/v1/classes",
-                    &token(Role::Institution),
+                    Some(&token(Role::Institution, None)),
                     &body,
                     &[("idempotency-key", &key)],
                 )
@@ -163,7 +96,7 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
             &host,
             "POST",
             &path,
-            &token(Role::DistrictOfficer),
+            Some(&token(Role::DistrictOfficer, None)),
             &body.to_string(),
             &[],
         )
@@ -177,8 +110,8 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
             "{kind}"
         );
     }
-    let list = call(&host, "GET", "/api/v1/classes", &admin, "", &[]).await;
+    let list = call(&host, "GET", "/api/v1/classes", Some(&admin), "", &[]).await;
     assert_eq!(list.json().unwrap()["items"].as_array().unwrap().len(), 1);
-    let verify = call(&host, "GET", "/api/v1/audit/verify", &admin, "", &[]).await;
+    let verify = call(&host, "GET", "/api/v1/audit/verify", Some(&admin), "", &[]).await;
     assert_eq!(verify.json().unwrap()["intact"], true, "{}", verify.text());
 }

@@ -1,0 +1,125 @@
+//! What the product's end-to-end tests share: the secrets the host is started
+//! with, tokens, requests, the registry entries a class needs, sample
+//! applications, and a dump of the SQLite store.
+
+#![allow(dead_code)]
+
+use e2e::{Client, Host, HostConfig, Reply};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use web::auth::{Claims, Role, mint};
+
+/// The JWT signing secret the test hosts are started with.
+pub const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
+
+/// `config` with the product's secrets set, as `spin up --variable` would.
+pub fn with_secrets(config: HostConfig) -> HostConfig {
+    config
+        .variable("jwt_secret", JWT)
+        .variable("pii_key", "e2e-pii-key-0123456789abcdefghijklmnopqrs")
+        .variable("pii_hmac_key", "e2e-hmac-key-0123456789abcdefghijklmnopqr")
+}
+
+/// The product alone on a SQLite file.
+pub fn product(db: impl AsRef<Path>) -> HostConfig {
+    with_secrets(HostConfig::product_only(db.as_ref().to_path_buf()))
+}
+
+/// A token for `role`, bound to the fixtures' institution, district 530102,
+/// or a fixed person ref, unless `binding` names another institution or district.
+pub fn token(role: Role, binding: Option<&str>) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: format!("{}-e2e", role.id()),
+        role,
+        institution: (role == Role::Institution).then(|| {
+            policy::ids::CreditCode::parse(binding.unwrap_or(policy::fixtures::INSTITUTION))
+                .unwrap()
+        }),
+        district: (role == Role::DistrictOfficer)
+            .then(|| policy::ids::AreaCode::parse(binding.unwrap_or("530102")).unwrap()),
+        person: (role == Role::Trainee).then(|| "cd".repeat(32)),
+        iat: now,
+        nbf: None,
+        exp: now + 3600,
+    };
+    mint(&claims, JWT)
+}
+
+/// Sends a JSON request with an optional bearer token and extra headers.
+pub async fn call(
+    host: &Host,
+    method: &str,
+    path: &str,
+    tok: Option<&str>,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> Reply {
+    let auth = tok.map(|t| format!("Bearer {t}"));
+    let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a));
+    }
+    headers.extend_from_slice(extra);
+    Client::new()
+        .send(method, &host.url(path), &headers, body.to_string())
+        .await
+        .expect("request completes")
+}
+
+/// Registers, as the bureau, the fixtures' institution, textbook and trainers YN-T-0001 to YN-T-0006.
+pub async fn seed(host: &Host) {
+    let admin = token(Role::BureauAdmin, None);
+    let mut puts: Vec<(String, Value)> = vec![
+        (
+            format!(
+                "/api/v1/registry/institutions/{}",
+                policy::fixtures::INSTITUTION
+            ),
+            serde_json::to_value(policy::fixtures::institution()).unwrap(),
+        ),
+        (
+            "/api/v1/registry/textbooks/9787111213826".into(),
+            serde_json::to_value(policy::fixtures::textbook()).unwrap(),
+        ),
+    ];
+    for n in 1..=6 {
+        let no = format!("YN-T-{n:04}");
+        puts.push((
+            format!("/api/v1/registry/trainers/{no}"),
+            json!({"registration_no": no, "name": "讲师", "status": "registered"}),
+        ));
+    }
+    for (path, body) in puts {
+        let r = call(host, "PUT", &path, Some(&admin), &body.to_string(), &[]).await;
+        assert!(
+            r.status == 201 || r.status == 200,
+            "seeding {path}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+}
+
+/// A valid application of `n` trainees starting in three weeks; `salt` varies people, trainers and site.
+pub fn application(n: usize, salt: u32) -> Value {
+    let today = policy::ids::today_cst();
+    let (app, _) =
+        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, salt);
+    serde_json::to_value(app).unwrap()
+}
+
+/// Every key and value in a SQLite store file, as Spin's store keeps them.
+pub fn dump(db: &Path) -> BTreeMap<String, Vec<u8>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM spin_key_value ORDER BY key")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
