@@ -817,3 +817,144 @@ fn key_value_calls_per_page_are_bounded_whatever_the_number_of_classes() {
     println!("tasks/mine (20 classes): {mine} key-value calls");
     assert!(mine <= 15, "{mine}");
 }
+
+#[test]
+fn four_schedulers_racing_on_one_window_draw_the_same_samples_as_one_with_no_duplicate_task() {
+    let classes: Vec<Seeded> = (0..12)
+        .map(|i| Seeded {
+            roster: 15 + i * 4,
+            shared_phone: false,
+            in_training: true,
+        })
+        .collect();
+    let body = json!({"window": WINDOW, "seed": "271828", "page_size": 3});
+    let alone = World::new();
+    let ids = alone.seed_classes(&classes);
+    alone.register_inspectors(&["insp-a", "insp-b", "insp-c"]);
+    alone.run_to_end(&body);
+
+    let raced = World::new();
+    raced.seed_classes(&classes);
+    raced.register_inspectors(&["insp-a", "insp-b", "insp-c"]);
+    let actor = Actor {
+        sub: "cron".into(),
+        role: "scheduler".into(),
+    };
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let kv = raced.kv.clone();
+            let actor = actor.clone();
+            std::thread::spawn(move || {
+                let req = sc::Advance {
+                    window: WINDOW.into(),
+                    public_seed: Some("271828".into()),
+                    page_size: Some(3),
+                };
+                for _ in 0..100 {
+                    let p = sc::advance(
+                        &kv,
+                        Parameters::shipped(),
+                        &req,
+                        &actor,
+                        now(),
+                        "2022-06-20".parse().unwrap(),
+                        &sevens,
+                    )
+                    .unwrap();
+                    if p.run.phase == sc::Phase::Done {
+                        return;
+                    }
+                }
+                panic!("never done");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(task_records(&alone, &ids), task_records(&raced, &ids));
+    let run = sc::get_run(&raced.kv, WINDOW).unwrap().unwrap();
+    assert_eq!(run.classes.len(), 12, "each class frozen once");
+    let total: usize = task_records(&raced, &ids)
+        .values()
+        .map(|r| r.tasks.len())
+        .sum();
+    assert_eq!(run.tasks as usize, total);
+}
+
+#[test]
+#[ignore = "figures for acceptance 6 on the in-memory store: cargo test -p app --test spot_checks -- --ignored --nocapture"]
+fn a_run_over_2000_classes_of_40_trainees_on_the_in_memory_store_prints_its_page_figures() {
+    let w = World::new();
+    let (app, ctx) = fixtures::valid_class(40);
+    let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+    let hasher = PiiHasher::new(HMAC);
+    let refs: Vec<classes::RosterRef> = app
+        .roster
+        .iter()
+        .map(|t| classes::RosterRef {
+            person: hasher.person_ref(&t.id_number),
+            phone: hasher.phone_ref(&t.mobile),
+        })
+        .collect();
+    let actor = Actor {
+        sub: "seed".into(),
+        role: "bureau_admin".into(),
+    };
+    let mut records = Vec::new();
+    for i in 1..=2000 {
+        let id = format!("KM-2022-{i:06}");
+        let record = classes::ClassRecord {
+            id: id.clone(),
+            status: classes::ClassStatus::InTraining,
+            application: app.clone(),
+            roster_refs: refs.clone(),
+            decision: decision.clone(),
+            digest: format!("seed-{i}"),
+            filed_at: now(),
+            filed_by: actor.clone(),
+            checks: vec![],
+            side_effects_done: true,
+        };
+        records.push((
+            store::keys::class(&id),
+            serde_json::to_vec(&record).unwrap(),
+        ));
+        store::index::append(&w.kv, sc::IN_TRAINING_INDEX, &id).unwrap();
+    }
+    store::KeyValue::set_many(&w.kv, &records).unwrap();
+    w.register_inspectors(&["insp-1", "insp-2", "insp-3", "insp-4", "insp-5"]);
+    let page_size = 100;
+    let body = json!({"window": "scale", "seed": "01382438112797316654", "page_size": page_size});
+    let mut pages = Vec::new();
+    loop {
+        let calls = w.kv.calls();
+        let t = std::time::Instant::now();
+        let (s, v) = w.advance(&body);
+        assert_eq!(s, StatusCode::OK, "{v}");
+        pages.push((
+            v["steps"].to_string(),
+            t.elapsed().as_secs_f64(),
+            w.kv.calls() - calls,
+        ));
+        if v["done"] == json!(true) {
+            break;
+        }
+    }
+    let worst = pages.iter().map(|p| p.1).fold(0.0, f64::max);
+    let most = pages.iter().map(|p| p.2).max().unwrap();
+    println!(
+        "2,000 classes, page size {page_size}: {} requests, slowest {worst:.3}s, at most {most} key-value calls",
+        pages.len()
+    );
+    for (i, (steps, secs, calls)) in pages.iter().enumerate() {
+        println!(
+            "  request {:>3} {steps:<26} {secs:.3}s {calls} calls",
+            i + 1
+        );
+    }
+    assert_eq!(pages.len(), 40);
+    assert!(most <= 40, "{most}");
+    let run = sc::get_run(&w.kv, "scale").unwrap().unwrap();
+    assert_eq!((run.classes.len(), run.tasks), (2000, 8000));
+}
