@@ -12,6 +12,7 @@
 //! and the component sizes. Traffic goes to 127.0.0.1 only.
 
 mod data;
+mod inproc;
 mod load;
 mod sampler;
 
@@ -35,12 +36,13 @@ OPTIONS (defaults in brackets):
   --requests N        requests per route at most [2000]
   --seconds S         seconds per route at most [10]
   --connections C     concurrent keep-alive connections [4]
-  --issue-classes K   60-trainee classes prepared for voucher issue [40]
+  --issue-classes K   60-trainee classes prepared for voucher issue [24]
   --spot-classes M    classes in training in the main host, for the run-page route [1000]
   --page-size P       classes per spot-check run page [100]
   --scale LIST        class counts of the sampling-scale runs, or 'none' [1000,5000,20000]
   --sampler-classes N classes of 40 for the sampler comparison [5000]
-  --skip-routes       only the scale runs, the sampler and the sizes
+  --inproc-iters N    iterations of the in-process (native) breakdown [200]
+  --skip-routes       only the scale runs, the sampler, the breakdown and the sizes
 ";
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,7 @@ struct Opts {
     page_size: usize,
     scale: Vec<usize>,
     sampler_classes: usize,
+    inproc_iters: usize,
     skip_routes: bool,
 }
 
@@ -61,11 +64,12 @@ fn parse_args() -> Result<Opts> {
         requests: 2000,
         seconds: 10.0,
         connections: 4,
-        issue_classes: 40,
+        issue_classes: 24,
         spot_classes: 1000,
         page_size: 100,
         scale: vec![1000, 5000, 20000],
         sampler_classes: 5000,
+        inproc_iters: 200,
         skip_routes: false,
     };
     let mut args = std::env::args().skip(1);
@@ -92,6 +96,7 @@ fn parse_args() -> Result<Opts> {
                 };
             }
             "--sampler-classes" => o.sampler_classes = value()?.parse()?,
+            "--inproc-iters" => o.inproc_iters = value()?.parse()?,
             "--skip-routes" => o.skip_routes = true,
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -556,11 +561,12 @@ async fn routes(opts: &Opts) -> Result<()> {
             .cloned()
             .collect(),
     );
-    let (tok, cs) = (inst.clone(), codes.clone());
+    // Redeem within a route's budget; settle then uses the vouchers redeemed.
+    let redeemed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (tok, cs, cs2, rd) = (inst.clone(), codes.clone(), codes.clone(), redeemed.clone());
     let s = b
-        .setup(
-            "voucher redeem",
-            codes.len(),
+        .load(
+            b.budget(codes.len()),
             checked(
                 move |_, i| {
                     Some(Req::new(
@@ -570,10 +576,23 @@ async fn routes(opts: &Opts) -> Result<()> {
                         Bytes::new(),
                     ))
                 },
-                |_, _, _| Ok(()),
+                move |_, i, _| {
+                    rd.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(cs2[i].clone());
+                    Ok(())
+                },
             ),
         )
-        .await?;
+        .await;
+    eprintln!(
+        "  voucher redeem: {} requests, {:.1} req/s, {} failed",
+        s.requests,
+        s.rps(),
+        s.failed
+    );
+    let codes: Arc<Vec<String>> =
+        Arc::new(redeemed.lock().unwrap_or_else(|p| p.into_inner()).clone());
     b.setup_row("voucher redeem (setup)", s);
     let at = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
     let checks: Arc<Vec<(String, Bytes)>> = Arc::new(
@@ -1028,6 +1047,23 @@ async fn main() -> Result<()> {
     })
     .await??;
     print_sampler(&c);
+    let n = opts.inproc_iters;
+    let parts = tokio::task::spawn_blocking(move || inproc::breakdown(n)).await?;
+    println!();
+    println!(
+        "## In-process breakdown: the same handlers natively on store::MemoryStore ({n} iterations; shares, not host figures)"
+    );
+    println!();
+    for p in &parts {
+        println!(
+            "{:<62} {:>10.3} ms{}",
+            p.label,
+            ms(p.per_op),
+            p.kv_calls
+                .map(|c| format!("  {c:.1} kv calls"))
+                .unwrap_or_default()
+        );
+    }
     print_sizes()?;
     println!();
     println!(
