@@ -288,6 +288,135 @@ fn every_operation_names_its_roles_and_its_problems_and_state_changes_take_an_id
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The problem `code`s the sources emit: the first string literal of every
+/// `Problem::new(…)` and `Problem::conflict(…)` (and `Self::new(…)` in problem.rs).
+fn emitted_problem_codes() -> BTreeSet<String> {
+    let mut files = Vec::new();
+    for dir in ["shared", "functions"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let mut codes = BTreeSet::new();
+    for file in files
+        .iter()
+        .filter(|f| f.components().any(|c| c.as_os_str() == "src"))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut calls = vec!["Problem::new(", "Problem::conflict("];
+        if file.ends_with("web/src/problem.rs") {
+            calls.push("Self::new(");
+        }
+        for call in calls {
+            for (at, _) in text.match_indices(call) {
+                let rest = &text[at + call.len()..];
+                let Some(open) = rest.find('"') else { continue };
+                let Some(len) = rest[open + 1..].find('"') else {
+                    continue;
+                };
+                let code = &rest[open + 1..open + 1 + len];
+                if !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    codes.insert(code.to_string());
+                }
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn every_problem_code_the_sources_emit_is_documented() {
+    let codes = emitted_problem_codes();
+    assert!(codes.len() >= 30, "found only {codes:?}");
+    for known in [
+        "validation_failed",
+        "voucher_state_conflict",
+        "seed_conflict",
+        "store_unavailable",
+    ] {
+        assert!(codes.contains(known), "{known} not found in the sources");
+    }
+    let yaml = std::fs::read_to_string(root().join("docs/openapi.yaml")).unwrap();
+    let guide = std::fs::read_to_string(root().join("docs/INTEGRATION.md")).unwrap();
+    let missing: Vec<String> = codes
+        .iter()
+        .flat_map(|c| {
+            let mut m = Vec::new();
+            if !yaml.contains(c.as_str()) {
+                m.push(format!("{c} is not in docs/openapi.yaml"));
+            }
+            if !guide.contains(&format!("| `{c}` |")) {
+                m.push(format!(
+                    "{c} has no row in the problem table of docs/INTEGRATION.md"
+                ));
+            }
+            m
+        })
+        .collect();
+    assert!(missing.is_empty(), "\n{}", missing.join("\n"));
+}
+
+/// The component Spin sends `path` to: an exact route before a wildcard, then the longest prefix.
+fn spin_component_for<'a>(routes: &'a [(String, String)], path: &str) -> Option<&'a str> {
+    routes
+        .iter()
+        .filter(|(r, _)| spin_route_covers(r, path))
+        .max_by_key(|(r, _)| (!r.ends_with("/..."), r.split('/').count()))
+        .map(|(_, c)| c.as_str())
+}
+
+#[test]
+fn spin_toml_sends_every_route_to_the_component_whose_router_declares_it() {
+    let text = std::fs::read_to_string(root().join("spin.toml")).unwrap();
+    let manifest: toml::Value = toml::from_str(&text).unwrap();
+    let routes: Vec<(String, String)> = manifest["trigger"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["route"].as_str().unwrap().to_string(),
+                t["component"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let components = [
+        (
+            "class-opening",
+            app::class_opening::router()
+                .declared()
+                .into_iter()
+                .chain(app::audit::router().declared())
+                .chain(app::admin::router().declared())
+                .collect::<Vec<_>>(),
+        ),
+        ("vouchers", app::vouchers::router().declared()),
+        ("spot-checks", app::spot_checks::router().declared()),
+    ];
+    let mut wrong = Vec::new();
+    for (component, declared) in &components {
+        for (method, path) in declared {
+            let to = spin_component_for(&routes, path);
+            if to != Some(*component) {
+                wrong.push(format!(
+                    "{method} {path}: declared by {component}, spin.toml sends it to {to:?}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
 // ---------------------------------------------------------------------------
 // Schemas and examples.
 
