@@ -222,6 +222,95 @@ fn the_coverage_check_catches_an_undocumented_route_and_a_stale_one() {
     ));
 }
 
+/// Every `$ref` in `v`, with where it is.
+fn refs<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map {
+                if k == "$ref" {
+                    if let Some(r) = x.as_str() {
+                        out.push((at.clone(), r));
+                    }
+                } else {
+                    refs(x, format!("{at}/{k}"), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, x) in items.iter().enumerate() {
+                refs(x, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_document_is_well_formed() {
+    let doc = document();
+    let mut problems = Vec::new();
+    // Every reference resolves inside the document.
+    let mut all = Vec::new();
+    refs(&doc, String::new(), &mut all);
+    for (at, r) in &all {
+        let ok = r
+            .strip_prefix('#')
+            .is_some_and(|pointer| doc.pointer(pointer).is_some());
+        if !ok {
+            problems.push(format!("{at}: $ref {r} does not resolve"));
+        }
+    }
+    // Every schema compiles.
+    for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        if let Err(e) = validate(&doc, schema, &Value::Null).map_err(|e| e.join("; "))
+            && e.contains("does not compile")
+        {
+            problems.push(format!("components.schemas.{name}: {e}"));
+        }
+    }
+    // operationIds are unique; path parameters match the path's template.
+    let mut ids = BTreeSet::new();
+    for (method, path) in documented(&doc) {
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        if let Some(id) = op["operationId"].as_str()
+            && !ids.insert(id.to_string())
+        {
+            problems.push(format!("operationId {id} is used twice"));
+        }
+        let in_path: BTreeSet<String> = path
+            .split('/')
+            .filter(|s| is_param(s))
+            .map(|s| s.trim_matches(|c| c == '{' || c == '}').to_string())
+            .collect();
+        let declared: BTreeSet<String> = parameters_of(&doc, &path, &method)
+            .iter()
+            .map(|p| resolve(&doc, p))
+            .filter(|p| p["in"] == "path")
+            .map(|p| {
+                if p["required"] != json!(true) {
+                    problems.push(format!(
+                        "{method} {path}: path parameter {} is not required",
+                        p["name"]
+                    ));
+                }
+                p["name"].as_str().unwrap_or("").to_string()
+            })
+            .collect();
+        if in_path != declared {
+            problems.push(format!(
+                "{method} {path}: path parameters {in_path:?} but {declared:?} declared"
+            ));
+        }
+        for (status, response) in op["responses"].as_object().into_iter().flatten() {
+            if resolve(&doc, response)["description"].as_str().is_none() {
+                problems.push(format!("{method} {path} {status}: no description"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    assert!(all.len() > 100, "{} references", all.len());
+}
+
 #[test]
 fn every_operation_names_its_roles_and_its_problems_and_state_changes_take_an_idempotency_key() {
     let doc = document();
