@@ -339,6 +339,12 @@ fn every_operation_names_its_roles_and_its_problems_and_state_changes_take_an_id
                         problems.push(format!("{name}: x-roles has unknown role {r}"));
                     }
                 }
+                let description = op["description"].as_str().unwrap_or("");
+                for r in list.iter().filter_map(Value::as_str) {
+                    if !description.contains(&format!("`{r}`")) {
+                        problems.push(format!("{name}: the description does not name role `{r}`"));
+                    }
+                }
                 let open = op["security"].as_array().is_some_and(|s| s.is_empty());
                 if list.is_empty() != open {
                     problems.push(format!(
