@@ -3,15 +3,26 @@
 //! 1. Coverage: every `[[trigger.http]]` route of `spin.toml` is covered by a
 //!    documented path, every `(method, path)` the components' routers declare
 //!    is documented with that method, and nothing is documented that no router
-//!    answers. Adding a route without documenting it fails here.
-//! 2. Examples: every `example`/`examples` of a parameter, request body or
-//!    response body validates against its schema (the `jsonschema` crate, with
-//!    `#/components/...` references resolved against the document's components).
-//! 3. Real responses: a worked flow (register, file, check, issue, redeem,
-//!    spot-check run, call, finding, rectification, settle, archive, WeChat
-//!    binding, audit) runs through the handlers on the in-memory store, and
-//!    every response body, success or problem, validates against the schema the
-//!    document gives for its path, method, status and media type.
+//!    answers; spin.toml sends every declared route to the component whose
+//!    router declares it. Adding a route without documenting it fails here
+//!    (`the_coverage_check_catches_…` proves it on a grown router).
+//! 2. Form: references resolve, schemas compile, operationIds are unique, path
+//!    parameters match the templates; every operation has `x-roles` (named in
+//!    its description), a 2xx and a problem response, and an `Idempotency-Key`
+//!    parameter when it changes state; every problem `code` the sources emit is
+//!    in the document and in the table of docs/INTEGRATION.md.
+//! 3. Examples: every `example`/`examples` of a parameter, request body,
+//!    response body or component schema validates against its schema (the
+//!    `jsonschema` crate, `#/components/...` resolved against the document).
+//! 4. Real responses: a worked flow (registries, file, checks, cards, issue,
+//!    redeem, revoke, spot-check run, calls, finding, hold, rectification,
+//!    settle, sweep, archive, progress, WeChat login and bind, audit, key
+//!    rotation) runs through the handlers on the in-memory store with sealed
+//!    values; every operation answers 2xx at least once, and every response,
+//!    success or problem, validates against the schema the document gives for
+//!    its path, method, status and media type. Then every operation is called
+//!    with every role: a role not in `x-roles` gets 403, a listed one is never
+//!    refused for its role.
 //!
 //! Set `OPENAPI_DUMP=path.json` to write the flow's requests and responses to a
 //! file (handy when changing the document).
