@@ -277,10 +277,8 @@ impl KvDb {
     pub fn list_keys(&self, store: &str) -> Result<Vec<String>, KvError> {
         self.with(|c| {
             let mut stmt = c.prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")?;
-            let keys = stmt
-                .query_map(params![store], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>();
-            keys
+            stmt.query_map(params![store], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
         })
     }
 
