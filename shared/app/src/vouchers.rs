@@ -1272,8 +1272,8 @@ fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Proble
                 }
             }
             if !proven {
-                let n = vs::record_proof_failure(env.kv, &wx_subject, env.now)?;
-                vs::record_proof_failure(env.kv, &person_subject, env.now)?;
+                let n = vs::record_proof_failure(env.kv, &wx_subject, BIND_MAX_FAILURES, env.now)?;
+                vs::record_proof_failure(env.kv, &person_subject, BIND_MAX_FAILURES, env.now)?;
                 if n >= BIND_MAX_FAILURES {
                     return Err(locked_problem(until));
                 }

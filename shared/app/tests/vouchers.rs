@@ -961,6 +961,18 @@ fn wrong_binding_proofs_lock_the_wechat_user_out_after_five_tries() {
     }
     assert_eq!(statuses[0], (403, "binding_proof_failed".to_string()));
     assert_eq!(statuses[4], (429, "binding_locked".to_string()));
+    let locks =
+        w.kv.dump()
+            .iter()
+            .filter(|(k, v)| {
+                k.starts_with("vt:audit:event:")
+                    && String::from_utf8_lossy(v).contains("wechat.binding_locked")
+            })
+            .count();
+    assert_eq!(
+        locks, 2,
+        "the lockout of the WeChat user and of the person is audited"
+    );
     // Locked: even the right proof is refused until the window ends.
     let r = w.send(
         now,

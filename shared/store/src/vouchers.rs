@@ -1048,12 +1048,33 @@ pub fn proof_failures(
 }
 
 /// Counts a failed proof of `subject`; returns the count in the current window.
+/// The failure that reaches `lock_at` locks the subject out until the window
+/// ends, and that lockout is audited.
 pub fn record_proof_failure(
     kv: &impl KeyValue,
     subject: &str,
+    lock_at: i64,
     now: DateTime<Utc>,
 ) -> Result<i64, StoreError> {
-    Ok(kv.increment(&proof_failures_key(subject, window(now)), 1)?)
+    let n = kv.increment(&proof_failures_key(subject, window(now)), 1)?;
+    if n == lock_at {
+        audit::record(
+            kv,
+            Change {
+                actor: Actor {
+                    sub: "wechat-bind".into(),
+                    role: "system".into(),
+                },
+                action: "wechat.binding_locked".into(),
+                entity: subject.to_string(),
+                before: None,
+                after: None,
+                note: Some(format!("until {}", window_end(now).to_rfc3339())),
+            },
+            now,
+        )?;
+    }
+    Ok(n)
 }
 
 /// When the current lockout window ends.
