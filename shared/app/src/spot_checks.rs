@@ -215,7 +215,7 @@ fn progress_view(p: &Progress) -> Value {
         "page_size": r.page_size,
         "freeze_pages": r.freeze_pages,
         "frozen": r.frozen,
-        "classes": r.classes.len(),
+        "classes": r.classes,
         "seed_fixed": r.seed.is_some(),
         "seed_source": r.seed.as_ref().map(|s| s.source),
         "drawn_pages": r.drawn_pages,
@@ -309,14 +309,14 @@ pub fn run_view(run: &Run, page: &sc::PublishedPage) -> Value {
         "parameters": run.parameters,
         "page_size": run.page_size,
         "frozen": run.frozen,
-        "classes_frozen": run.classes.len(),
+        "classes_frozen": run.classes,
         "drawn_pages": run.drawn_pages,
         "draw_pages": run.draw_pages(),
         "tasks": run.tasks,
         "inspectors": run.inspectors.len(),
         "classes": page.drawn.iter().map(|(c, t)| drawn_view(c, t)).collect::<Vec<_>>(),
         "undrawn": page.undrawn.iter().map(frozen_view).collect::<Vec<_>>(),
-        "next_cursor": page.next.map(|o| paging::encode(Position { page: 0, offset: o })),
+        "next_cursor": page.next.map(paging::encode),
     })
 }
 
@@ -336,7 +336,7 @@ fn get_run<K: KeyValue>(
     only_known_query(req, &["cursor", "limit"])?;
     let run = load_run(env, &m.params["id"])?;
     let (from, limit) = cursor_and_limit(req, 200, 1000)?;
-    let page = sc::published_page(env.kv, &run, from.offset, limit)?;
+    let page = sc::published_page(env.kv, &run, from, limit)?;
     Ok(respond(StatusCode::OK, &run_view(&run, &page)))
 }
 

@@ -7,16 +7,19 @@
 //!
 //! 1. *Freezing*: each page reads the next `page_size` entries of the index
 //!    `classes:in_training`, keeps the classes whose status is still in
-//!    training (SC-EVERY), and freezes each one into the run record: its
+//!    training (SC-EVERY), and freezes each one into a chunk record of the
+//!    page (`sc:frozen:<run>:<page>:<nonce>`, named by the run record): its
 //!    roster size (the population is the sample ids `KM-2022-000123:001` …,
 //!    no personal data), its SC-SIZE/SC-DETECT size, and whether the raised
 //!    rate applies (CO-SHARED-PHONE failed at filing, or findings before).
+//!    The run record holds counts per page only, so it stays small however
+//!    many classes there are (hosted stores limit a value to 1 MB).
 //! 2. When the index is exhausted the population is frozen and published
 //!    (digests by `GET`); only then is the seed fixed: the caller's public
 //!    value, or 32 random bytes from the host; the active inspectors are
 //!    fixed with it.
-//! 3. *Drawing*: page `k` draws the classes `k·page_size …` of the frozen
-//!    list: one task record per class (`sc:tasks:<run>:<class>`) with the
+//! 3. *Drawing*: page `k` draws the classes of freeze page `k`: one task
+//!    record per class (`sc:tasks:<run>:<class>`) with the
 //!    sample, each task assigned round robin over the inspectors, and per
 //!    inspector the list of classes where they have tasks on that page
 //!    (`sc:assign:<run>:<k>:<inspector>`). Everything a draw page writes is a
@@ -44,13 +47,13 @@ use crate::findings::{self, Finding, FindingKind, FindingStatus};
 use crate::index::{self, Position};
 use crate::keys::{self, PREFIX};
 use crate::kv::KeyValue;
-use crate::records::{StoreError, UpdateError, decode, encode, get_json, update_json};
+use crate::records::{StoreError, UpdateError, decode, encode, get_json, put_json, update_json};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use policy::Parameters;
 use policy::params::names;
 use policy::sampling::{self, Denial, Drawn, TaskState};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Classes per page when the caller does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -186,8 +189,10 @@ pub struct Run {
     pub freeze_pages: usize,
     /// Whether the freeze is complete.
     pub frozen: bool,
-    /// Frozen classes, in order.
-    pub classes: Vec<FrozenClass>,
+    /// The frozen classes, one chunk record per freeze page (their keys carry a nonce).
+    pub chunks: Vec<Chunk>,
+    /// Classes frozen so far.
+    pub classes: usize,
     /// A public seed given before the seed was fixed.
     #[serde(default)]
     pub proposed_seed: Option<String>,
@@ -203,25 +208,40 @@ pub struct Run {
     pub tasks: u64,
 }
 
+/// The classes one freeze page froze: a record under [`chunk_key`].
+///
+/// The key carries a random nonce chosen by the request that froze the page,
+/// and the run record names the winning nonce, so a request that lost the
+/// race for a page never overwrites the chunk the run refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// Nonce of the chunk's key.
+    pub nonce: String,
+    /// Classes in the chunk.
+    pub count: usize,
+}
+
+/// Key of the frozen classes of one freeze page.
+pub fn chunk_key(run: &str, page: usize, nonce: &str) -> String {
+    format!("{PREFIX}sc:frozen:{run}:{page}:{nonce}")
+}
+
 impl Run {
-    /// Draw pages the run has in all (0 until frozen).
+    /// Draw pages the run has in all: one per freeze page.
     pub fn draw_pages(&self) -> usize {
-        self.classes.len().div_ceil(self.page_size.max(1))
+        self.chunks.len()
     }
 
-    /// The draw page of the class at `position` in the frozen list.
-    pub fn page_of(&self, position: usize) -> usize {
-        position / self.page_size.max(1)
+    /// Key of the chunk of freeze page `page`.
+    pub fn chunk_key(&self, page: usize) -> Option<String> {
+        self.chunks
+            .get(page)
+            .map(|c| chunk_key(&self.id, page, &c.nonce))
     }
 
-    /// Position of a class in the frozen list.
-    pub fn position(&self, class_id: &str) -> Option<usize> {
-        self.classes.iter().position(|c| c.class_id == class_id)
-    }
-
-    /// Whether the class at `position` has been drawn (its tasks may be seen and called).
-    pub fn is_drawn(&self, position: usize) -> bool {
-        self.seed.is_some() && self.page_of(position) < self.drawn_pages
+    /// Whether draw page `page` is drawn (its tasks may be seen and called).
+    pub fn is_drawn(&self, page: usize) -> bool {
+        self.seed.is_some() && page < self.drawn_pages
     }
 }
 
@@ -302,6 +322,10 @@ pub struct ClassTasks {
     pub class_id: String,
     /// First-sample size.
     pub n: usize,
+    /// The class as frozen.
+    pub frozen: FrozenClass,
+    /// The draw page that drew it.
+    pub page: usize,
     /// Tasks: the first sample in sampling order, then any second sample.
     pub tasks: Vec<Task>,
     /// Whether the second sample was drawn.
@@ -509,7 +533,8 @@ pub fn advance(
                 freeze_cursor: None,
                 freeze_pages: 0,
                 frozen: false,
-                classes: Vec::new(),
+                chunks: Vec::new(),
+                classes: 0,
                 proposed_seed: req.public_seed.clone(),
                 seed: None,
                 inspectors: Vec::new(),
@@ -568,7 +593,7 @@ pub fn advance(
     let mut steps = Vec::new();
     match run.phase {
         Phase::Freezing if !run.frozen => {
-            run = freeze_page(kv, params, run, actor, now)?;
+            run = freeze_page(kv, params, run, actor, now, random)?;
             steps.push(Step::Froze);
             if run.frozen {
                 run = fix_seed(kv, run, actor, now, random)?;
@@ -598,6 +623,7 @@ fn freeze_page(
     run: Run,
     actor: &Actor,
     now: DateTime<Utc>,
+    random: &dyn Fn(&mut [u8]),
 ) -> Result<Run, RunError> {
     let from = run.freeze_cursor.unwrap_or_default();
     let (ids, next) = index::read(kv, IN_TRAINING_INDEX, from, run.page_size)?;
@@ -608,7 +634,6 @@ fn freeze_page(
     } else {
         kv.get_many(&keys_wanted)?
     };
-    let known: HashSet<&str> = run.classes.iter().map(|c| c.class_id.as_str()).collect();
     let mut frozen = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, id) in ids.iter().enumerate() {
@@ -616,10 +641,7 @@ fn freeze_page(
             continue;
         };
         let record: ClassRecord = decode(bytes, "class")?;
-        if record.status != ClassStatus::InTraining
-            || known.contains(id.as_str())
-            || !seen.insert(id.clone())
-        {
+        if record.status != ClassStatus::InTraining || !seen.insert(id.clone()) {
             continue;
         }
         let hold: findings::ClassHold = match values.get(ids.len() + i).and_then(|v| v.as_deref()) {
@@ -639,6 +661,11 @@ fn freeze_page(
     }
     let page = run.freeze_pages;
     let count = frozen.len();
+    // The chunk goes under a key of its own; the run record then names it.
+    let mut nonce = [0u8; 8];
+    random(&mut nonce);
+    let nonce = crate::pii::hex(&nonce);
+    put_json(kv, &chunk_key(&run.id, page, &nonce), &frozen)?;
     let mut wrote = false;
     let updated =
         update_json::<Run, std::convert::Infallible>(kv, &run_key(&run.id), "run", |cur| {
@@ -647,7 +674,11 @@ fn freeze_page(
             if r.phase != Phase::Freezing || r.frozen || r.freeze_pages != page {
                 return Ok(None); // another request did this page
             }
-            r.classes.extend(frozen.iter().cloned());
+            r.chunks.push(Chunk {
+                nonce: nonce.clone(),
+                count,
+            });
+            r.classes += count;
             r.freeze_pages += 1;
             r.freeze_cursor = next;
             r.frozen = next.is_none();
@@ -763,7 +794,7 @@ fn fix_seed(
                 },
             });
             r.inspectors = active.clone();
-            r.phase = if r.classes.is_empty() {
+            r.phase = if r.classes == 0 {
                 Phase::Done
             } else {
                 Phase::Drawing
@@ -780,21 +811,15 @@ fn fix_seed(
             actor,
             "spot_check.run.seed_fixed",
             &updated,
-            format!(
-                "{} classes frozen; seed {:?}",
-                updated.classes.len(),
-                source
-            )
-            .to_lowercase(),
+            format!("{} classes frozen; seed {:?}", updated.classes, source).to_lowercase(),
             now,
         )?;
     }
     Ok(updated)
 }
 
-/// The task record a draw page writes for the class at `position` (a function of the run record).
-fn first_sample(run: &Run, position: usize, ordinal: u64) -> ClassTasks {
-    let c = &run.classes[position];
+/// The task record a draw page writes for a frozen class (a function of the run record and the chunk).
+fn first_sample(run: &Run, c: &FrozenClass, page: usize, ordinal: u64) -> ClassTasks {
     let seed = &run
         .seed
         .as_ref()
@@ -825,8 +850,18 @@ fn first_sample(run: &Run, position: usize, ordinal: u64) -> ClassTasks {
         run: run.id.clone(),
         class_id: c.class_id.clone(),
         n: c.n,
+        frozen: c.clone(),
+        page,
         tasks,
         second_drawn: false,
+    }
+}
+
+/// Reads the frozen classes of freeze page `page`.
+pub fn chunk(kv: &impl KeyValue, run: &Run, page: usize) -> Result<Vec<FrozenClass>, StoreError> {
+    match run.chunk_key(page) {
+        None => Ok(Vec::new()),
+        Some(k) => get_json(kv, &k, "frozen classes")?.ok_or(StoreError::Corrupt("frozen classes")),
     }
 }
 
@@ -837,33 +872,37 @@ fn draw_page(
     now: DateTime<Utc>,
 ) -> Result<Run, RunError> {
     let page = run.drawn_pages;
-    let start = page * run.page_size;
-    let end = (start + run.page_size).min(run.classes.len());
+    let frozen = chunk(kv, &run, page)?;
+    let keys_wanted: Vec<String> = frozen
+        .iter()
+        .map(|c| tasks_key(&run.id, &c.class_id))
+        .collect();
+    let present = if keys_wanted.is_empty() {
+        Vec::new()
+    } else {
+        kv.get_many(&keys_wanted)?
+    };
     let mut ordinal = run.tasks;
     let mut records = Vec::new();
-    for position in start..end {
-        let r = first_sample(&run, position, ordinal);
+    let mut absent = Vec::new();
+    for ((c, key), existing) in frozen.iter().zip(&keys_wanted).zip(&present) {
+        if let Some(b) = existing {
+            let r: ClassTasks = decode(b, "class tasks")?;
+            if r.page != page {
+                continue; // listed twice in the index: drawn on its first page only
+            }
+        }
+        let r = first_sample(&run, c, page, ordinal);
         ordinal += r.tasks.len() as u64;
+        // Written where absent only: a record already there is this page's, from an interrupted attempt.
+        if existing.is_none() {
+            absent.push((key.clone(), encode(&r)));
+        }
         records.push(r);
     }
     let created = ordinal - run.tasks;
-    // Task records: written where absent only (a record already there is this page's, from an interrupted attempt).
-    let keys_wanted: Vec<String> = records
-        .iter()
-        .map(|r| tasks_key(&run.id, &r.class_id))
-        .collect();
-    if !keys_wanted.is_empty() {
-        let present = kv.get_many(&keys_wanted)?;
-        let absent: Vec<(String, Vec<u8>)> = records
-            .iter()
-            .zip(keys_wanted.iter())
-            .zip(present.iter())
-            .filter(|(_, p)| p.is_none())
-            .map(|((r, k), _)| (k.clone(), encode(r)))
-            .collect();
-        if !absent.is_empty() {
-            kv.set_many(&absent)?;
-        }
+    if !absent.is_empty() {
+        kv.set_many(&absent)?;
     }
     // Each inspector's classes on this page.
     let mut by_inspector: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -875,12 +914,12 @@ fn draw_page(
             }
         }
     }
-    let chunks: Vec<(String, Vec<u8>)> = by_inspector
+    let lists: Vec<(String, Vec<u8>)> = by_inspector
         .iter()
         .map(|(who, list)| (assign_key(&run.id, page, who), encode(list)))
         .collect();
-    if !chunks.is_empty() {
-        kv.set_many(&chunks)?;
+    if !lists.is_empty() {
+        kv.set_many(&lists)?;
     }
     let mut wrote = false;
     let updated =
@@ -906,7 +945,7 @@ fn draw_page(
             actor,
             "spot_check.run.page_drawn",
             &updated,
-            format!("page {page}: {} classes, {created} tasks", end - start),
+            format!("page {page}: {} classes, {created} tasks", records.len()),
             now,
         )?;
     }
@@ -920,47 +959,90 @@ pub struct PublishedPage {
     pub drawn: Vec<(FrozenClass, ClassTasks)>,
     /// Frozen classes of the page not drawn yet.
     pub undrawn: Vec<FrozenClass>,
-    /// Position of the next page in the frozen list.
-    pub next: Option<usize>,
+    /// Where the next page starts (freeze page, offset in it).
+    pub next: Option<Position>,
 }
 
-/// Reads classes `from .. from + limit` of the frozen list with their task records (one `get_many`).
+/// Reads up to `limit` frozen classes from `from` with their task records
+/// (one `get_many` of chunks, one of task records).
 pub fn published_page(
     kv: &impl KeyValue,
     run: &Run,
-    from: usize,
+    from: Position,
     limit: usize,
 ) -> Result<PublishedPage, StoreError> {
-    let end = (from + limit).min(run.classes.len());
-    let range: Vec<usize> = (from.min(end)..end).collect();
-    let drawn_positions: Vec<usize> = range.iter().copied().filter(|p| run.is_drawn(*p)).collect();
-    let keys_wanted: Vec<String> = drawn_positions
+    // Which chunks, and how much of each, the page needs (from the counts in the run record).
+    let mut wanted: Vec<(usize, usize, usize)> = Vec::new(); // (page, skip, take)
+    let mut room = limit;
+    let mut next = None;
+    let mut p = from.page as usize;
+    let mut skip = from.offset;
+    while p < run.chunks.len() {
+        let count = run.chunks[p].count;
+        if skip >= count {
+            p += 1;
+            skip = 0;
+            continue;
+        }
+        if room == 0 {
+            next = Some(Position {
+                page: p as u64,
+                offset: skip,
+            });
+            break;
+        }
+        let take = room.min(count - skip);
+        wanted.push((p, skip, take));
+        room -= take;
+        skip += take;
+    }
+    let keys_wanted: Vec<String> = wanted
         .iter()
-        .map(|p| tasks_key(&run.id, &run.classes[*p].class_id))
+        .filter_map(|(p, _, _)| run.chunk_key(*p))
         .collect();
     let values = if keys_wanted.is_empty() {
         Vec::new()
     } else {
         kv.get_many(&keys_wanted)?
     };
+    let mut listed: Vec<(usize, FrozenClass)> = Vec::new();
+    for ((p, skip, take), v) in wanted.iter().zip(values) {
+        let list: Vec<FrozenClass> = match v {
+            Some(b) => decode(&b, "frozen classes")?,
+            None => return Err(StoreError::Corrupt("frozen classes")),
+        };
+        listed.extend(list.into_iter().skip(*skip).take(*take).map(|c| (*p, c)));
+    }
+    let drawn_keys: Vec<String> = listed
+        .iter()
+        .filter(|(p, _)| run.is_drawn(*p))
+        .map(|(_, c)| tasks_key(&run.id, &c.class_id))
+        .collect();
+    let mut tasks = if drawn_keys.is_empty() {
+        Vec::new()
+    } else {
+        kv.get_many(&drawn_keys)?
+    }
+    .into_iter();
     let mut drawn = Vec::new();
-    for (p, v) in drawn_positions.iter().zip(values) {
-        let c = run.classes[*p].clone();
-        let tasks = match v {
+    let mut undrawn = Vec::new();
+    for (p, c) in listed {
+        if !run.is_drawn(p) {
+            undrawn.push(c);
+            continue;
+        }
+        let record: ClassTasks = match tasks.next().flatten() {
             Some(b) => decode(&b, "class tasks")?,
             None => return Err(StoreError::Corrupt("class tasks")),
         };
-        drawn.push((c, tasks));
+        if record.page == p {
+            drawn.push((c, record));
+        }
     }
-    let undrawn = range
-        .iter()
-        .filter(|p| !run.is_drawn(**p))
-        .map(|p| run.classes[*p].clone())
-        .collect();
     Ok(PublishedPage {
         drawn,
         undrawn,
-        next: (end < run.classes.len()).then_some(end),
+        next,
     })
 }
 
@@ -1132,11 +1214,6 @@ pub fn record_call(
 ) -> Result<CallOutcome, CallError> {
     let (run_id, class_id, line) = parse_task_id(id).ok_or(CallError::NotFound)?;
     let run = get_run(kv, &run_id)?.ok_or(CallError::NotFound)?;
-    let position = run.position(&class_id).ok_or(CallError::NotFound)?;
-    if !run.is_drawn(position) {
-        return Err(CallError::NotFound);
-    }
-    let frozen = run.classes[position].clone();
     let seed = run
         .seed
         .as_ref()
@@ -1157,6 +1234,9 @@ pub fn record_call(
         "class tasks",
         |cur| {
             let mut rec = cur.ok_or(CallError::NotFound)?;
+            if !run.is_drawn(rec.page) {
+                return Err(CallError::NotFound); // its page is not published yet
+            }
             replay = false;
             second = false;
             let i = rec
@@ -1203,7 +1283,7 @@ pub fn record_call(
                             who.push(t.inspector.clone());
                         }
                     }
-                    let all = sampling::order(&seed, &frozen.population());
+                    let all = sampling::order(&seed, &rec.frozen.population());
                     let extra: Vec<Task> = all
                         .into_iter()
                         .skip(rec.n)
