@@ -80,6 +80,8 @@ where
 /// Bounds of one load phase.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
+    /// Index of the first request (the traffic's `i`).
+    pub start: usize,
     pub requests: usize,
     pub time: Duration,
     pub connections: usize,
@@ -124,7 +126,7 @@ pub async fn run(
     traffic: Arc<dyn Traffic>,
     kv_calls: &(dyn Fn() -> u64 + Sync),
 ) -> Stats {
-    let next = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(budget.start));
     let failures = Arc::new(Mutex::new((0usize, None::<String>)));
     let deadline = Instant::now() + budget.time;
     let kv_before = kv_calls();
@@ -133,7 +135,7 @@ pub async fn run(
     for worker in 0..budget.connections.max(1) {
         let (next, failures, traffic) = (next.clone(), failures.clone(), traffic.clone());
         let base = base_url.to_string();
-        let limit = budget.requests;
+        let limit = budget.start.saturating_add(budget.requests);
         workers.push(tokio::spawn(async move {
             // One client per worker: one keep-alive connection each.
             let client = Client::new();

@@ -132,6 +132,36 @@ fn machine() -> String {
     )
 }
 
+/// The commit the components were built from, and whether the product's
+/// sources differ from it (other people's uncommitted work is built too).
+fn source_state() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(e2e::wasm_build::repo_root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    match git(&[
+        "status",
+        "--porcelain",
+        "--",
+        "shared",
+        "functions",
+        "Cargo.lock",
+    ]) {
+        Some(s) if s.is_empty() => format!("commit {head}, product sources clean"),
+        Some(s) => format!(
+            "commit {head} plus uncommitted changes to {} product file(s)",
+            s.lines().count()
+        ),
+        None => format!("commit {head}"),
+    }
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
@@ -149,6 +179,8 @@ fn ms(d: Duration) -> f64 {
 struct Row {
     label: String,
     stats: Stats,
+    /// The route's first request, sent alone.
+    alone: Option<Stats>,
     /// The kv floor it is compared with (n, stats), for product routes.
     floor: Option<(u64, Stats)>,
     setup: bool,
@@ -159,12 +191,14 @@ struct Bench<'h> {
     opts: Opts,
     floors: BTreeMap<u64, Stats>,
     hello: Option<Stats>,
+    writes: Option<Stats>,
     rows: Vec<Row>,
 }
 
 impl Bench<'_> {
     fn budget(&self, requests: usize) -> Budget {
         Budget {
+            start: 0,
             requests,
             time: Duration::from_secs_f64(self.opts.seconds),
             connections: self.opts.connections,
@@ -179,6 +213,7 @@ impl Bench<'_> {
     /// Work that must all succeed (seeding): every request, no time bound.
     async fn setup(&self, what: &str, n: usize, traffic: Arc<dyn Traffic>) -> Result<Stats> {
         let budget = Budget {
+            start: 0,
             requests: n,
             time: Duration::from_secs(3600),
             connections: self.opts.connections,
@@ -219,17 +254,41 @@ impl Bench<'_> {
 
     /// Measures a product route within the budget, then its kv floor.
     async fn route(&mut self, label: &str, limit: usize, traffic: Arc<dyn Traffic>) -> Stats {
-        let s = self
-            .load(self.budget(limit.min(self.opts.requests)), traffic)
+        let limit = limit.min(self.opts.requests);
+        // The first request alone: its key-value calls without contention.
+        let alone = self
+            .load(
+                Budget {
+                    start: 0,
+                    requests: 1,
+                    time: Duration::from_secs(600),
+                    connections: 1,
+                },
+                traffic.clone(),
+            )
             .await;
+        let mut s = self
+            .load(
+                Budget {
+                    start: 1,
+                    ..self.budget(limit.saturating_sub(1))
+                },
+                traffic,
+            )
+            .await;
+        if s.requests == 0 {
+            s = alone.clone();
+        }
         eprintln!(
-            "  {label}: {} requests, {:.1} req/s, {:.1} kv calls per request, {} failed{}",
+            "  {label}: {} requests, {:.1} req/s, {:.1} kv calls per request ({} alone), {} failed{}",
             s.requests,
             s.rps(),
             s.kv_per_request(),
-            s.failed,
+            alone.kv_calls,
+            s.failed + alone.failed,
             s.first_failure
                 .as_ref()
+                .or(alone.first_failure.as_ref())
                 .map(|f| format!(" (first: {f})"))
                 .unwrap_or_default()
         );
@@ -238,6 +297,7 @@ impl Bench<'_> {
         self.rows.push(Row {
             label: label.into(),
             stats: s.clone(),
+            alone: Some(alone),
             floor: Some((n, f)),
             setup: false,
         });
@@ -248,6 +308,7 @@ impl Bench<'_> {
         self.rows.push(Row {
             label: label.into(),
             stats: s,
+            alone: None,
             floor: None,
             setup: true,
         });
@@ -323,6 +384,7 @@ async fn routes(opts: &Opts) -> Result<()> {
         opts: opts.clone(),
         floors: BTreeMap::new(),
         hello: None,
+        writes: None,
         rows: Vec::new(),
     };
     let admin = data::token(Role::BureauAdmin, None);
@@ -381,6 +443,33 @@ async fn routes(opts: &Opts) -> Result<()> {
         .await;
     eprintln!("  hello: {:.0} req/s", s.rps());
     b.hello = Some(s);
+    // A write: one spin:key-value set of a fresh key per request.
+    let s = b
+        .load(
+            b.budget(opts.requests),
+            Arc::new(|_, i| {
+                Some(Req::new(
+                    "PUT",
+                    format!("/probe/kv?key=bench-write-{i}"),
+                    None,
+                    "x",
+                ))
+            }),
+        )
+        .await;
+    eprintln!(
+        "  kv-probe set: {:.0} req/s, {:.2} kv calls per request",
+        s.rps(),
+        s.kv_per_request()
+    );
+    b.writes = Some(s);
+    // The product component's fixed cost: health makes one `exists`.
+    b.route(
+        "class-opening health (fixed cost)",
+        usize::MAX,
+        Arc::new(|_, _| Some(Req::get("/api/v1/health", None))),
+    )
+    .await;
 
     // Class validate, 60 trainees; and its key-value calls for other roster sizes.
     let validate_body = body(&data::application(0, 60));
@@ -735,25 +824,44 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
     );
     println!();
     println!(
-        "{:<40} {:>6} {:>9} {:>8} {:>8} {:>8} {:>9} {:>10} {:>9}",
-        "route", "reqs", "req/s", "p50 ms", "p99 ms", "kv/req", "÷ hello", "kv floor", "÷ floor"
+        "{:<40} {:>5} {:>8} {:>8} {:>8} {:>7} {:>6} {:>9} {:>8} {:>13} {:>8}",
+        "route",
+        "reqs",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "kv/req",
+        "alone",
+        "alone ms",
+        "÷ hello",
+        "kv floor",
+        "÷ floor"
     );
-    let line = |label: &str, s: &Stats, floor: Option<&(u64, Stats)>| {
+    let line = |label: &str, s: &Stats, alone: Option<&Stats>, floor: Option<&(u64, Stats)>| {
         let (floor_col, ratio_col) = match floor {
             Some((n, f)) => (
                 format!("n={n} {:.0}/s", f.rps()),
-                format!("{:.0} %", 100.0 * s.rps() / f.rps()),
+                format!("{:.1}%", 100.0 * s.rps() / f.rps()),
             ),
-            None => ("".into(), "".into()),
+            None => (String::new(), String::new()),
+        };
+        let (alone_kv, alone_ms) = match alone {
+            Some(a) => (
+                a.kv_calls.to_string(),
+                format!("{:.2}", ms(a.percentile(50.0))),
+            ),
+            None => (String::new(), String::new()),
         };
         println!(
-            "{:<40} {:>6} {:>9.1} {:>8.2} {:>8.2} {:>8.1} {:>8.1}% {:>10} {:>9}{}",
+            "{:<40} {:>5} {:>8.1} {:>8.2} {:>8.2} {:>7.1} {:>6} {:>9} {:>7.1}% {:>13} {:>8}{}",
             label,
             s.requests,
             s.rps(),
             ms(s.percentile(50.0)),
             ms(s.percentile(99.0)),
             s.kv_per_request(),
+            alone_kv,
+            alone_ms,
             100.0 * s.rps() / hello.rps(),
             floor_col,
             ratio_col,
@@ -764,17 +872,20 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
             }
         );
     };
-    line("hello (baseline)", hello, None);
+    line("hello (baseline)", hello, None, None);
     for (n, f) in &b.floors {
-        line(&format!("kv-floor n={n} (baseline)"), f, None);
+        line(&format!("kv-floor n={n} (baseline, gets)"), f, None, None);
+    }
+    if let Some(w) = &b.writes {
+        line("kv-probe set (baseline, 1 write)", w, None, None);
     }
     for r in b.rows.iter().filter(|r| !r.setup) {
-        line(&r.label, &r.stats, r.floor.as_ref());
+        line(&r.label, &r.stats, r.alone.as_ref(), r.floor.as_ref());
     }
     for r in b.rows.iter().filter(|r| r.setup) {
-        line(&r.label, &r.stats, None);
+        line(&r.label, &r.stats, None, None);
     }
-    line("hello again, at the end (drift)", hello_end, None);
+    line("hello again, at the end (drift)", hello_end, None, None);
     println!();
     let sizes: Vec<String> = calls_by_size
         .iter()
@@ -821,7 +932,10 @@ async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
         let t = Instant::now();
         data::seed_in_training(&db, classes);
         let seed_s = t.elapsed().as_secs_f64();
-        let host = Host::start(data::config(db, false)).context("starting the scale host")?;
+        // The components the routes ran on (built when the first host started).
+        let mut config = data::config(db, false);
+        config.build = opts.skip_routes;
+        let host = Host::start(config).context("starting the scale host")?;
         let client = e2e::Client::new();
         let admin = format!("Bearer {}", data::token(Role::BureauAdmin, None));
         let sched = format!("Bearer {}", data::token(Role::Scheduler, None));
@@ -1036,6 +1150,7 @@ async fn main() -> Result<()> {
         },
         loadavg()
     );
+    println!("sources: {}", source_state());
     if !opts.skip_routes {
         routes(&opts).await?;
     }
