@@ -1022,6 +1022,13 @@ fn key_value_calls_of_issue_redeem_and_settle_are_counted() {
     println!(
         "key-value calls: issue one voucher {issue_calls} (with Idempotency-Key), redeem {redeem_calls}, settle {settle_calls}"
     );
+    // A roster of ten more trainees in one request.
+    let w10 = World::new(10);
+    w10.activate(0..10);
+    let c3 = w10.kv.calls();
+    assert_eq!(w10.issue(json!({}), Some("roster")).body["issued"], 10);
+    let roster_calls = w10.kv.calls() - c3;
+    println!("key-value calls: issue a roster of 10 in one request {roster_calls}");
     assert!(issue_calls <= 40, "issue {issue_calls}");
     assert!(settle_calls <= 45, "settle {settle_calls}");
 }

@@ -12,9 +12,8 @@
 //! concurrent issues for one person, occupation and level give one voucher.
 //!
 //! Spin's SQLite backend (and the e2e host) write a compare-and-swap whose
-//! `current` found no value unconditionally, so a CAS is only ever made on a
-//! record that exists: [`ensure_record`] creates an empty record first, with an
-//! `increment` deciding which of several concurrent requests writes it.
+//! `current` found no value unconditionally; [`update_json`] therefore lets
+//! one elected request create a record and the others swap it once it exists.
 //! Records carry a `rev` counter so that a compare by value never mistakes a
 //! rewritten record for an unchanged one.
 //!
@@ -35,9 +34,7 @@ use crate::index::{self, Position};
 use crate::keys::PREFIX;
 use crate::kv::KeyValue;
 use crate::pii::hex;
-use crate::records::{
-    MAX_CAS_ATTEMPTS, StoreError, UpdateError, backoff, decode, get_json, put_json, update_json,
-};
+use crate::records::{StoreError, UpdateError, decode, get_json, put_json, update_json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -361,33 +358,7 @@ fn infallible<T>(r: Result<T, UpdateError<std::convert::Infallible>>) -> Result<
     })
 }
 
-/// Makes sure `key` holds a record (the default value when it had none), so that a
-/// compare-and-swap on it compares with something: one `exists` when it does.
-pub fn ensure_record<T: Serialize + Default>(
-    kv: &impl KeyValue,
-    key: &str,
-) -> Result<(), StoreError> {
-    if kv.exists(key)? {
-        return Ok(());
-    }
-    let ticket = kv.increment(&format!("{key}:init"), 1)?;
-    if ticket == 1 {
-        put_json(kv, key, &T::default())?;
-        return Ok(());
-    }
-    for attempt in 0..4 * MAX_CAS_ATTEMPTS {
-        backoff(attempt);
-        if kv.exists(key)? {
-            return Ok(());
-        }
-    }
-    // The creator stopped between its ticket and its write (it would have
-    // written long ago otherwise): write the empty record in its place.
-    put_json(kv, key, &T::default())?;
-    Ok(())
-}
-
-/// Read-modify-write of a record that [`ensure_record`] made exist.
+/// Read-modify-write of a record that starts as its default value.
 fn update_existing<T, E>(
     kv: &impl KeyValue,
     key: &str,
@@ -397,7 +368,6 @@ fn update_existing<T, E>(
 where
     T: Serialize + DeserializeOwned + Clone + Default,
 {
-    ensure_record::<T>(kv, key)?;
     let out = update_json::<T, E>(kv, key, what, |cur| f(cur.unwrap_or_default()))?;
     Ok(out.unwrap_or_default())
 }
@@ -1106,7 +1076,7 @@ mod tests {
     use crate::memory::MemoryStore;
 
     #[test]
-    fn ensure_record_creates_once_under_concurrency_and_keeps_content() {
+    fn concurrent_first_updates_of_a_ledger_lose_nothing() {
         let kv = MemoryStore::new();
         let threads: Vec<_> = (0..8)
             .map(|_| {
@@ -1204,8 +1174,8 @@ mod tests {
     #[test]
     fn a_crash_after_the_ledger_entry_is_finished_by_the_retry_with_the_same_code() {
         let kv = MemoryStore::new();
-        // Writes: the ledger's init ticket, its empty record, its swap; then the crash.
-        kv.fail_after_writes(Some(3));
+        // Writes: the ledger's creation election and the ledger itself; then the crash.
+        kv.fail_after_writes(Some(2));
         assert!(issue(&kv, &draft(), &code(1), decide, &actor(), Utc::now()).is_err());
         kv.fail_after_writes(None);
         assert!(get(&kv, code(1).as_str()).unwrap().is_none());
