@@ -988,7 +988,7 @@ async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
                 if !(200..300).contains(&r.status) {
                     bail!("{path}: {} {}", r.status, r.text());
                 }
-                Ok::<Value, anyhow::Error>(r.json()?)
+                r.json()
             }
         };
         for n in 1..=5 {
