@@ -17,6 +17,106 @@ pub struct Part {
     pub label: String,
     pub per_op: Duration,
     pub kv_calls: Option<f64>,
+    /// Reads and writes per request, where counted.
+    pub split: Option<(f64, f64)>,
+}
+
+/// Counts the operations a store serves, reads and writes apart (what the
+/// host would see beneath the sealing layer).
+#[derive(Clone, Default)]
+pub struct Counting<K> {
+    inner: K,
+    counts: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
+}
+
+const READ: usize = 0;
+const WRITE: usize = 1;
+
+impl<K> Counting<K> {
+    fn new(inner: K) -> Self {
+        Self {
+            inner,
+            counts: Default::default(),
+        }
+    }
+
+    fn bump(&self, which: usize) {
+        self.counts[which].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (reads, writes) so far; the creation of a compare-and-swap handle is neither.
+    fn counts(&self) -> (u64, u64) {
+        let c = |i: usize| self.counts[i].load(std::sync::atomic::Ordering::Relaxed);
+        (c(READ), c(WRITE))
+    }
+}
+
+pub struct CountingCas<C> {
+    inner: C,
+    counts: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
+}
+
+impl<C: store::Cas> store::Cas for CountingCas<C> {
+    fn current(&self) -> Result<Option<Vec<u8>>, store::KvError> {
+        self.counts[READ].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.current()
+    }
+
+    fn swap(self, value: &[u8]) -> Result<bool, store::KvError> {
+        self.counts[WRITE].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.swap(value)
+    }
+}
+
+impl<K: KeyValue> KeyValue for Counting<K> {
+    type Cas = CountingCas<K::Cas>;
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, store::KvError> {
+        self.bump(READ);
+        self.inner.get(key)
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, store::KvError> {
+        self.bump(READ);
+        self.inner.get_many(keys)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), store::KvError> {
+        self.bump(WRITE);
+        self.inner.set(key, value)
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), store::KvError> {
+        self.bump(WRITE);
+        self.inner.set_many(entries)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), store::KvError> {
+        self.bump(WRITE);
+        self.inner.delete(key)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, store::KvError> {
+        self.bump(READ);
+        self.inner.exists(key)
+    }
+
+    fn cas(&self, key: &str) -> Result<Self::Cas, store::KvError> {
+        Ok(CountingCas {
+            inner: self.inner.cas(key)?,
+            counts: self.counts.clone(),
+        })
+    }
+
+    fn list_keys(&self) -> Result<Vec<String>, store::KvError> {
+        self.bump(READ);
+        self.inner.list_keys()
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, store::KvError> {
+        self.bump(WRITE);
+        self.inner.increment(key, delta)
+    }
 }
 
 fn random(buf: &mut [u8]) {
@@ -102,9 +202,10 @@ fn time(iters: usize, mut f: impl FnMut(usize)) -> Duration {
 pub fn breakdown(iters: usize) -> Vec<Part> {
     let inst = data::token(Role::Institution, None);
     let raw = MemoryStore::new();
+    let counted = Counting::new(raw.clone());
     let keyring =
         || store::sealed::Keyring::new(store::sealed::DataKey::from_secret(data::PII_KEY), vec![]);
-    let sealed = store::sealed::SealedKv::new(raw.clone(), keyring(), &random);
+    let sealed = store::sealed::SealedKv::new(counted.clone(), keyring(), &random);
     let plain = MemoryStore::new();
     seed(&sealed);
     seed(&plain);
@@ -112,14 +213,22 @@ pub fn breakdown(iters: usize) -> Vec<Part> {
     let body = Bytes::from(serde_json::to_vec(&app).unwrap());
     let mut parts = Vec::new();
 
+    let split = |a: (u64, u64), b: (u64, u64), n: usize| {
+        Some(((b.0 - a.0) as f64 / n as f64, (b.1 - a.1) as f64 / n as f64))
+    };
     let mut whole = |label: &str, kv_calls: &dyn Fn() -> u64, run: &mut dyn FnMut(usize)| {
         run(0); // warm
         let before = kv_calls();
+        let rw = counted.counts();
         let per_op = time(iters, |i| run(i + 1));
         parts.push(Part {
             label: label.into(),
             per_op,
             kv_calls: Some((kv_calls() - before) as f64 / iters as f64),
+            split: label
+                .contains("sealed")
+                .then(|| split(rw, counted.counts(), iters))
+                .flatten(),
         });
     };
     whole(
@@ -153,6 +262,7 @@ pub fn breakdown(iters: usize) -> Vec<Part> {
             label: label.into(),
             per_op: time(iters, f),
             kv_calls: None,
+            split: None,
         });
     };
     part("  parse the JSON body (serde)", &mut |_| {
@@ -229,6 +339,7 @@ pub fn breakdown(iters: usize) -> Vec<Part> {
             })
             .collect();
         let before = calls();
+        let rw = counted.counts();
         let t = Instant::now();
         for r in &reqs {
             let res = kv(r);
@@ -238,6 +349,10 @@ pub fn breakdown(iters: usize) -> Vec<Part> {
             label: label.into(),
             per_op: t.elapsed() / file_iters as u32,
             kv_calls: Some((calls() - before) as f64 / file_iters as f64),
+            split: label
+                .contains("sealed")
+                .then(|| split(rw, counted.counts(), file_iters))
+                .flatten(),
         });
     };
     filed(

@@ -1203,11 +1203,14 @@ async fn main() -> Result<()> {
     println!();
     for p in &parts {
         println!(
-            "{:<62} {:>10.3} ms{}",
+            "{:<62} {:>10.3} ms{}{}",
             p.label,
             ms(p.per_op),
             p.kv_calls
                 .map(|c| format!("  {c:.1} kv calls"))
+                .unwrap_or_default(),
+            p.split
+                .map(|(r, w)| format!(" ({r:.1} reads, {w:.1} writes)"))
                 .unwrap_or_default()
         );
     }
