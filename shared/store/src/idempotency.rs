@@ -66,6 +66,11 @@ pub fn key_ok(key: &str) -> bool {
 }
 
 /// Claims `idempotency_key` of `caller` for the request whose canonical form is `request`.
+///
+/// `request` identifies the request (a retry must give the same bytes); pass a
+/// keyed fingerprint ([`crate::pii::PiiHasher::fingerprint`]) rather than the
+/// body, since a plain hash of a body holding an ID number can be reversed by
+/// trying numbers.
 pub fn begin(
     kv: &impl KeyValue,
     scope: &str,

@@ -43,7 +43,8 @@ pub fn run<K: KeyValue>(
     canonical.extend_from_slice(req.uri().path().as_bytes());
     canonical.push(b'\n');
     canonical.extend_from_slice(req.body());
-    match idempotency::begin(env.kv, scope, caller, key, &canonical, env.now)? {
+    let fingerprint = env.hasher().fingerprint(&canonical);
+    match idempotency::begin(env.kv, scope, caller, key, fingerprint.as_bytes(), env.now)? {
         NextAction::ReturnSavedResponse(saved) => Ok(replay(saved)),
         NextAction::KeyReused => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
