@@ -42,9 +42,15 @@ pub enum UpdateError<E> {
 pub const MAX_CAS_ATTEMPTS: usize = 256;
 
 /// Gives other writers a chance after a lost compare-and-swap.
+///
+/// The first attempts only yield; later ones sleep a little longer each time
+/// (up to 10 ms), so that a writer that lost many times stops spinning on the
+/// host while the winner finishes.
 pub fn backoff(attempt: usize) {
-    for _ in 0..attempt.min(16) {
-        std::thread::yield_now();
+    match attempt {
+        0 => {}
+        1..=3 => std::thread::yield_now(),
+        n => std::thread::sleep(std::time::Duration::from_millis(n.min(10) as u64)),
     }
 }
 
@@ -82,9 +88,10 @@ pub fn elect_creator(kv: &impl KeyValue, key: &str) -> Result<bool, StoreError> 
     Ok(kv.increment(&creation_counter(key), 1)? == 1)
 }
 
-/// Rounds a loser of an election waits for the winner's write before it
-/// assumes the winner died between winning and writing, and holds a new election.
-pub const ELECTION_PATIENCE: usize = 400;
+/// How long the loser of an election waits for the winner's write before it
+/// assumes the winner died between winning and writing, and holds a new
+/// election. Far longer than the two consecutive host calls it covers.
+pub const ELECTION_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Creates a record only if no one created it before, on every backend.
 /// `Ok(false)` when someone else created it; the record exists on return.
@@ -101,7 +108,10 @@ pub fn create_json<T: Serialize>(
             kv.set(key, &encode(value))?;
             return Ok(true);
         }
-        for attempt in 0..ELECTION_PATIENCE {
+        let lost_at = std::time::Instant::now();
+        let mut attempt = 0;
+        while lost_at.elapsed() < ELECTION_PATIENCE {
+            attempt += 1;
             backoff(attempt);
             if kv.exists(key)? {
                 return Ok(false);
@@ -135,9 +145,13 @@ pub fn update_json<T, E>(
 where
     T: Serialize + DeserializeOwned + Clone,
 {
-    let mut lost_elections = 0;
-    for attempt in 0..MAX_CAS_ATTEMPTS + ELECTION_PATIENCE {
-        backoff(attempt % 32);
+    let mut lost_since: Option<std::time::Instant> = None;
+    let mut attempt = 0;
+    while attempt < MAX_CAS_ATTEMPTS
+        || lost_since.is_some_and(|t| t.elapsed() < ELECTION_PATIENCE * 2)
+    {
+        backoff(attempt);
+        attempt += 1;
         let cas = kv.cas(key).map_err(StoreError::from)?;
         let current: Option<T> = cas
             .current()
@@ -153,12 +167,12 @@ where
                     kv.set(key, &encode(&next)).map_err(StoreError::from)?;
                     return Ok(Some(next));
                 }
-                lost_elections += 1;
-                if lost_elections >= ELECTION_PATIENCE {
+                let since = *lost_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= ELECTION_PATIENCE {
                     // The elected writer never wrote: it died between winning and writing.
                     kv.delete(&creation_counter(key))
                         .map_err(StoreError::from)?;
-                    lost_elections = 0;
+                    lost_since = None;
                 }
             }
             Some(next) => {
