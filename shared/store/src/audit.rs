@@ -151,28 +151,43 @@ pub fn event(kv: &impl KeyValue, seq: u64) -> Result<Option<Event>, StoreError> 
     }
 }
 
-/// The first broken link from `from` on, checking at most `limit` events:
-/// `Ok(Err(seq))` names the broken event, `Ok(Ok(next))` the first seq not checked.
+/// What verification finds at one position of the chain.
+enum Found {
+    Event(Box<Event>),
+    Missing,
+    Broken,
+}
+
+fn load(kv: &impl KeyValue, seq: u64) -> Result<Found, StoreError> {
+    match kv.get(&keys::audit_event(seq)) {
+        Ok(None) => Ok(Found::Missing),
+        Ok(Some(bytes)) => Ok(decode::<Event>(&bytes, "audit event")
+            .map_or(Found::Broken, |e| Found::Event(Box::new(e)))),
+        // A sealed event that does not open was changed at rest.
+        Err(crate::kv::KvError::Sealed(_)) => Ok(Found::Broken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The first broken link from `from` on, checking at most `limit` events up
+/// to the last number taken: `Ok(Err(seq))` names the broken (changed,
+/// removed or never written) event, `Ok(Ok(next))` the first seq not checked.
 pub fn verify(kv: &impl KeyValue, from: u64, limit: u64) -> Result<Result<u64, u64>, StoreError> {
+    let allocated = length(kv)?;
     let mut seq = from.max(1);
     let mut prev = if seq == 1 {
         GENESIS.to_string()
     } else {
-        match kv.get(&keys::audit_event(seq - 1))? {
-            Some(b) => match decode::<Event>(&b, "audit event") {
-                Ok(e) => e.digest,
-                Err(_) => return Ok(Err(seq - 1)),
-            },
-            None => return Ok(Err(seq - 1)),
+        match load(kv, seq - 1)? {
+            Found::Event(e) => e.digest,
+            Found::Missing | Found::Broken => return Ok(Err(seq - 1)),
         }
     };
-    let end = seq + limit;
+    let end = seq.saturating_add(limit).min(allocated + 1);
     while seq < end {
-        let Some(bytes) = kv.get(&keys::audit_event(seq))? else {
-            break;
-        };
-        let Ok(e) = decode::<Event>(&bytes, "audit event") else {
-            return Ok(Err(seq));
+        let e = match load(kv, seq)? {
+            Found::Event(e) => e,
+            Found::Missing | Found::Broken => return Ok(Err(seq)),
         };
         if e.seq != seq || e.prev != prev || e.compute_digest() != e.digest {
             return Ok(Err(seq));
@@ -209,6 +224,28 @@ mod tests {
             record(&kv, change(n), Utc::now()).unwrap();
         }
         assert_eq!(verify(&kv, 1, 100).unwrap(), Ok(11));
+        for seq in 1..=10 {
+            let key = keys::audit_event(seq);
+            let original = kv.get(&key).unwrap().unwrap();
+            for at in [0, original.len() / 2, original.len() - 2] {
+                let mut bytes = original.clone();
+                bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+                kv.set(&key, &bytes).unwrap();
+                assert_eq!(
+                    verify(&kv, 1, 100).unwrap(),
+                    Err(seq),
+                    "byte {at} of event {seq}"
+                );
+            }
+            kv.set(&key, &original).unwrap();
+        }
+        assert_eq!(verify(&kv, 1, 100).unwrap(), Ok(11));
+        kv.delete(&keys::audit_event(7)).unwrap();
+        assert_eq!(
+            verify(&kv, 1, 100).unwrap(),
+            Err(7),
+            "a removed event is reported"
+        );
         let key = keys::audit_event(4);
         let mut bytes = kv.get(&key).unwrap().unwrap();
         let pos = bytes.iter().position(|b| *b == b'4').unwrap();

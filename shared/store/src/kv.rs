@@ -19,6 +19,9 @@ pub enum KvError {
     /// A counter key holds something that is not a counter.
     #[error("value is not a counter")]
     NotACounter,
+    /// A sealed value does not open: changed, moved to another key, or sealed with an unknown key.
+    #[error("a stored value failed its integrity check: {0}")]
+    Sealed(String),
 }
 
 /// A compare-and-swap in progress: [`Cas::current`] is the value when it began,

@@ -135,21 +135,19 @@ impl Keyring {
     /// Opens a sealed value of `record_key`.
     pub fn open(&self, record_key: &str, sealed: &[u8]) -> Result<Vec<u8>, KvError> {
         let id = Self::key_id_of(sealed)
-            .ok_or_else(|| KvError::Backend("a stored value is not sealed".into()))?;
-        let k = self.key(id).ok_or_else(|| {
-            KvError::Backend(format!("a stored value is sealed with unknown key {id}"))
-        })?;
+            .ok_or_else(|| KvError::Sealed("the value is not sealed".into()))?;
+        let k = self
+            .key(id)
+            .ok_or_else(|| KvError::Sealed(format!("the value is sealed with unknown key {id}")))?;
         let rest = &sealed[2 + id.len()..];
         if rest.len() < 12 + 16 {
-            return Err(KvError::Backend("a sealed value is truncated".into()));
+            return Err(KvError::Sealed("the value is truncated".into()));
         }
         let (nonce, ct) = rest.split_at(12);
         let aad = [id.as_bytes(), b"\0", record_key.as_bytes()].concat();
         k.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-            .map_err(|_| {
-                KvError::Backend("a sealed value does not open (tampered or moved)".into())
-            })
+            .map_err(|_| KvError::Sealed("the value does not open (changed or moved)".into()))
     }
 }
 

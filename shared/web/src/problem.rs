@@ -210,6 +210,9 @@ impl From<store::StoreError> for Problem {
             store::StoreError::Corrupt(what) => {
                 Problem::internal(format!("a stored {what} record could not be read"))
             }
+            store::StoreError::Kv(store::KvError::Sealed(_)) => {
+                Problem::internal("a stored record failed its integrity check")
+            }
             store::StoreError::Kv(_) => Problem::store_unavailable(),
         }
     }
