@@ -105,12 +105,13 @@ async fn seed_registry(host: &Host) {
     }
 }
 
-/// Runs the window to the end; returns (page size, seconds per request).
-async fn run_to_end(host: &Host, body: &Value) -> Vec<(String, f64)> {
+/// Runs the window to the end; returns per request its steps, seconds and key-value calls.
+async fn run_to_end(host: &Host, body: &Value) -> Vec<(String, f64, u64)> {
     let scheduler = token(Role::Scheduler, "cron-e2e", None);
     let mut pages = Vec::new();
     for _ in 0..10_000 {
         let t = Instant::now();
+        let calls = host.kv_calls();
         let v = ok(
             host,
             "POST",
@@ -119,7 +120,11 @@ async fn run_to_end(host: &Host, body: &Value) -> Vec<(String, f64)> {
             body.clone(),
         )
         .await;
-        pages.push((v["steps"].to_string(), t.elapsed().as_secs_f64()));
+        pages.push((
+            v["steps"].to_string(),
+            t.elapsed().as_secs_f64(),
+            host.kv_calls() - calls,
+        ));
         if v["done"] == json!(true) {
             return pages;
         }
@@ -437,9 +442,17 @@ async fn a_run_over_2000_classes_of_40_trainees_completes_in_bounded_pages() {
         "page size {page_size}: {} requests in {total:.1}s, slowest {worst:.3}s",
         pages.len()
     );
-    for (i, (steps, secs)) in pages.iter().enumerate() {
-        println!("  request {:>3} {steps:<26} {secs:.3}s", i + 1);
+    for (i, (steps, secs, calls)) in pages.iter().enumerate() {
+        println!(
+            "  request {:>3} {steps:<26} {secs:.3}s {calls} key-value calls",
+            i + 1
+        );
     }
+    let most = pages.iter().map(|p| p.2).max().unwrap_or(0);
+    assert!(
+        most <= 40,
+        "key-value calls per page request are bounded: {most}"
+    );
     // Freeze pages (the last also fixes the seed), then as many draw pages.
     assert_eq!(pages.len(), 2 * classes_wanted.div_ceil(page_size));
     let mut cursor: Option<String> = None;
