@@ -1,4 +1,5 @@
-//! Property tests of every parser of outside input in `policy::ids`: whatever
+//! Property tests of every parser of outside input in `policy::ids` and of
+//! voucher codes: whatever
 //! the input, parsing returns `Ok` or `Err` and never panics; what parses
 //! re-parses to itself; and error messages never repeat the input.
 
@@ -53,6 +54,18 @@ proptest! {
             prop_assert_eq!(Mobile::parse(m.expose()).unwrap(), m.clone());
             prop_assert_eq!(m.masked().len(), 11);
         }
+    }
+
+    #[test]
+    fn voucher_code_parse_never_panics_and_round_trips(s in prop_oneof![any::<String>(), "[0-9A-Za-z -]{18,26}"], bytes in any::<[u8; policy::vouchers::RANDOM_BYTES]>()) {
+        if let Ok(c) = policy::vouchers::VoucherCode::parse(&s) {
+            prop_assert_eq!(policy::vouchers::VoucherCode::parse(c.as_str()).unwrap(), c.clone());
+        }
+        let made = policy::vouchers::VoucherCode::from_random(&bytes);
+        prop_assert_eq!(policy::vouchers::VoucherCode::parse(made.grouped()).unwrap(), made.clone());
+        let payload = made.qr_payload();
+        let scanned = payload.strip_prefix("KMVT1:").expect("QR payloads carry their scheme");
+        prop_assert_eq!(policy::vouchers::VoucherCode::parse(scanned).unwrap(), made.clone());
     }
 
     #[test]
