@@ -954,6 +954,8 @@ struct ScaleRow {
     slowest_s: f64,
     kv_calls: u64,
     tasks: u64,
+    /// Bytes of the run's record (sealed) at the end.
+    run_record: usize,
 }
 
 async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
@@ -1035,6 +1037,14 @@ async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
         };
         let total_s = started.elapsed().as_secs_f64();
         let kv_calls = host.kv_calls() - kv0;
+        let run_record = e2e::kv::KvDb::open(&dir.path().join("sqlite_key_value.db"))
+            .ok()
+            .and_then(|kv| {
+                kv.get("default", &store::spot_checks::run_key("scale"))
+                    .ok()
+                    .flatten()
+            })
+            .map_or(0, |v| v.len());
         eprintln!(
             "  scale {classes}: seeded in {seed_s:.1}s, run in {total_s:.1}s over {requests} requests"
         );
@@ -1048,6 +1058,7 @@ async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
             slowest_s,
             kv_calls,
             tasks,
+            run_record,
         });
     }
     Ok(rows)
@@ -1064,7 +1075,7 @@ fn print_scale(opts: &Opts, rows: &[ScaleRow]) {
     );
     println!();
     println!(
-        "{:>8} {:>8} {:>9} {:>10} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9} {:>8}",
+        "{:>8} {:>8} {:>9} {:>10} {:>10} {:>12} {:>12} {:>12} {:>10} {:>9} {:>8} {:>11}",
         "classes",
         "seed s",
         "requests",
@@ -1075,12 +1086,13 @@ fn print_scale(opts: &Opts, rows: &[ScaleRow]) {
         "draw ms/c",
         "µs/trainee",
         "kv/class",
-        "tasks"
+        "tasks",
+        "run rec B"
     );
     for r in rows {
         let c = r.classes as f64;
         println!(
-            "{:>8} {:>8.1} {:>9} {:>10.2} {:>10.3} {:>12.3} {:>12.3} {:>12.3} {:>10.1} {:>9.2} {:>8}",
+            "{:>8} {:>8.1} {:>9} {:>10.2} {:>10.3} {:>12.3} {:>12.3} {:>12.3} {:>10.1} {:>9.2} {:>8} {:>11}",
             r.classes,
             r.seed_s,
             r.requests,
@@ -1091,7 +1103,8 @@ fn print_scale(opts: &Opts, rows: &[ScaleRow]) {
             1000.0 * r.draw_s / c,
             1e6 * r.total_s / (c * 40.0),
             r.kv_calls as f64 / c,
-            r.tasks
+            r.tasks,
+            r.run_record
         );
     }
     let first = &rows[0];
