@@ -958,3 +958,30 @@ fn a_run_over_2000_classes_of_40_trainees_on_the_in_memory_store_prints_its_page
     let run = sc::get_run(&w.kv, "scale").unwrap().unwrap();
     assert_eq!((run.classes, run.tasks), (2000, 8000));
 }
+
+#[test]
+fn a_public_seed_given_while_the_run_freezes_is_the_one_fixed_after_the_freeze() {
+    let w = World::new();
+    w.seed_classes(&mixed()[..3]);
+    w.register_inspectors(&["insp-a"]);
+    let (_, v) = w.advance(&json!({"window": WINDOW, "page_size": 1}));
+    assert_eq!(v["seed_fixed"], json!(false));
+    let (_, v) = w.advance(&json!({"window": WINDOW, "seed": "20220620-lottery-0815"}));
+    assert_eq!(v["seed_fixed"], json!(false), "page 2 of 3 froze");
+    let (s, v) = w.advance(&json!({"window": WINDOW, "seed": "another"}));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("seed_conflict"))
+    );
+    w.run_to_end(&json!({"window": WINDOW}));
+    let p = w.published(WINDOW);
+    assert_eq!(
+        (p["seed"].as_str(), p["seed_source"].as_str()),
+        (Some("20220620-lottery-0815"), Some("public"))
+    );
+    assert!(
+        w.audit_actions()
+            .iter()
+            .any(|a| a == "spot_check.run.seed_proposed")
+    );
+}

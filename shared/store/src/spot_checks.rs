@@ -572,11 +572,14 @@ pub fn advance(
             (None, Some(p)) if p != seed => return Err(RunError::SeedConflict),
             (None, None) => {
                 let s = seed.clone();
+                let mut wrote = false;
                 run = update_json::<Run, RunError>(kv, &key, "run", |cur| {
+                    wrote = false;
                     let mut r = cur.ok_or(RunError::Store(StoreError::Contention))?;
                     match (&r.seed, &r.proposed_seed) {
                         (None, None) => {
                             r.proposed_seed = Some(s.clone());
+                            wrote = true;
                             Ok(Some(r))
                         }
                         (None, Some(p)) if *p == s => Ok(None),
@@ -586,6 +589,16 @@ pub fn advance(
                 })
                 .map_err(run_error)?
                 .ok_or(StoreError::Contention)?;
+                if wrote {
+                    audit_run(
+                        kv,
+                        actor,
+                        "spot_check.run.seed_proposed",
+                        &run,
+                        "public seed recorded; fixed after the freeze".into(),
+                        now,
+                    )?;
+                }
             }
             _ => {}
         }
