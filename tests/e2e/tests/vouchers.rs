@@ -2,21 +2,19 @@
 //! filing the class) in the project's Spin test host, over HTTP, with the
 //! key-value data in a SQLite file and WeChat as a mock server on loopback.
 
-use e2e::{Client, Host, HostConfig, Reply};
+mod common;
+
+use common::{call, seed};
+use e2e::{Host, HostConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tempfile::TempDir;
-use web::auth::{Claims, Role, mint};
-
-const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
+use web::auth::Role;
 
 fn config(db: PathBuf, wechat_base: &str) -> HostConfig {
-    HostConfig::product_only(db)
-        .variable("jwt_secret", JWT)
-        .variable("pii_key", "e2e-pii-key-0123456789abcdefghijklmnopqrs")
-        .variable("pii_hmac_key", "e2e-hmac-key-0123456789abcdefghijklmnopqr")
+    common::product(db)
         .variable("wechat_app_id", "wx-e2e-app")
         .variable("wechat_app_secret", "wx-e2e-secret")
         .variable("wechat_api_base", wechat_base)
@@ -29,73 +27,11 @@ fn start(wechat_base: &str) -> (TempDir, PathBuf, Host) {
     (dir, db, host)
 }
 
+/// A token for `role`; a trainee's is bound to `person`.
 fn token(role: Role, person: Option<&str>) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        sub: format!("{}-e2e", role.id()),
-        role,
-        institution: (role == Role::Institution)
-            .then(|| policy::ids::CreditCode::parse(policy::fixtures::INSTITUTION).unwrap()),
-        district: (role == Role::DistrictOfficer)
-            .then(|| policy::ids::AreaCode::parse("530102").unwrap()),
-        person: person.map(str::to_string),
-        iat: now,
-        nbf: None,
-        exp: now + 3600,
-    };
-    mint(&claims, JWT)
-}
-
-async fn call(
-    host: &Host,
-    method: &str,
-    path: &str,
-    tok: Option<&str>,
-    body: &str,
-    extra: &[(&str, &str)],
-) -> Reply {
-    let auth = tok.map(|t| format!("Bearer {t}"));
-    let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a));
-    }
-    headers.extend_from_slice(extra);
-    Client::new()
-        .send(method, &host.url(path), &headers, body.to_string())
-        .await
-        .expect("request completes")
-}
-
-/// Registers the fixture institution, trainers and textbook (bureau admin).
-async fn seed(host: &Host) {
-    let admin = token(Role::BureauAdmin, None);
-    let mut puts: Vec<(String, Value)> = vec![
-        (
-            format!(
-                "/api/v1/registry/institutions/{}",
-                policy::fixtures::INSTITUTION
-            ),
-            serde_json::to_value(policy::fixtures::institution()).unwrap(),
-        ),
-        (
-            "/api/v1/registry/textbooks/9787111213826".into(),
-            serde_json::to_value(policy::fixtures::textbook()).unwrap(),
-        ),
-    ];
-    for n in 1..=2 {
-        let no = format!("YN-T-{n:04}");
-        puts.push((
-            format!("/api/v1/registry/trainers/{no}"),
-            json!({"registration_no": no, "name": "讲师", "status": "registered"}),
-        ));
-    }
-    for (path, body) in puts {
-        let r = call(host, "PUT", &path, Some(&admin), &body.to_string(), &[]).await;
-        assert!(
-            r.status == 201 || r.status == 200,
-            "seeding {path}: {}",
-            r.text()
-        );
+    match person {
+        Some(p) => common::trainee(p),
+        None => common::token(role, None),
     }
 }
 

@@ -47,6 +47,19 @@ pub fn token(role: Role, binding: Option<&str>) -> String {
     mint(&claims, JWT)
 }
 
+/// A trainee token bound to `person` (a person ref).
+pub fn trainee(person: &str) -> String {
+    let mut claims = web::auth::verify(
+        &token(Role::Trainee, None),
+        JWT,
+        chrono::Utc::now().timestamp(),
+    )
+    .expect("own token")
+    .claims;
+    claims.person = Some(person.to_string());
+    mint(&claims, JWT)
+}
+
 /// Sends a JSON request with an optional bearer token and extra headers.
 pub async fn call(
     host: &Host,
