@@ -35,19 +35,34 @@ pub fn installed() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Without `redis-server`: a failure message under CI (`CI=true` or `1`),
+/// else a notice that the test is skipped.
+fn when_missing(test: &str, ci: Option<&str>) -> Result<String, String> {
+    let how = "install Debian's redis-server package \
+               (apt-get install -y redis-server; .ci/run does this)";
+    if matches!(ci, Some("true" | "1")) {
+        Err(format!(
+            "{test}: redis-server is not installed and CI=true: {how}"
+        ))
+    } else {
+        Ok(format!(
+            "SKIPPED {test}: redis-server is not installed; {how}"
+        ))
+    }
+}
+
 impl RedisServer {
     /// Starts a server, or — if `redis-server` is not installed — panics when
     /// `CI=true` and returns `None` after printing a notice otherwise.
     pub fn start_or_skip(test: &str) -> Option<RedisServer> {
         if !installed() {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            let how = "install Debian's redis-server package \
-                       (apt-get install -y redis-server; .ci/run does this)";
-            if ci {
-                panic!("{test}: redis-server is not installed and CI=true: {how}");
+            match when_missing(test, std::env::var("CI").ok().as_deref()) {
+                Err(failure) => panic!("{failure}"),
+                Ok(notice) => {
+                    eprintln!("{notice}");
+                    return None;
+                }
             }
-            eprintln!("SKIPPED {test}: redis-server is not installed; {how}");
-            return None;
         }
         Some(RedisServer::start().expect("redis-server starts"))
     }
@@ -146,5 +161,37 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_redis_server_fails_under_ci_and_skips_with_a_notice_elsewhere() {
+        let failure = when_missing("t", Some("true")).unwrap_err();
+        assert!(failure.contains("not installed and CI=true"), "{failure}");
+        assert!(when_missing("t", Some("1")).is_err());
+        for ci in [None, Some("false"), Some("")] {
+            let notice = when_missing("t", ci).unwrap();
+            assert!(notice.starts_with("SKIPPED t:"), "{notice}");
+        }
+    }
+
+    #[test]
+    fn a_private_server_answers_on_loopback_keeps_data_while_it_runs_and_stops_on_drop() {
+        let Some(server) = RedisServer::start_or_skip("redis_server lifecycle") else {
+            return;
+        };
+        let mut conn = server.connection().unwrap();
+        redis::cmd("SET").arg("k").arg("v").exec(&mut conn).unwrap();
+        let mut again = server.connection().unwrap();
+        let v: String = redis::cmd("GET").arg("k").query(&mut again).unwrap();
+        assert_eq!(v, "v");
+        let (port, dir) = (server.port(), server.dir().to_path_buf());
+        drop(server);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(!dir.exists(), "the temp dir is removed");
     }
 }
