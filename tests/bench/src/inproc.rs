@@ -265,6 +265,26 @@ pub fn breakdown(iters: usize) -> Vec<Part> {
             split: None,
         });
     };
+    // A component instance lives for one request, so the `OnceLock`s of
+    // `Parameters::shipped()` and `Catalogue::shipped()` are filled again on
+    // every request; natively they are filled once.
+    part(
+        "  parse the shipped parameters.toml and occupations.toml",
+        &mut |_| {
+            std::hint::black_box(
+                policy::Parameters::from_toml(include_str!(
+                    "../../../shared/policy/data/parameters.toml"
+                ))
+                .ok(),
+            );
+            std::hint::black_box(
+                policy::Catalogue::from_toml(include_str!(
+                    "../../../shared/policy/data/occupations.toml"
+                ))
+                .ok(),
+            );
+        },
+    );
     part("  parse the JSON body (serde)", &mut |_| {
         let a: ClassApplication = serde_json::from_slice(&body).unwrap();
         std::hint::black_box(a);

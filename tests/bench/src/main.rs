@@ -513,6 +513,25 @@ async fn routes(opts: &Opts) -> Result<()> {
     )
     .await;
 
+    // The same with one trainee: what grows with the roster.
+    let (tok, vb) = (inst.clone(), body(&data::application(0, 1)));
+    b.route(
+        "class validate (1 trainee)",
+        usize::MAX,
+        checked(
+            move |_, _| {
+                Some(Req::new(
+                    "POST",
+                    "/api/v1/classes/validate",
+                    Some(&tok),
+                    vb.clone(),
+                ))
+            },
+            |_, _, _| Ok(()),
+        ),
+    )
+    .await;
+
     // Class file: distinct 60-trainee applications.
     let t = Instant::now();
     let bodies: Arc<Vec<Bytes>> = Arc::new(
@@ -607,8 +626,7 @@ async fn routes(opts: &Opts) -> Result<()> {
             })
             .collect(),
     );
-    let people: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (tok, ids, pp) = (social.clone(), ids_numbers.clone(), people.clone());
+    let (tok, ids) = (social.clone(), ids_numbers.clone());
     let s = b
         .setup(
             "card activations",
@@ -622,11 +640,8 @@ async fn routes(opts: &Opts) -> Result<()> {
                         body(&json!({"id_number": ids[i], "active": true})),
                     ))
                 },
-                move |_, _, v| {
-                    let r = v["person_ref"].as_str().ok_or("no person_ref")?;
-                    pp.lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(r.to_string());
+                |_, _, v| {
+                    v["person_ref"].as_str().ok_or("no person_ref")?;
                     Ok(())
                 },
             ),
@@ -636,7 +651,14 @@ async fn routes(opts: &Opts) -> Result<()> {
 
     let class_ids: Arc<Vec<String>> = Arc::new(classes.iter().map(|(_, id)| id.clone()).collect());
     let codes: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (tok, ci, cs) = (inst.clone(), class_ids.clone(), codes.clone());
+    // Holders of the vouchers issued: the trainees of my-vouchers read.
+    let holders: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (tok, ci, cs, hs) = (
+        inst.clone(),
+        class_ids.clone(),
+        codes.clone(),
+        holders.clone(),
+    );
     b.route(
         "voucher issue (60-trainee class)",
         class_ids.len(),
@@ -661,9 +683,13 @@ async fn routes(opts: &Opts) -> Result<()> {
                     ));
                 }
                 let mut cs = cs.lock().unwrap_or_else(|p| p.into_inner());
+                let mut hs = hs.lock().unwrap_or_else(|p| p.into_inner());
                 for r in v["results"].as_array().into_iter().flatten() {
                     if let Some(c) = r["voucher"]["code_compact"].as_str() {
                         cs.push(c.to_string());
+                    }
+                    if let Some(p) = r["voucher"]["person_ref"].as_str() {
+                        hs.push(p.to_string());
                     }
                 }
                 Ok(())
@@ -813,9 +839,9 @@ async fn routes(opts: &Opts) -> Result<()> {
         opts.spot_classes
     );
 
-    // My vouchers: trainees of the issued classes.
+    // My vouchers: trainees holding one of the vouchers issued.
     let tokens: Arc<Vec<String>> = Arc::new(
-        people
+        holders
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
