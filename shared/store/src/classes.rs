@@ -175,6 +175,8 @@ impl ClassRecord {
 #[derive(Debug, Clone)]
 struct ContextKeys {
     keys: Vec<String>,
+    /// Person and phone ref of each roster line, computed once.
+    refs: Vec<(String, String)>,
 }
 
 fn textbook_key(b: &policy::class_opening::Textbook) -> String {
@@ -206,11 +208,16 @@ fn context_keys(app: &ClassApplication, hasher: &PiiHasher) -> ContextKeys {
     for s in app.sites() {
         keys.push(keys::site_bookings(&sha256_hex(&s)));
     }
-    for t in &app.roster {
-        keys.push(keys::person_enrolments(&hasher.person_ref(&t.id_number)));
-        keys.push(keys::phone_users(&hasher.phone_ref(&t.mobile)));
+    let refs: Vec<(String, String)> = app
+        .roster
+        .iter()
+        .map(|t| (hasher.person_ref(&t.id_number), hasher.phone_ref(&t.mobile)))
+        .collect();
+    for (person, phone) in &refs {
+        keys.push(keys::person_enrolments(person));
+        keys.push(keys::phone_users(phone));
     }
-    ContextKeys { keys }
+    ContextKeys { keys, refs }
 }
 
 /// A class using a phone.
@@ -299,21 +306,16 @@ pub fn load_context(
             ctx.site_bookings.insert(s, b);
         }
     }
-    for (i, t) in app.roster.iter().enumerate() {
-        let person = hasher.person_ref(&t.id_number);
+    for (i, (person, phone)) in ck.refs.iter().enumerate() {
         if let Some(e) =
-            get::<Vec<Enrolment>>(&map, &keys::person_enrolments(&person), "enrolments")?
+            get::<Vec<Enrolment>>(&map, &keys::person_enrolments(person), "enrolments")?
         {
             ctx.enrolments.insert(i, e);
         }
-        if let Some(uses) = get::<Vec<PhoneUse>>(
-            &map,
-            &keys::phone_users(&hasher.phone_ref(&t.mobile)),
-            "phone uses",
-        )? {
+        if let Some(uses) = get::<Vec<PhoneUse>>(&map, &keys::phone_users(phone), "phone uses")? {
             let others: BTreeSet<&str> = uses
                 .iter()
-                .filter(|u| u.person != person && u.end_date >= app.start_date)
+                .filter(|u| u.person != *person && u.end_date >= app.start_date)
                 .map(|u| u.person.as_str())
                 .collect();
             if !others.is_empty() {

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 /// The secret behind personal-data hashes (Spin variable `pii_hmac_key`).
 #[derive(Clone)]
 pub struct PiiHasher {
-    key: Vec<u8>,
+    /// The keyed HMAC state, cloned for each hash (re-keying costs two compressions).
+    mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for PiiHasher {
@@ -25,12 +26,12 @@ impl PiiHasher {
     /// A hasher with `key` (at least 16 bytes is sensible; not enforced here).
     pub fn new(key: impl AsRef<[u8]>) -> Self {
         Self {
-            key: key.as_ref().to_vec(),
+            mac: Hmac::<Sha256>::new_from_slice(key.as_ref()).expect("HMAC takes any key length"),
         }
     }
 
     fn hmac(&self, label: &str, value: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.mac.clone();
         mac.update(label.as_bytes());
         mac.update(b"\0");
         mac.update(value.as_bytes());
@@ -46,7 +47,7 @@ impl PiiHasher {
     /// ID numbers): equal inputs give equal fingerprints, and without the key
     /// no one can test a guess against it.
     pub fn fingerprint(&self, data: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = self.mac.clone();
         mac.update(b"fingerprint\0");
         mac.update(data);
         hex(&mac.finalize().into_bytes())
@@ -60,7 +61,13 @@ impl PiiHasher {
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// SHA-256 of `data` in hex (not keyed: for non-personal content such as site addresses and request bodies).
