@@ -91,13 +91,14 @@ pub struct Catalogue {
     pub assessment_body: Vec<AssessmentBody>,
 }
 
-const SHIPPED: &str = include_str!("../data/occupations.toml");
+/// `data/occupations.toml` as JSON, made by `build.rs`.
+const SHIPPED_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/occupations.json"));
 
 impl Catalogue {
     /// The catalogue shipped with this build.
     pub fn shipped() -> &'static Catalogue {
         static C: OnceLock<Catalogue> = OnceLock::new();
-        C.get_or_init(|| Catalogue::from_toml(SHIPPED).expect("shipped catalogue is valid"))
+        C.get_or_init(|| serde_json::from_str(SHIPPED_JSON).expect("shipped catalogue is valid"))
     }
 
     /// Parses a catalogue file.
@@ -114,6 +115,14 @@ impl Catalogue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_toml_and_its_build_time_json_agree() {
+        let from_toml = Catalogue::from_toml(include_str!("../data/occupations.toml")).unwrap();
+        assert_eq!(&from_toml, Catalogue::shipped());
+        let params = crate::Parameters::from_toml(include_str!("../data/parameters.toml")).unwrap();
+        assert_eq!(&params, crate::Parameters::shipped());
+    }
 
     #[test]
     fn shipped_catalogue_is_consistent() {

@@ -133,19 +133,29 @@ pub struct Parameters {
     params: BTreeMap<String, Parameter>,
 }
 
+#[cfg(test)]
 const SHIPPED: &str = include_str!("../data/parameters.toml");
+/// `data/parameters.toml` as JSON, made by `build.rs`.
+const SHIPPED_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/parameters.json"));
 
 impl Parameters {
     /// The parameters shipped with this build (`data/parameters.toml`).
     pub fn shipped() -> &'static Parameters {
         static P: OnceLock<Parameters> = OnceLock::new();
-        P.get_or_init(|| Parameters::from_toml(SHIPPED).expect("shipped parameters are valid"))
+        P.get_or_init(|| {
+            let params = serde_json::from_str(SHIPPED_JSON).expect("shipped parameters are valid");
+            Parameters::checked(params).expect("shipped parameters are valid")
+        })
     }
 
     /// Parses a parameter file; every name in [`names::ALL`] must be present with at least one value.
     pub fn from_toml(text: &str) -> Result<Self, ParamError> {
-        let mut params: BTreeMap<String, Parameter> =
+        let params: BTreeMap<String, Parameter> =
             toml::from_str(text).map_err(|e| ParamError::Malformed(e.to_string()))?;
+        Self::checked(params)
+    }
+
+    fn checked(mut params: BTreeMap<String, Parameter>) -> Result<Self, ParamError> {
         for name in names::ALL {
             match params.get(*name) {
                 Some(p) if !p.values.is_empty() => {}

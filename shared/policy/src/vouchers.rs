@@ -342,18 +342,27 @@ pub struct Subsidies {
     pub group_fund: Vec<GroupFund>,
 }
 
+#[cfg(test)]
 const SHIPPED_SUBSIDIES: &str = include_str!("../data/subsidies.toml");
+/// `data/subsidies.toml` as JSON, made by `build.rs`.
+const SHIPPED_SUBSIDIES_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/subsidies.json"));
 
 impl Subsidies {
     /// The catalogue shipped with this build.
     pub fn shipped() -> &'static Subsidies {
         static S: OnceLock<Subsidies> = OnceLock::new();
-        S.get_or_init(|| Subsidies::from_toml(SHIPPED_SUBSIDIES).expect("shipped subsidies"))
+        S.get_or_init(|| {
+            let s = serde_json::from_str(SHIPPED_SUBSIDIES_JSON).expect("shipped subsidies");
+            Subsidies::checked(s).expect("shipped subsidies")
+        })
     }
 
     /// Parses a catalogue; every entry must have exactly one kind of key and a non-negative amount.
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        let s: Subsidies = toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::checked(toml::from_str(text).map_err(|e| e.to_string())?)
+    }
+
+    fn checked(s: Subsidies) -> Result<Self, String> {
         for (i, e) in s.subsidy.iter().enumerate() {
             if e.key().is_none() {
                 return Err(format!(
