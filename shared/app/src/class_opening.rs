@@ -203,28 +203,13 @@ fn file<K: KeyValue>(
     })
 }
 
-fn load_visible<K: KeyValue>(
-    env: &Env<'_, K>,
-    id: &str,
-    who: &Principal,
-) -> Result<ClassRecord, Problem> {
-    let r =
-        classes::get(env.kv, id)?.ok_or_else(|| Problem::not_found(format!("no class {id}")))?;
-    if !who.may_see(&r.application.institution, &r.application.district) {
-        return Err(Problem::forbidden(
-            "the class belongs to another institution or district",
-        ));
-    }
-    Ok(r)
-}
-
 fn get<K: KeyValue>(
     env: &Env<'_, K>,
     m: &Matched<Route>,
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
-    let r = load_visible(env, &m.params["id"], who)?;
+    let r = crate::view::visible_class(env, &m.params["id"], who)?;
     Ok(respond(StatusCode::OK, &class_view(&r)))
 }
 
@@ -368,7 +353,7 @@ fn check<K: KeyValue>(
                     .field("at", "must not be in the future"),
             );
         }
-        load_visible(env, &id, who)?;
+        crate::view::visible_class(env, &id, who)?;
         let record = CheckRecord {
             kind: body.kind,
             officer: officer.to_string(),

@@ -575,29 +575,13 @@ fn list_findings<K: KeyValue>(
     ))
 }
 
-/// The class of a finding or hold, if the caller may see it.
-fn visible_class<K: KeyValue>(
-    env: &Env<'_, K>,
-    class_id: &str,
-    who: &Principal,
-) -> Result<classes::ClassRecord, Problem> {
-    let class = classes::get(env.kv, class_id)?
-        .ok_or_else(|| Problem::not_found(format!("no class {class_id}")))?;
-    if !who.may_see(&class.application.institution, &class.application.district) {
-        return Err(Problem::forbidden(
-            "the class belongs to another institution or district",
-        ));
-    }
-    Ok(class)
-}
-
 fn load_finding<K: KeyValue>(
     env: &Env<'_, K>,
     id: &str,
     who: &Principal,
 ) -> Result<(Finding, classes::ClassRecord), Problem> {
     let f = findings::get(env.kv, id)?.ok_or_else(|| Problem::not_found("no such finding"))?;
-    let class = visible_class(env, &f.class_id, who)?;
+    let class = crate::view::visible_class(env, &f.class_id, who)?;
     Ok((f, class))
 }
 
@@ -686,7 +670,7 @@ fn hold<K: KeyValue>(
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::BureauAdmin, Role::DistrictOfficer, Role::Institution])?;
-    let class = visible_class(env, &m.params["id"], who)?;
+    let class = crate::view::visible_class(env, &m.params["id"], who)?;
     let h = findings::hold(env.kv, &class.id)?;
     Ok(respond(StatusCode::OK, &hold_view(&class.id, &h)))
 }

@@ -1,6 +1,27 @@
-//! Shaping records for responses: personal identifiers masked.
+//! Shaping records for responses (personal identifiers masked), and reading
+//! a class the caller may see.
 
 use serde_json::Value;
+use store::KeyValue;
+use store::classes::{self, ClassRecord};
+use web::{Env, Principal, Problem};
+
+/// The class `id`, if the caller may see it: 404 when there is none, 403
+/// when it belongs to another institution or district.
+pub fn visible_class<K: KeyValue>(
+    env: &Env<'_, K>,
+    id: &str,
+    who: &Principal,
+) -> Result<ClassRecord, Problem> {
+    let r =
+        classes::get(env.kv, id)?.ok_or_else(|| Problem::not_found(format!("no class {id}")))?;
+    if !who.may_see(&r.application.institution, &r.application.district) {
+        return Err(Problem::forbidden(
+            "the class belongs to another institution or district",
+        ));
+    }
+    Ok(r)
+}
 
 /// Masks `id_number` and `mobile` members anywhere in `value`
 /// (`530102********1234`, `138****1234`). Values that are not well-formed are blanked.

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::future::Future;
 use store::KeyValue;
-use store::classes::{self, CheckKind, ClassRecord, ClassStatus};
+use store::classes::{CheckKind, ClassRecord, ClassStatus};
 use store::findings::{self, ClassHold};
 use store::records::decode;
 use store::vouchers::{self as vs, ClassFacts, Draft, Issued, MoveError, VoucherRecord};
@@ -297,21 +297,6 @@ fn visible_voucher<K: KeyValue>(
     Ok(r)
 }
 
-fn load_class<K: KeyValue>(
-    env: &Env<'_, K>,
-    id: &str,
-    who: &Principal,
-) -> Result<ClassRecord, Problem> {
-    let r =
-        classes::get(env.kv, id)?.ok_or_else(|| Problem::not_found(format!("no class {id}")))?;
-    if !who.may_see(&r.application.institution, &r.application.district) {
-        return Err(Problem::forbidden(
-            "the class belongs to another institution or district",
-        ));
-    }
-    Ok(r)
-}
-
 fn class_facts(r: &ClassRecord) -> ClassFacts {
     let a = &r.application;
     ClassFacts {
@@ -385,7 +370,7 @@ fn issue<K: KeyValue>(
         "vouchers.issue",
         &who.claims.sub,
         || {
-            let class = load_class(env, &id, who)?;
+            let class = crate::view::visible_class(env, &id, who)?;
             let roster = &class.application.roster;
             let mut lines: Vec<usize> = match (&body.lines, &body.id_numbers) {
                 (None, None) => (0..roster.len()).collect(),
@@ -530,7 +515,7 @@ fn list_class<K: KeyValue>(
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
-    let class = load_class(env, &m.params["id"], who)?;
+    let class = crate::view::visible_class(env, &m.params["id"], who)?;
     let q = query(req);
     let limit = paging::limit(q.get("limit").map(String::as_str), 50, 200)?;
     let from = q
