@@ -7,23 +7,20 @@
 //! Without `redis-server` installed these tests fail when `CI=true` and are
 //! skipped with a notice otherwise.
 
+mod common;
+
+use common::{application, call, seed, token};
 use e2e::kv_redis::{RedisConfig, RedisKv, RedisSemantics};
 use e2e::redis_server::RedisServer;
-use e2e::{Client, Host, HostConfig, Reply};
-use serde_json::{Value, json};
+use e2e::{Client, Host, HostConfig};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Instant;
 use web::auth::{Claims, Role, mint};
 
-const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
-
 /// The product on Redis; the SQLite path is unused.
 fn config(redis: &RedisServer) -> HostConfig {
-    HostConfig::product_only(redis.dir().join("unused.db"))
-        .redis(redis.url())
-        .variable("jwt_secret", JWT)
-        .variable("pii_key", "e2e-pii-key-0123456789abcdefghijklmnopqrs")
-        .variable("pii_hmac_key", "e2e-hmac-key-0123456789abcdefghijklmnopqr")
+    common::with_secrets(HostConfig::product_only(redis.dir().join("unused.db")).redis(redis.url()))
 }
 
 /// A private Redis server and a host of the product on it, or `None` (after
@@ -32,86 +29,6 @@ fn start(test: &str) -> Option<(RedisServer, Host)> {
     let redis = RedisServer::start_or_skip(test)?;
     let host = Host::start(config(&redis)).expect("host starts");
     Some((redis, host))
-}
-
-fn token(role: Role, binding: Option<&str>) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        sub: format!("{}-e2e", role.id()),
-        role,
-        institution: (role == Role::Institution).then(|| {
-            policy::ids::CreditCode::parse(binding.unwrap_or(policy::fixtures::INSTITUTION))
-                .unwrap()
-        }),
-        district: (role == Role::DistrictOfficer)
-            .then(|| policy::ids::AreaCode::parse(binding.unwrap_or("530102")).unwrap()),
-        person: (role == Role::Trainee).then(|| "cd".repeat(32)),
-        iat: now,
-        nbf: None,
-        exp: now + 3600,
-    };
-    mint(&claims, JWT)
-}
-
-async fn call(
-    host: &Host,
-    method: &str,
-    path: &str,
-    tok: Option<&str>,
-    body: &str,
-    extra: &[(&str, &str)],
-) -> Reply {
-    let auth = tok.map(|t| format!("Bearer {t}"));
-    let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
-    if let Some(a) = &auth {
-        headers.push(("authorization", a));
-    }
-    headers.extend_from_slice(extra);
-    Client::new()
-        .send(method, &host.url(path), &headers, body.to_string())
-        .await
-        .expect("request completes")
-}
-
-async fn seed(host: &Host) {
-    let admin = token(Role::BureauAdmin, None);
-    let mut puts: Vec<(String, Value)> = vec![
-        (
-            format!(
-                "/api/v1/registry/institutions/{}",
-                policy::fixtures::INSTITUTION
-            ),
-            serde_json::to_value(policy::fixtures::institution()).unwrap(),
-        ),
-        (
-            "/api/v1/registry/textbooks/9787111213826".into(),
-            serde_json::to_value(policy::fixtures::textbook()).unwrap(),
-        ),
-    ];
-    for n in 1..=6 {
-        let no = format!("YN-T-{n:04}");
-        puts.push((
-            format!("/api/v1/registry/trainers/{no}"),
-            json!({"registration_no": no, "name": "讲师", "status": "registered"}),
-        ));
-    }
-    for (path, body) in puts {
-        let r = call(host, "PUT", &path, Some(&admin), &body.to_string(), &[]).await;
-        assert!(
-            r.status == 201 || r.status == 200,
-            "seeding {path}: {} {}",
-            r.status,
-            r.text()
-        );
-    }
-}
-
-/// A valid application of `n` trainees starting in three weeks.
-fn application(n: usize, salt: u32) -> Value {
-    let today = policy::ids::today_cst();
-    let (app, _) =
-        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, salt);
-    serde_json::to_value(app).unwrap()
 }
 
 /// Every key and value on the Redis server.
