@@ -249,6 +249,27 @@ mod tests {
     }
 
     #[test]
+    fn ref_target_ships_the_plans_2022_city_targets() {
+        let p = Parameters::shipped();
+        let on = day("2022-04-22");
+        let trainings = p.at(names::REF_TARGET_TRAININGS, on).unwrap();
+        let certificates = p.at(names::REF_TARGET_CERTIFICATES, on).unwrap();
+        assert_eq!(
+            trainings.value, 155_200,
+            "REF-TARGET trainings, plan 一(一)"
+        );
+        assert_eq!(
+            certificates.value, 110_000,
+            "REF-TARGET certificates, plan 四.1"
+        );
+        assert!(
+            p.at(names::REF_TARGET_TRAININGS, day("2022-04-21"))
+                .is_err(),
+            "REF-TARGET holds from the plan's date"
+        );
+    }
+
+    #[test]
     fn a_dated_change_applies_only_from_its_date() {
         let p = Parameters::shipped().clone().with_value(
             names::CO_MIN_CLASS_HOURS,
