@@ -9,14 +9,13 @@
 
 mod common;
 
-use common::{application, call, seed, token};
+use common::{application, call, scenarios, seed, token};
 use e2e::kv_redis::{RedisConfig, RedisKv, RedisSemantics};
 use e2e::redis_server::RedisServer;
 use e2e::{Client, Host, HostConfig};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Instant;
-use web::auth::{Claims, Role, mint};
+use web::auth::Role;
 
 /// The product on Redis; the SQLite path is unused.
 fn config(redis: &RedisServer) -> HostConfig {
@@ -48,96 +47,7 @@ async fn on_redis_files_a_valid_and_an_invalid_application_and_reads_them_back()
         return;
     };
     let began = Instant::now();
-    seed(&host).await;
-    let inst = token(Role::Institution, None);
-    let ok = call(
-        &host,
-        "POST",
-        "/api/v1/classes",
-        Some(&inst),
-        &application(40, 0).to_string(),
-        &[],
-    )
-    .await;
-    assert_eq!(ok.status, 201, "{}\n{}", ok.text(), host.logs());
-    let v = ok.json().unwrap();
-    assert_eq!(v["status"], "approved", "{v}");
-    let id = v["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        ok.header("location"),
-        Some(format!("/api/v1/classes/{id}").as_str())
-    );
-
-    let mut bad = application(61, 1);
-    bad["trainers"][0]["registration_no"] = json!("YN-T-9999");
-    for s in bad["sessions"].as_array_mut().unwrap() {
-        if s["trainer"] == "YN-T-0003" {
-            s["trainer"] = json!("YN-T-9999");
-        }
-    }
-    let rejected = call(
-        &host,
-        "POST",
-        "/api/v1/classes",
-        Some(&inst),
-        &bad.to_string(),
-        &[],
-    )
-    .await;
-    assert_eq!(rejected.status, 201, "{}", rejected.text());
-    let r = rejected.json().unwrap();
-    assert_eq!(r["status"], "rejected");
-    let blocking = r["decision"]["blocking_rules"].as_array().unwrap();
-    assert!(
-        blocking.contains(&json!("CO-SIZE")) && blocking.contains(&json!("CO-TRAINER")),
-        "{blocking:?}"
-    );
-
-    let got = call(
-        &host,
-        "GET",
-        &format!("/api/v1/classes/{id}"),
-        Some(&inst),
-        "",
-        &[],
-    )
-    .await;
-    assert_eq!(got.status, 200);
-    let g = got.json().unwrap();
-    assert_eq!(g["id"], id.as_str());
-    let first = &application(40, 0)["roster"][0];
-    let id_number = first["id_number"].as_str().unwrap();
-    assert!(!got.text().contains(id_number), "the ID number is masked");
-    assert!(
-        g["application"]["roster"][0]["id_number"]
-            .as_str()
-            .unwrap()
-            .contains("********")
-    );
-
-    let admin = token(Role::BureauAdmin, None);
-    let list = call(
-        &host,
-        "GET",
-        "/api/v1/classes?limit=1",
-        Some(&admin),
-        "",
-        &[],
-    )
-    .await;
-    let l = list.json().unwrap();
-    assert_eq!(l["items"].as_array().unwrap().len(), 1);
-    let cursor = l["next_cursor"].as_str().unwrap();
-    let next = call(
-        &host,
-        "GET",
-        &format!("/api/v1/classes?limit=1&cursor={cursor}"),
-        Some(&admin),
-        "",
-        &[],
-    )
-    .await;
-    assert_eq!(next.json().unwrap()["items"].as_array().unwrap().len(), 1);
+    scenarios::files_a_valid_and_an_invalid_application_and_reads_them_back(&host).await;
     eprintln!(
         "redis: seed, file two classes, read back, list two pages: {:?}",
         began.elapsed()
@@ -166,54 +76,7 @@ async fn on_redis_records_the_three_checks_in_order_and_refuses_moves_out_of_ord
     let Some((_redis, host)) = start("redis three checks") else {
         return;
     };
-    seed(&host).await;
-    let filed = call(
-        &host,
-        "POST",
-        "/api/v1/classes",
-        Some(&token(Role::Institution, None)),
-        &application(10, 0).to_string(),
-        &[],
-    )
-    .await;
-    assert_eq!(filed.status, 201, "{}", filed.text());
-    let id = filed.json().unwrap()["id"].as_str().unwrap().to_string();
-    let officer = token(Role::DistrictOfficer, None);
-    let path = format!("/api/v1/classes/{id}/checks");
-    let at = chrono::Utc::now().to_rfc3339();
-    let body = |kind: &str| {
-        json!({"kind": kind, "officer": "李科员", "at": at, "result": "passed", "notes": "现场核验"}).to_string()
-    };
-    let early = call(
-        &host,
-        "POST",
-        &path,
-        Some(&officer),
-        &body("post_assessment"),
-        &[],
-    )
-    .await;
-    assert_eq!(early.status, 409);
-    assert_eq!(
-        early.header("content-type"),
-        Some("application/problem+json")
-    );
-    assert_eq!(early.json().unwrap()["state"], "approved");
-    for (kind, want) in [
-        ("pre_opening", "in_training"),
-        ("in_training", "completed"),
-        ("post_assessment", "assessed"),
-    ] {
-        let r = call(&host, "POST", &path, Some(&officer), &body(kind), &[]).await;
-        assert_eq!(
-            (
-                r.status,
-                r.json().unwrap()["status"].as_str().map(str::to_string)
-            ),
-            (200, Some(want.to_string())),
-            "{kind}"
-        );
-    }
+    scenarios::records_the_three_checks_in_order_and_refuses_moves_out_of_order(&host).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -221,108 +84,10 @@ async fn on_redis_bad_requests_get_problem_details_and_leave_the_store_unchanged
     let Some((redis, host)) = start("redis problem details") else {
         return;
     };
-    seed(&host).await;
-    let inst = token(Role::Institution, None);
-    let other = token(Role::Institution, Some(policy::fixtures::OTHER_INSTITUTION));
-    let mut bad_id = application(20, 0);
-    bad_id["roster"][16]["id_number"] = json!("130402198207290622");
-    let mut unknown = application(20, 0);
-    unknown["surprise"] = json!(true);
-    let huge = format!(
-        "{{\"title\": \"{}\"}}",
-        "x".repeat(web::MAX_BODY_BYTES + 10)
-    );
-    let forged = mint(
-        &Claims {
-            sub: "x".into(),
-            role: Role::BureauAdmin,
-            institution: None,
-            district: None,
-            person: None,
-            iat: 0,
-            nbf: None,
-            exp: i64::MAX / 2,
-        },
-        "not-the-secret-0123456789abcdefghijklmnopq",
-    );
-    let cases: Vec<(&str, Option<&str>, String, u16, &str)> = vec![
-        (
-            "no token",
-            None,
-            application(5, 0).to_string(),
-            401,
-            "unauthenticated",
-        ),
-        (
-            "forged token",
-            Some(&forged),
-            application(5, 0).to_string(),
-            401,
-            "unauthenticated",
-        ),
-        (
-            "another institution's application",
-            Some(&other),
-            application(5, 0).to_string(),
-            403,
-            "forbidden",
-        ),
-        (
-            "broken JSON",
-            Some(&inst),
-            "{\"institution\":".into(),
-            400,
-            "malformed_json",
-        ),
-        (
-            "unknown field",
-            Some(&inst),
-            unknown.to_string(),
-            422,
-            "validation_failed",
-        ),
-        (
-            "invalid ID on roster line 17",
-            Some(&inst),
-            bad_id.to_string(),
-            422,
-            "validation_failed",
-        ),
-        ("body over 1 MiB", Some(&inst), huge, 413, "body_too_large"),
-    ];
-    for (case, tok, body, status, code) in cases {
-        let before = dump(&redis);
-        let r = call(
-            &host,
-            "POST",
-            "/api/v1/classes",
-            tok,
-            &body,
-            &[("idempotency-key", "e2e-bad-1")],
-        )
-        .await;
-        assert_eq!(r.status, status, "{case}: {}", r.text());
-        assert_eq!(
-            r.header("content-type"),
-            Some("application/problem+json"),
-            "{case}"
-        );
-        let p = r.json().unwrap();
-        assert_eq!(p["code"], code, "{case}");
-        assert!(
-            !p["title"].as_str().unwrap().is_empty() && !p["detail"].as_str().unwrap().is_empty(),
-            "{case}"
-        );
-        if case.contains("line 17") {
-            assert_eq!(p["errors"][0]["field"], "roster[16].id_number");
-            assert!(!r.text().contains("130402198207290622"));
-        }
-        assert_eq!(dump(&redis), before, "{case} changed the store");
-    }
-    assert!(
-        !host.logs().contains("130402198207290622"),
-        "the logs repeat an ID number"
-    );
+    scenarios::bad_requests_get_problem_details_and_leave_the_store_unchanged(&host, || {
+        dump(&redis)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -362,65 +127,12 @@ async fn on_redis_the_same_application_filed_by_twelve_concurrent_requests_makes
     let Some((_redis, host)) = start("redis twelve concurrent filings") else {
         return;
     };
-    seed(&host).await;
-    let host = std::sync::Arc::new(host);
-    let body = application(30, 0).to_string();
     let began = Instant::now();
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let (host, body) = (host.clone(), body.clone());
-            tokio::spawn(async move {
-                let key = format!("race-{i}");
-                let extra: Vec<(&str, &str)> = if i % 3 == 0 {
-                    vec![]
-                } else {
-                    vec![("idempotency-key", key.as_str())]
-                };
-                let r = call(
-                    &host,
-                    "POST",
-                    "/api/v1/classes",
-                    Some(&token(Role::Institution, None)),
-                    &body,
-                    &extra,
-                )
-                .await;
-                (
-                    r.status,
-                    r.json()
-                        .map(|v| v["id"].as_str().unwrap_or_default().to_string())
-                        .unwrap_or_default(),
-                )
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for t in tasks {
-        results.push(t.await.unwrap());
-    }
-    eprintln!("redis: twelve concurrent filings: {:?}", began.elapsed());
-    assert_eq!(
-        results.iter().filter(|(s, _)| *s == 201).count(),
-        1,
-        "{results:?}\n{}",
-        host.logs()
-    );
-    assert!(
-        results
-            .iter()
-            .all(|(s, id)| (*s == 200 || *s == 201) && id == &results[0].1),
-        "{results:?}"
-    );
-    let list = call(
-        &host,
-        "GET",
-        "/api/v1/classes",
-        Some(&token(Role::BureauAdmin, None)),
-        "",
-        &[],
+    scenarios::the_same_application_filed_by_twelve_concurrent_requests_makes_one_class(
+        std::sync::Arc::new(host),
     )
     .await;
-    assert_eq!(list.json().unwrap()["items"].as_array().unwrap().len(), 1);
+    eprintln!("redis: twelve concurrent filings: {:?}", began.elapsed());
 }
 
 /// A host of the harness fixtures (`kv-probe`) on a Redis server.

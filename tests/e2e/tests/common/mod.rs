@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use e2e::{Client, Host, HostConfig, Reply};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
