@@ -2,9 +2,7 @@
 //! chain that `/api/v1/audit/verify` checks, and changing one byte of any
 //! stored event (sealed at rest) makes it report that event.
 
-mod common;
-
-use common::{application, call, seed, token};
+use crate::common::{application, call, seed, token};
 use e2e::Host;
 use web::auth::Role;
 
@@ -12,7 +10,7 @@ use web::auth::Role;
 async fn changing_one_byte_of_any_stored_audit_event_is_reported_at_that_event() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sqlite_key_value.db");
-    let host = Host::start(common::product(&db)).unwrap();
+    let host = Host::start(crate::common::product(&db)).unwrap();
     seed(&host).await;
     let r = call(
         &host,

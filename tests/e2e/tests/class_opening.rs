@@ -1,9 +1,7 @@
 //! 开班审批 end to end: the real `class_opening.wasm` in the project's Spin
 //! test host, over HTTP, with its key-value data in a SQLite file.
 
-mod common;
-
-use common::{application, call, dump, scenarios, seed, token};
+use crate::common::{application, call, dump, scenarios, seed, token};
 use e2e::{Client, Host, HostConfig};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -11,7 +9,7 @@ use tempfile::TempDir;
 use web::auth::Role;
 
 fn config(db: PathBuf) -> HostConfig {
-    common::product(db)
+    crate::common::product(db)
 }
 
 fn start() -> (TempDir, Host) {

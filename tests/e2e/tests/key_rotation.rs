@@ -2,9 +2,7 @@
 //! rotation route run page by page after a redeploy with the new key, and
 //! then the new key alone reads everything back.
 
-mod common;
-
-use common::{application, call, dump, seed, token};
+use crate::common::{application, call, dump, seed, token};
 use e2e::{Host, HostConfig};
 use serde_json::json;
 use store::sealed::{DataKey, Keyring};
@@ -14,7 +12,7 @@ const OLD: &str = "old-pii-key-0123456789abcdefghijklmnopqrs";
 const NEW: &str = "new-pii-key-0123456789abcdefghijklmnopqrs";
 
 fn config(db: &std::path::Path, key: &str, previous: &str) -> HostConfig {
-    common::product(db)
+    crate::common::product(db)
         .variable("pii_key", key)
         .variable("pii_key_previous", previous)
 }

@@ -7,9 +7,7 @@
 //! Without `redis-server` installed these tests fail when `CI=true` and are
 //! skipped with a notice otherwise.
 
-mod common;
-
-use common::{application, call, scenarios, seed, token};
+use crate::common::{application, call, scenarios, seed, token};
 use e2e::kv_redis::{RedisConfig, RedisKv, RedisSemantics};
 use e2e::redis_server::RedisServer;
 use e2e::{Client, Host, HostConfig};
@@ -19,7 +17,9 @@ use web::auth::Role;
 
 /// The product on Redis; the SQLite path is unused.
 fn config(redis: &RedisServer) -> HostConfig {
-    common::with_secrets(HostConfig::product_only(redis.dir().join("unused.db")).redis(redis.url()))
+    crate::common::with_secrets(
+        HostConfig::product_only(redis.dir().join("unused.db")).redis(redis.url()),
+    )
 }
 
 /// A private Redis server and a host of the product on it, or `None` (after

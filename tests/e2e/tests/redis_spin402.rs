@@ -8,9 +8,7 @@
 //! Without `redis-server` installed these tests fail when `CI=true` and are
 //! skipped with a notice otherwise.
 
-mod common;
-
-use common::{call, token};
+use crate::common::{call, token};
 use e2e::kv_redis::RedisSemantics;
 use e2e::redis_server::RedisServer;
 use e2e::{Host, HostConfig};
@@ -19,7 +17,7 @@ use web::auth::Role;
 
 fn start(test: &str) -> Option<(RedisServer, Host)> {
     let redis = RedisServer::start_or_skip(test)?;
-    let config = common::with_secrets(
+    let config = crate::common::with_secrets(
         HostConfig::product_only(redis.dir().join("unused.db"))
             .redis_with(redis.url(), RedisSemantics::Spin402),
     );
@@ -35,14 +33,14 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
         return;
     };
     let admin = token(Role::BureauAdmin, None);
-    common::seed(&host).await;
+    crate::common::seed(&host).await;
     // Validation reads its context with get-many of many keys.
     let v = call(
         &host,
         "POST",
         "/api/v1/classes/validate",
         Some(&token(Role::Institution, None)),
-        &common::application(30, 0).to_string(),
+        &crate::common::application(30, 0).to_string(),
         &[],
     )
     .await;
@@ -50,7 +48,7 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
     assert_eq!(v.json().unwrap()["decision"]["outcome"], "approved");
     // Eight concurrent filings of one application: one class.
     let host = std::sync::Arc::new(host);
-    let body = common::application(30, 0).to_string();
+    let body = crate::common::application(30, 0).to_string();
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let (host, body) = (host.clone(), body.clone());

@@ -10,100 +10,14 @@
 //!   straight into the SQLite file, sampled in pages; the page size and the
 //!   time of each page request are printed. It takes minutes on a small
 //!   machine, so it is ignored by default:
-//!   `cargo test -p e2e --test spot_checks -- --ignored --nocapture`.
+//!   `cargo test -p e2e --test e2e spot_checks:: -- --ignored --nocapture`.
 
-use e2e::{Client, Host, HostConfig, Reply};
+use crate::common::{HMAC, PII_KEY, call, ok, product as config, seed, token_as as token};
+use e2e::Host;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::Instant;
 use tempfile::TempDir;
-use web::auth::{Claims, Role, mint};
-
-const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
-const HMAC: &str = "e2e-hmac-key-0123456789abcdefghijklmnopqr";
-const PII_KEY: &str = "e2e-pii-key-0123456789abcdefghijklmnopqrs";
-
-fn config(db: PathBuf) -> HostConfig {
-    HostConfig::product_only(db)
-        .variable("jwt_secret", JWT)
-        .variable("pii_key", PII_KEY)
-        .variable("pii_hmac_key", HMAC)
-}
-
-fn token(role: Role, sub: &str, binding: Option<&str>) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
-        sub: sub.into(),
-        role,
-        institution: (role == Role::Institution).then(|| {
-            policy::ids::CreditCode::parse(binding.unwrap_or(policy::fixtures::INSTITUTION))
-                .unwrap()
-        }),
-        district: (role == Role::DistrictOfficer)
-            .then(|| policy::ids::AreaCode::parse(binding.unwrap_or("530102")).unwrap()),
-        person: None,
-        iat: now,
-        nbf: None,
-        exp: now + 3600 * 4,
-    };
-    mint(&claims, JWT)
-}
-
-async fn call(host: &Host, method: &str, path: &str, tok: &str, body: &str) -> Reply {
-    let auth = format!("Bearer {tok}");
-    let headers = [
-        ("content-type", "application/json"),
-        ("authorization", auth.as_str()),
-    ];
-    Client::new()
-        .send(method, &host.url(path), &headers, body.to_string())
-        .await
-        .expect("request completes")
-}
-
-async fn ok(host: &Host, method: &str, path: &str, tok: &str, body: Value) -> Value {
-    let r = call(host, method, path, tok, &body.to_string()).await;
-    assert!(
-        (200..300).contains(&r.status),
-        "{method} {path}: {} {}\nhost log tail:\n{}",
-        r.status,
-        r.text(),
-        host.logs()
-            .lines()
-            .rev()
-            .take(10)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    r.json().unwrap()
-}
-
-async fn seed_registry(host: &Host) {
-    let admin = token(Role::BureauAdmin, "bureau-e2e", None);
-    let mut puts: Vec<(String, Value)> = vec![
-        (
-            format!(
-                "/api/v1/registry/institutions/{}",
-                policy::fixtures::INSTITUTION
-            ),
-            serde_json::to_value(policy::fixtures::institution()).unwrap(),
-        ),
-        (
-            "/api/v1/registry/textbooks/9787111213826".into(),
-            serde_json::to_value(policy::fixtures::textbook()).unwrap(),
-        ),
-    ];
-    for n in 1..=4 {
-        let no = format!("YN-T-{n:04}");
-        puts.push((
-            format!("/api/v1/registry/trainers/{no}"),
-            json!({"registration_no": no, "name": "讲师", "status": "registered"}),
-        ));
-    }
-    for (path, body) in puts {
-        ok(host, "PUT", &path, &admin, body).await;
-    }
-}
+use web::auth::Role;
 
 /// Runs the window to the end; returns per request its steps, seconds and key-value calls.
 async fn run_to_end(host: &Host, body: &Value) -> Vec<(String, f64, u64)> {
@@ -136,7 +50,7 @@ async fn run_to_end(host: &Host, body: &Value) -> Vec<(String, f64, u64)> {
 async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectifies_it() {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(config(dir.path().join("sqlite_key_value.db"))).expect("host starts");
-    seed_registry(&host).await;
+    seed(&host).await;
     let admin = token(Role::BureauAdmin, "bureau-e2e", None);
     let inst = token(Role::Institution, "inst-e2e", None);
     let officer = token(Role::DistrictOfficer, "officer-e2e", None);
@@ -280,8 +194,9 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
                 host,
                 "POST",
                 &format!("/api/v1/vouchers/{code}/settle"),
-                &officer,
+                Some(&officer),
                 &json!({"certificate_no": "CZ-2022-0001"}).to_string(),
+                &[],
             )
             .await
         }
@@ -400,7 +315,7 @@ mod scale {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "acceptance 6, minutes on a small machine: cargo test -p e2e --test spot_checks -- --ignored --nocapture"]
+#[ignore = "acceptance 6, minutes on a small machine: cargo test -p e2e --test e2e spot_checks:: -- --ignored --nocapture"]
 async fn a_run_over_2000_classes_of_40_trainees_completes_in_bounded_pages() {
     let dir: TempDir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sqlite_key_value.db");

@@ -2,9 +2,7 @@
 //! filing the class) in the project's Spin test host, over HTTP, with the
 //! key-value data in a SQLite file and WeChat as a mock server on loopback.
 
-mod common;
-
-use common::{call, seed};
+use crate::common::{call, seed};
 use e2e::{Host, HostConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -14,7 +12,7 @@ use tempfile::TempDir;
 use web::auth::Role;
 
 fn config(db: PathBuf, wechat_base: &str) -> HostConfig {
-    common::product(db)
+    crate::common::product(db)
         .variable("wechat_app_id", "wx-e2e-app")
         .variable("wechat_app_secret", "wx-e2e-secret")
         .variable("wechat_api_base", wechat_base)
@@ -30,8 +28,8 @@ fn start(wechat_base: &str) -> (TempDir, PathBuf, Host) {
 /// A token for `role`; a trainee's is bound to `person`.
 fn token(role: Role, person: Option<&str>) -> String {
     match person {
-        Some(p) => common::trainee(p),
-        None => common::token(role, None),
+        Some(p) => crate::common::trainee(p),
+        None => crate::common::token(role, None),
     }
 }
 

@@ -14,13 +14,17 @@ use web::auth::{Claims, Role, mint};
 
 /// The JWT signing secret the test hosts are started with.
 pub const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
+/// The key that seals values at rest in the test hosts.
+pub const PII_KEY: &str = "e2e-pii-key-0123456789abcdefghijklmnopqrs";
+/// The key of the keyed hashes (person refs, fingerprints) in the test hosts.
+pub const HMAC: &str = "e2e-hmac-key-0123456789abcdefghijklmnopqr";
 
 /// `config` with the product's secrets set, as `spin up --variable` would.
 pub fn with_secrets(config: HostConfig) -> HostConfig {
     config
         .variable("jwt_secret", JWT)
-        .variable("pii_key", "e2e-pii-key-0123456789abcdefghijklmnopqrs")
-        .variable("pii_hmac_key", "e2e-hmac-key-0123456789abcdefghijklmnopqr")
+        .variable("pii_key", PII_KEY)
+        .variable("pii_hmac_key", HMAC)
 }
 
 /// The product alone on a SQLite file.
@@ -31,9 +35,14 @@ pub fn product(db: impl AsRef<Path>) -> HostConfig {
 /// A token for `role`, bound to the fixtures' institution, district 530102,
 /// or a fixed person ref, unless `binding` names another institution or district.
 pub fn token(role: Role, binding: Option<&str>) -> String {
+    token_as(role, &format!("{}-e2e", role.id()), binding)
+}
+
+/// [`token`] with the subject `sub` (an inspector's id, say).
+pub fn token_as(role: Role, sub: &str, binding: Option<&str>) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
-        sub: format!("{}-e2e", role.id()),
+        sub: sub.into(),
         role,
         institution: (role == Role::Institution).then(|| {
             policy::ids::CreditCode::parse(binding.unwrap_or(policy::fixtures::INSTITUTION))
@@ -44,7 +53,7 @@ pub fn token(role: Role, binding: Option<&str>) -> String {
         person: (role == Role::Trainee).then(|| "cd".repeat(32)),
         iat: now,
         nbf: None,
-        exp: now + 3600,
+        exp: now + 4 * 3600,
     };
     mint(&claims, JWT)
 }
@@ -81,6 +90,25 @@ pub async fn call(
         .send(method, &host.url(path), &headers, body.to_string())
         .await
         .expect("request completes")
+}
+
+/// Sends `body` as JSON with the bearer token `tok`, asserts a 2xx answer
+/// (showing the host's last log lines if not) and returns the JSON body.
+pub async fn ok(host: &Host, method: &str, path: &str, tok: &str, body: Value) -> Value {
+    let r = call(host, method, path, Some(tok), &body.to_string(), &[]).await;
+    assert!(
+        (200..300).contains(&r.status),
+        "{method} {path}: {} {}\nhost log tail:\n{}",
+        r.status,
+        r.text(),
+        host.logs()
+            .lines()
+            .rev()
+            .take(10)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    r.json().unwrap()
 }
 
 /// Registers, as the bureau, the fixtures' institution, textbook and trainers YN-T-0001 to YN-T-0006.
