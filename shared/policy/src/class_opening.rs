@@ -1252,6 +1252,13 @@ fn check_apprentice(app: &ClassApplication, params: &Parameters, f: &mut Vec<Fin
 
 fn check_clash(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>) {
     let mut failed = false;
+    // Each session's site normalised once: the pairwise check below compares
+    // every pair of sessions (780 pairs for a 120-hour class).
+    let sites: Vec<Option<String>> = app
+        .sessions
+        .iter()
+        .map(|s| s.site.as_deref().map(normalize_site))
+        .collect();
     for (i, s) in app.sessions.iter().enumerate() {
         for b in ctx.trainer_bookings.get(&s.trainer).into_iter().flatten() {
             if b.overlaps(s) {
@@ -1280,13 +1287,8 @@ fn check_clash(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>) {
                 );
             }
         }
-        if let Some(site) = &s.site {
-            for b in ctx
-                .site_bookings
-                .get(&normalize_site(site))
-                .into_iter()
-                .flatten()
-            {
+        if let Some(site) = &sites[i] {
+            for b in ctx.site_bookings.get(site).into_iter().flatten() {
                 if b.overlaps(s) {
                     failed = true;
                     f.push(
@@ -1317,8 +1319,8 @@ fn check_clash(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>) {
     for (i, a) in app.sessions.iter().enumerate() {
         for (j, b) in app.sessions.iter().enumerate().skip(i + 1) {
             let overlap = a.date == b.date && a.start < b.end && b.start < a.end;
-            let same_site = matches!((&a.site, &b.site), (Some(x), Some(y)) if normalize_site(x) == normalize_site(y));
-            if overlap && (a.trainer == b.trainer || same_site) {
+            let same_site = || matches!((&sites[i], &sites[j]), (Some(x), Some(y)) if x == y);
+            if overlap && (a.trainer == b.trainer || same_site()) {
                 failed = true;
                 f.push(
                     CO_CLASH

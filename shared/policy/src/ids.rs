@@ -95,8 +95,7 @@ impl IdNumber {
         if !PROVINCES.contains(&province) {
             return Err(IdError::Area);
         }
-        let birth =
-            NaiveDate::parse_from_str(&s[6..14], "%Y%m%d").map_err(|_| IdError::BirthDate)?;
+        let birth = yyyymmdd(&bytes[6..14]).ok_or(IdError::BirthDate)?;
         if birth > today || birth.year() < 1880 {
             return Err(IdError::BirthDate);
         }
@@ -128,8 +127,20 @@ impl IdNumber {
 
     /// The date of birth encoded in the number.
     pub fn birth_date(&self) -> NaiveDate {
-        NaiveDate::parse_from_str(&self.0[6..14], "%Y%m%d").expect("checked at parse")
+        yyyymmdd(&self.0.as_bytes()[6..14]).expect("checked at parse")
     }
+}
+
+/// The date written as eight ASCII digits `YYYYMMDD` (already checked to be
+/// digits), without a format-string parser: it runs for every trainee of
+/// every request.
+fn yyyymmdd(digits: &[u8]) -> Option<NaiveDate> {
+    let n = |r: std::ops::Range<usize>| {
+        digits[r]
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(n(0..4)).ok()?, n(4..6), n(6..8))
 }
 
 impl fmt::Debug for IdNumber {
@@ -676,6 +687,10 @@ mod tests {
             ),
             ("99010519491231002X", Err(IdError::Area)),
             ("110105194902300021", Err(IdError::BirthDate)),
+            // Month 13, day 00, and 29 February of a year that is not a leap year.
+            ("110105194913010021", Err(IdError::BirthDate)),
+            ("110105194912000021", Err(IdError::BirthDate)),
+            ("110105194902290021", Err(IdError::BirthDate)),
         ];
         for (input, want) in cases {
             let got = IdNumber::parse_at(input, today).map(|_| ());

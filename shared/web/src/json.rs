@@ -33,6 +33,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(Problem::too_large(MAX_BODY_BYTES));
     }
+    // Well-formed bodies, nearly all of them, are read once, straight into
+    // `T`. Only a body that fails is read again, the slow way below, to tell
+    // a syntax error from a type error and to name the path (reading a
+    // 60-trainee application twice was a tenth of a validation's time).
+    let direct = match serde_json::from_slice(bytes) {
+        Ok(typed) => return Ok(typed),
+        Err(e) => e,
+    };
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         Problem::malformed_json(format!(
             "invalid JSON at line {} column {}",
@@ -42,16 +50,28 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         .with("line", e.line())
         .with("column", e.column())
     })?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let detail = describe(&e.into_inner().to_string());
-        let field = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
-        Problem::invalid(format!("{field}: {detail}")).field(field, detail)
-    })
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        // Read through a `Value`, a repeated key silently keeps its last
+        // value; read directly it is an error. A body that two readers would
+        // understand differently is refused.
+        Ok(_) => {
+            let detail = describe(&direct.to_string());
+            Err(Problem::invalid(format!("body: {detail}")).field("body", detail))
+        }
+        Err(e) => Err(path_problem(e)),
+    }
+}
+
+/// A 422 naming the path where `T` could not be read.
+fn path_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let path = e.path().to_string();
+    let detail = describe(&e.into_inner().to_string());
+    let field = if path == "." {
+        "body".to_string()
+    } else {
+        path
+    };
+    Problem::invalid(format!("{field}: {detail}")).field(field, detail)
 }
 
 /// Keeps serde's explanation but drops any quoted input and the position suffix.
@@ -138,6 +158,34 @@ mod tests {
         let p = parse::<Body>(br#"{"roster":[{"id_number":"11010519491231002X","n":"one"}]}"#)
             .unwrap_err();
         assert_eq!((p.status, p.errors[0].field.as_str()), (422, "roster[0].n"));
+    }
+
+    #[test]
+    fn a_repeated_key_is_422_not_silently_the_last_value() {
+        let body = br#"{"roster":[],"roster":[{"id_number":"11010519491231002X","n":1}]}"#;
+        let p = parse::<Body>(body).unwrap_err();
+        assert_eq!(
+            (p.status, p.code.as_str()),
+            (422, "validation_failed"),
+            "{p:?}"
+        );
+        assert!(
+            p.detail.contains("duplicate field `roster`"),
+            "{}",
+            p.detail
+        );
+        assert!(!p.detail.contains("11010519491231002X"));
+    }
+
+    #[test]
+    fn a_well_formed_body_reads_the_same_directly_and_through_a_value() {
+        let body = br#"{"roster":[{"id_number":"11010519491231002X","n":1},{"id_number":"11010519491231002X","n":2}]}"#;
+        let direct = parse::<Body>(body).unwrap();
+        let slow: Body = serde_path_to_error::deserialize(
+            serde_json::from_slice::<serde_json::Value>(body).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(format!("{direct:?}"), format!("{slow:?}"));
     }
 
     #[test]

@@ -43,6 +43,8 @@ OPTIONS (defaults in brackets):
   --sampler-classes N classes of 40 for the sampler comparison [5000]
   --inproc-iters N    iterations of the in-process (native) breakdown [200]
   --skip-routes       only the scale runs, the sampler, the breakdown and the sizes
+  --validate-only     only the baselines and class validate, then the sizes: a
+                      short run for profiling (see docs/PERFORMANCE.md)
 ";
 
 #[derive(Debug, Clone)]
@@ -57,6 +59,7 @@ struct Opts {
     sampler_classes: usize,
     inproc_iters: usize,
     skip_routes: bool,
+    validate_only: bool,
 }
 
 fn parse_args() -> Result<Opts> {
@@ -71,6 +74,7 @@ fn parse_args() -> Result<Opts> {
         sampler_classes: 5000,
         inproc_iters: 200,
         skip_routes: false,
+        validate_only: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -98,6 +102,7 @@ fn parse_args() -> Result<Opts> {
             "--sampler-classes" => o.sampler_classes = value()?.parse()?,
             "--inproc-iters" => o.inproc_iters = value()?.parse()?,
             "--skip-routes" => o.skip_routes = true,
+            "--validate-only" => o.validate_only = true,
             "-h" | "--help" => {
                 print!("{HELP}");
                 std::process::exit(0);
@@ -531,6 +536,16 @@ async fn routes(opts: &Opts) -> Result<()> {
         ),
     )
     .await;
+    if opts.validate_only {
+        let hello_end = b
+            .load(
+                b.budget(opts.requests),
+                Arc::new(|_, _| Some(Req::get("/hello", None))),
+            )
+            .await;
+        print_routes(&b, &hello_end, &calls_by_size);
+        return Ok(());
+    }
 
     // Class file: distinct 60-trainee applications.
     let t = Instant::now();
@@ -1224,6 +1239,9 @@ async fn main() -> Result<()> {
     println!("sources: {}", source_state());
     if !opts.skip_routes {
         routes(&opts).await?;
+    }
+    if opts.validate_only {
+        return print_sizes();
     }
     let rows = scale(&opts).await?;
     print_scale(&opts, &rows);

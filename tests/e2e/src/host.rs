@@ -394,6 +394,20 @@ fn engine() -> Result<&'static Engine> {
     let mut config = Config::new();
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);
+    // Spin 4.0.2 serves from wasmtime's pooling instance allocator (linear
+    // memories, tables and stacks reserved once and reused), with a pool of
+    // 1,000 instances, when the machine's address space allows it; so does
+    // this host. Without it every request maps and unmaps its guest's memory,
+    // a kernel cost (page faults, TLB shootdowns) that grows with the memory
+    // a handler touches and that Spin does not pay.
+    if let Some(pooling) = spin_pooling() {
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    }
+    // For profiling the guests with `perf record`: compiled guest functions
+    // are named in /tmp/perf-<pid>.map (see docs/PERFORMANCE.md).
+    if std::env::var_os("E2E_WASM_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let mut cache = wasmtime::CacheConfig::new();
     cache.with_directory(wasm_build::wasm_target_dir().join("e2e-wasmtime-cache"));
     config.cache(Some(
@@ -413,6 +427,45 @@ fn engine() -> Result<&'static Engine> {
             }
         })?;
     Ok(engine)
+}
+
+/// The pooling configuration Spin 4.0.2 starts with (its defaults for 1,000
+/// instances), or `None` where the machine cannot reserve the address space
+/// for it (Spin then falls back to the default allocator too).
+fn spin_pooling() -> Option<wasmtime::PoolingAllocationConfig> {
+    const MB: usize = 1 << 20;
+    const INSTANCES: u32 = 1_000;
+    // Spin's probe: can a 64-bit memory reserve 2^42 bytes of address space?
+    let probe = {
+        let mut c = Config::new();
+        c.wasm_memory64(true);
+        c.memory_reservation(1 << 42);
+        Engine::new(&c).ok().is_some_and(|engine| {
+            let mut store = wasmtime::Store::new(&engine, ());
+            wasmtime::Memory::new(&mut store, wasmtime::MemoryType::new64(0, Some(1 << 26))).is_ok()
+        })
+    };
+    if !probe {
+        return None;
+    }
+    let mut p = wasmtime::PoolingAllocationConfig::default();
+    p.total_component_instances(INSTANCES)
+        .total_memories(INSTANCES)
+        .total_tables(2 * INSTANCES)
+        .total_stacks(INSTANCES)
+        .total_core_instances(4 * INSTANCES)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MB)
+        .max_core_instance_size(10 * MB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MB)
+        .table_keep_resident(MB / 2);
+    Some(p)
 }
 
 /// Compiles a component, or reuses this process's compilation of the same file.
