@@ -98,7 +98,13 @@ impl Catalogue {
     /// The catalogue shipped with this build.
     pub fn shipped() -> &'static Catalogue {
         static C: OnceLock<Catalogue> = OnceLock::new();
-        C.get_or_init(|| serde_json::from_str(SHIPPED_JSON).expect("shipped catalogue is valid"))
+        C.get_or_init(Self::read_shipped)
+    }
+
+    /// Reads the shipped catalogue anew, uncached: what a component instance
+    /// pays on its first use (an instance lives for one request).
+    pub fn read_shipped() -> Catalogue {
+        serde_json::from_str(SHIPPED_JSON).expect("shipped catalogue is valid")
     }
 
     /// Parses a catalogue file.

@@ -142,10 +142,14 @@ impl Parameters {
     /// The parameters shipped with this build (`data/parameters.toml`).
     pub fn shipped() -> &'static Parameters {
         static P: OnceLock<Parameters> = OnceLock::new();
-        P.get_or_init(|| {
-            let params = serde_json::from_str(SHIPPED_JSON).expect("shipped parameters are valid");
-            Parameters::checked(params).expect("shipped parameters are valid")
-        })
+        P.get_or_init(Self::read_shipped)
+    }
+
+    /// Reads the shipped parameters anew, uncached: what a component
+    /// instance pays on its first use (an instance lives for one request).
+    pub fn read_shipped() -> Parameters {
+        let params = serde_json::from_str(SHIPPED_JSON).expect("shipped parameters are valid");
+        Parameters::checked(params).expect("shipped parameters are valid")
     }
 
     /// Parses a parameter file; every name in [`names::ALL`] must be present with at least one value.

@@ -269,20 +269,10 @@ pub fn breakdown(iters: usize) -> Vec<Part> {
     // `Parameters::shipped()` and `Catalogue::shipped()` are filled again on
     // every request; natively they are filled once.
     part(
-        "  parse the shipped parameters.toml and occupations.toml",
+        "  read the shipped parameters and catalogue (per instance)",
         &mut |_| {
-            std::hint::black_box(
-                policy::Parameters::from_toml(include_str!(
-                    "../../../shared/policy/data/parameters.toml"
-                ))
-                .ok(),
-            );
-            std::hint::black_box(
-                policy::Catalogue::from_toml(include_str!(
-                    "../../../shared/policy/data/occupations.toml"
-                ))
-                .ok(),
-            );
+            std::hint::black_box(policy::Parameters::read_shipped());
+            std::hint::black_box(policy::Catalogue::read_shipped());
         },
     );
     part("  parse the JSON body (serde)", &mut |_| {
