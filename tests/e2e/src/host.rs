@@ -400,9 +400,6 @@ fn engine() -> Result<&'static Engine> {
     // this host. Without it every request maps and unmaps its guest's memory,
     // a kernel cost (page faults, TLB shootdowns) that grows with the memory
     // a handler touches and that Spin does not pay.
-    if let Some(pooling) = spin_pooling() {
-        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
-    }
     // For profiling the guests with `perf record`: compiled guest functions
     // are named in /tmp/perf-<pid>.map (see docs/PERFORMANCE.md).
     if std::env::var_os("E2E_WASM_PERFMAP").is_some() {
@@ -413,7 +410,19 @@ fn engine() -> Result<&'static Engine> {
     config.cache(Some(
         wasmtime::Cache::new(cache).map_err(|e| anyhow!("{e}"))?,
     ));
-    let engine = Engine::new(&config).map_err(|e| anyhow!("{e}"))?;
+    let pooled = spin_pooling().and_then(|pooling| {
+        let mut pooled = config.clone();
+        pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+        Engine::new(&pooled)
+            .inspect_err(|e| {
+                eprintln!("e2e: the pooling allocator is unavailable here ({e}); using on-demand allocation")
+            })
+            .ok()
+    });
+    let engine = match pooled {
+        Some(engine) => engine,
+        None => Engine::new(&config).map_err(|e| anyhow!("{e}"))?,
+    };
     let engine = ENGINE.get_or_init(|| engine);
     // Epoch ticks let long-running guests yield, so request timeouts can fire.
     let ticker = engine.weak();
@@ -431,10 +440,15 @@ fn engine() -> Result<&'static Engine> {
 
 /// The pooling configuration Spin 4.0.2 starts with (its defaults for 1,000
 /// instances), or `None` where the machine cannot reserve the address space
-/// for it (Spin then falls back to the default allocator too).
+/// for it (Spin then falls back to the default allocator too), or where
+/// `SPIN_WASMTIME_POOLING=0` turns it off (Spin's own switch).
 fn spin_pooling() -> Option<wasmtime::PoolingAllocationConfig> {
-    const MB: usize = 1 << 20;
     const INSTANCES: u32 = 1_000;
+    match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
+        Ok("0") => return None,
+        Ok("1") => return Some(spin_pooling_config(INSTANCES)),
+        _ => {}
+    }
     // Spin's probe: can a 64-bit memory reserve 2^42 bytes of address space?
     let probe = {
         let mut c = Config::new();
@@ -445,15 +459,18 @@ fn spin_pooling() -> Option<wasmtime::PoolingAllocationConfig> {
             wasmtime::Memory::new(&mut store, wasmtime::MemoryType::new64(0, Some(1 << 26))).is_ok()
         })
     };
-    if !probe {
-        return None;
-    }
+    probe.then(|| spin_pooling_config(INSTANCES))
+}
+
+/// Spin 4.0.2's pool for `instances` instances (its default is 1,000).
+fn spin_pooling_config(instances: u32) -> wasmtime::PoolingAllocationConfig {
+    const MB: usize = 1 << 20;
     let mut p = wasmtime::PoolingAllocationConfig::default();
-    p.total_component_instances(INSTANCES)
-        .total_memories(INSTANCES)
-        .total_tables(2 * INSTANCES)
-        .total_stacks(INSTANCES)
-        .total_core_instances(4 * INSTANCES)
+    p.total_component_instances(instances)
+        .total_memories(instances)
+        .total_tables(2 * instances)
+        .total_stacks(instances)
+        .total_core_instances(4 * instances)
         .table_elements(100_000)
         .max_component_instance_size(10 * MB)
         .max_core_instance_size(10 * MB)
@@ -465,7 +482,7 @@ fn spin_pooling() -> Option<wasmtime::PoolingAllocationConfig> {
         .max_memory_size(4 << 30)
         .linear_memory_keep_resident(2 * MB)
         .table_keep_resident(MB / 2);
-    Some(p)
+    p
 }
 
 /// Compiles a component, or reuses this process's compilation of the same file.
