@@ -3,26 +3,17 @@
 
 #![allow(clippy::result_large_err)]
 
+mod support;
+
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use http::{Method, StatusCode};
 use policy::fixtures;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use store::MemoryStore;
-use web::auth::{Claims, Role, mint};
+use support::{JWT, secrets};
+use web::auth::{Role, mint};
 use web::{Env, Secrets};
-
-const JWT: &str = "test-jwt-secret-0123456789abcdefghijklmnop";
-
-fn secrets() -> Secrets {
-    Secrets {
-        jwt_secret: JWT.into(),
-        pii_hmac_key: "test-hmac-key-0123456789abcdefghijklmnopq".into(),
-        pii_key: "test-enc-key-0123456789abcdefghijklmnopqr".into(),
-        extra: BTreeMap::new(),
-    }
-}
 
 /// 2022-06-01 10:00 CST: the fixture classes start on 2022-06-13, 6 working days later.
 fn now() -> DateTime<Utc> {
@@ -70,32 +61,20 @@ impl World {
         body: Bytes,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value, http::HeaderMap) {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json");
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let req = b.body(body).unwrap();
+        let req = support::request(method, path, token, Some(body), headers);
         let env = Env {
             kv: &self.kv,
             secrets: &self.secrets,
             now: self.now,
             random: &no_random,
         };
-        let res = app::class_opening::handle(&env, &req);
-        let status = res.status();
-        let headers = res.headers().clone();
-        let value = if res.body().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(res.body()).expect("JSON body")
-        };
-        (status, value, headers)
+        let a = support::answer(app::class_opening::handle(&env, &req));
+        assert!(
+            a.text.is_empty() || !a.body.is_null(),
+            "a body that is not JSON: {}",
+            a.text
+        );
+        (a.status, a.body, a.headers)
     }
 
     fn seed(&self) {
@@ -143,20 +122,7 @@ fn token(role: Role, binding: Option<&str>) -> String {
 }
 
 fn token_at(role: Role, binding: Option<&str>, iat: i64, exp: i64, secret: &str) -> String {
-    let claims = Claims {
-        sub: format!("{}-user", role.id()),
-        role,
-        institution: (role == Role::Institution).then(|| {
-            policy::ids::CreditCode::parse(binding.unwrap_or(fixtures::INSTITUTION)).unwrap()
-        }),
-        district: (role == Role::DistrictOfficer)
-            .then(|| policy::ids::AreaCode::parse(binding.unwrap_or("530102")).unwrap()),
-        person: (role == Role::Trainee).then(|| "ab".repeat(32)),
-        iat,
-        nbf: None,
-        exp,
-    };
-    mint(&claims, secret)
+    mint(&support::claims(role, binding, iat, exp), secret)
 }
 
 fn institution() -> String {

@@ -5,16 +5,14 @@
 
 #![allow(clippy::result_large_err)]
 
-use bytes::Bytes;
+mod support;
+
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use store::MemoryStore;
-use web::auth::{Claims, Role, mint};
-use web::{Env, Secrets};
-
-const JWT: &str = "fuzz-jwt-secret-0123456789abcdefghijklmnop";
+use web::Env;
+use web::auth::Role;
 
 fn valid() -> Value {
     let (app, _) = policy::fixtures::valid_class(5);
@@ -23,44 +21,25 @@ fn valid() -> Value {
 
 fn call(body: Vec<u8>) -> (u16, Value) {
     let kv = MemoryStore::new();
-    let secrets = Secrets {
-        jwt_secret: JWT.into(),
-        pii_hmac_key: "h".repeat(32),
-        pii_key: "k".repeat(32),
-        extra: BTreeMap::new(),
-    };
+    let secrets = support::secrets();
     let now = Utc.with_ymd_and_hms(2022, 6, 1, 2, 0, 0).unwrap();
-    let token = mint(
-        &Claims {
-            sub: "bureau".into(),
-            role: Role::BureauAdmin,
-            institution: None,
-            district: None,
-            person: None,
-            iat: now.timestamp(),
-            nbf: None,
-            exp: now.timestamp() + 60,
-        },
-        JWT,
+    let token = support::token(Role::BureauAdmin, None, now);
+    let req = support::request(
+        "POST",
+        "/api/v1/classes/validate",
+        Some(&token),
+        Some(body.into()),
+        &[],
     );
-    let req = http::Request::builder()
-        .method("POST")
-        .uri("/api/v1/classes/validate")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Bytes::from(body))
-        .unwrap();
     let env = Env {
         kv: &kv,
         secrets: &secrets,
         now,
         random: &|_| {},
     };
-    let res = app::class_opening::handle(&env, &req);
-    (
-        res.status().as_u16(),
-        serde_json::from_slice(res.body()).expect("every answer is JSON"),
-    )
+    let a = support::answer(app::class_opening::handle(&env, &req));
+    assert!(!a.body.is_null(), "every answer is JSON: {}", a.text);
+    (a.status.as_u16(), a.body)
 }
 
 /// Replaces the value at a pseudo-random position of the tree with `new`.

@@ -29,19 +29,20 @@
 
 #![allow(clippy::result_large_err)]
 
+mod support;
+
 use bytes::Bytes;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http::Method;
 use policy::class_opening::ClassApplication;
 use policy::fixtures;
-use policy::ids::{AreaCode, CreditCode};
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use store::MemoryStore;
 use store::sealed::{DataKey, Keyring, SealedKv};
+use support::{HMAC, JWT, block_on, random};
 use web::auth::{Claims, Role, mint};
 use web::{Env, Secrets};
 
@@ -709,14 +710,8 @@ fn a_schema_rejects_what_the_server_rejects() {
 // ---------------------------------------------------------------------------
 // The worked flow on the in-memory store.
 
-const JWT: &str = "openapi-test-jwt-secret-0123456789abcdef";
-const HMAC: &str = "openapi-test-hmac-key-0123456789abcdefgh";
-
 fn secrets() -> Secrets {
     Secrets {
-        jwt_secret: JWT.into(),
-        pii_hmac_key: HMAC.into(),
-        pii_key: "openapi-test-enc-key-0123456789abcdefghi".into(),
         extra: BTreeMap::from([
             ("wechat_app_id".to_string(), "wx-test-app".to_string()),
             (
@@ -728,19 +723,7 @@ fn secrets() -> Secrets {
                 "http://wechat.test".to_string(),
             ),
         ]),
-    }
-}
-
-static SEED: AtomicU64 = AtomicU64::new(0x0123_4567_89AB_CDEF);
-
-/// Deterministic random bytes (splitmix64).
-fn random(buf: &mut [u8]) {
-    for chunk in buf.chunks_mut(8) {
-        let mut z = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        ..support::secrets()
     }
 }
 
@@ -761,16 +744,6 @@ impl app::vouchers::WeChat for FakeWeChat {
             json!({"errcode": 40029, "errmsg": "invalid code"})
         };
         Ok((200, serde_json::to_vec(&body).unwrap()))
-    }
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
     }
 }
 
@@ -812,21 +785,9 @@ impl World {
 
     fn token(&self, role: Role, sub: &str) -> String {
         let now = self.now.get().timestamp();
-        mint(
-            &Claims {
-                sub: sub.into(),
-                role,
-                institution: (role == Role::Institution)
-                    .then(|| CreditCode::parse(fixtures::INSTITUTION).unwrap()),
-                district: (role == Role::DistrictOfficer)
-                    .then(|| AreaCode::parse("530102").unwrap()),
-                person: None,
-                iat: now - 60,
-                nbf: None,
-                exp: now + 3600,
-            },
-            JWT,
-        )
+        let mut claims = support::claims(role, None, now - 60, now + 3600);
+        claims.sub = sub.into();
+        mint(&claims, JWT)
     }
 
     fn trainee(&self, person: &str) -> String {
@@ -855,17 +816,8 @@ impl World {
         body: Option<Bytes>,
         idem: Option<&str>,
     ) -> (u16, Value) {
-        let mut b = http::Request::builder().method(method.clone()).uri(uri);
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        if let Some(k) = idem {
-            b = b.header("idempotency-key", k);
-        }
-        if body.is_some() {
-            b = b.header("content-type", "application/json");
-        }
-        let req = b.body(body.clone().unwrap_or_default()).unwrap();
+        let headers: Vec<(&str, &str)> = idem.map(|k| ("idempotency-key", k)).into_iter().collect();
+        let req = support::request(&method, uri, token, body.clone(), &headers);
         // Values sealed with a data key, as the Spin components store them.
         let kv = SealedKv::new(
             self.kv.clone(),
@@ -889,14 +841,15 @@ impl World {
         } else {
             app::class_opening::handle(&env, &req)
         };
-        let status = res.status().as_u16();
-        let content_type = res
-            .headers()
+        let a = support::answer(res);
+        let status = a.status.as_u16();
+        let content_type = a
+            .headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let value: Value = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
+        let value = a.body;
         self.log.borrow_mut().push(Exchange {
             method: method.as_str().to_string(),
             path: path.to_string(),

@@ -4,43 +4,23 @@
 
 #![allow(clippy::result_large_err)]
 
-use bytes::Bytes;
-use chrono::{TimeZone, Utc};
+mod support;
+
+use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use store::sealed::{DataKey, Keyring, SealedKv};
 use store::{KeyValue, MemoryStore};
-use web::auth::{Claims, Role, mint};
-use web::{Env, Secrets};
+use support::random;
+use web::Env;
+use web::auth::Role;
 
-const JWT: &str = "rotation-jwt-secret-0123456789abcdefghijk";
-
-fn random(buf: &mut [u8]) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(1);
-    let v = N.fetch_add(1, Ordering::SeqCst).to_le_bytes();
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = v[i % 8];
-    }
+/// 2022-06-01 10:00 CST.
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2022, 6, 1, 2, 0, 0).unwrap()
 }
 
 fn token(role: Role) -> String {
-    let now = Utc
-        .with_ymd_and_hms(2022, 6, 1, 2, 0, 0)
-        .unwrap()
-        .timestamp();
-    let claims = Claims {
-        sub: format!("{}-1", role.id()),
-        role,
-        institution: (role == Role::Institution)
-            .then(|| policy::ids::CreditCode::parse(policy::fixtures::INSTITUTION).unwrap()),
-        district: None,
-        person: None,
-        iat: now,
-        nbf: None,
-        exp: now + 3600,
-    };
-    mint(&claims, JWT)
+    support::token(role, None, now())
 }
 
 fn call(
@@ -50,30 +30,17 @@ fn call(
     tok: &str,
     body: Value,
 ) -> (u16, Value) {
-    let secrets = Secrets {
-        jwt_secret: JWT.into(),
-        pii_hmac_key: "h".repeat(32),
-        pii_key: "unused-here".repeat(3),
-        extra: BTreeMap::new(),
-    };
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {tok}"))
-        .body(Bytes::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap();
+    let secrets = support::secrets();
+    let req = support::request(method, path, Some(tok), support::json_body(&body), &[]);
     let env = Env {
         kv,
         secrets: &secrets,
-        now: Utc.with_ymd_and_hms(2022, 6, 1, 2, 0, 0).unwrap(),
+        now: now(),
         random: &random,
     };
-    let res = app::class_opening::handle(&env, &req);
-    (
-        res.status().as_u16(),
-        serde_json::from_slice(res.body()).unwrap(),
-    )
+    let a = support::answer(app::class_opening::handle(&env, &req));
+    assert!(!a.body.is_null(), "not JSON: {}", a.text);
+    (a.status.as_u16(), a.body)
 }
 
 #[test]

@@ -5,17 +5,18 @@
 
 #![allow(clippy::result_large_err)]
 
-use bytes::Bytes;
+mod support;
+
 use chrono::{DateTime, TimeZone, Utc};
 use http::Method;
 use policy::fixtures;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use store::MemoryStore;
 use web::auth::{Claims, Role, mint};
 use web::{Env, Secrets};
 
-const JWT: &str = "security-jwt-secret-0123456789abcdefghijk";
+use support::JWT;
 
 use Role::*;
 
@@ -212,33 +213,19 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2022, 6, 1, 2, 0, 0).unwrap()
 }
 
+/// The caller's own binding (the fixtures' institution, district 530102,
+/// person `cd…`) or another one.
 fn claims(role: Role, other: bool) -> Claims {
     let t = now().timestamp();
-    Claims {
-        sub: format!("{}-{}", role.id(), if other { "other" } else { "own" }),
-        role,
-        institution: (role == Institution).then(|| {
-            policy::ids::CreditCode::parse(if other {
-                fixtures::OTHER_INSTITUTION
-            } else {
-                fixtures::INSTITUTION
-            })
-            .unwrap()
-        }),
-        district: (role == DistrictOfficer).then(|| {
-            policy::ids::AreaCode::parse(if other { "530103" } else { "530102" }).unwrap()
-        }),
-        person: (role == Trainee).then(|| {
-            if other {
-                "ef".repeat(32)
-            } else {
-                "cd".repeat(32)
-            }
-        }),
-        iat: t,
-        nbf: None,
-        exp: t + 3600,
-    }
+    let binding = match role {
+        Institution if other => Some(fixtures::OTHER_INSTITUTION),
+        DistrictOfficer if other => Some("530103"),
+        _ => None,
+    };
+    let mut c = support::claims(role, binding, t, t + 3600);
+    c.sub = format!("{}-{}", role.id(), if other { "other" } else { "own" });
+    c.person = (role == Trainee).then(|| if other { "ef" } else { "cd" }.repeat(32));
+    c
 }
 
 fn token(role: Role, other: bool) -> String {
@@ -253,12 +240,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let secrets = Secrets {
-            jwt_secret: JWT.into(),
-            pii_hmac_key: "h".repeat(32),
-            pii_key: "k".repeat(32),
-            extra: BTreeMap::new(),
-        };
+        let secrets = support::secrets();
         let mut w = Self {
             kv: MemoryStore::new(),
             secrets,
@@ -283,19 +265,12 @@ impl World {
     }
 
     fn call(&self, method: Method, path: &str, tok: Option<&str>, body: Value) -> (u16, Value) {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json");
-        if let Some(t) = tok {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
         let body = if body.is_null() {
-            Bytes::new()
+            Some(Default::default())
         } else {
-            Bytes::from(serde_json::to_vec(&body).unwrap())
+            support::json_body(&body)
         };
-        let req = b.body(body).unwrap();
+        let req = support::request(method, path, tok, body, &[]);
         let env = Env {
             kv: &self.kv,
             secrets: &self.secrets,
@@ -307,8 +282,8 @@ impl World {
             "spot-checks" => app::spot_checks::handle(&env, &req),
             _ => app::class_opening::handle(&env, &req),
         };
-        let v = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
-        (res.status().as_u16(), v)
+        let a = support::answer(res);
+        (a.status.as_u16(), a.body)
     }
 
     /// A body that passes parsing where the binding is read from the body.

@@ -4,7 +4,8 @@
 //! numbers for the assigned inspector only, SC-CALL/SC-UNREACH/SC-DENY/SC-REPEAT,
 //! and findings that hold the class until rectified.
 
-use bytes::Bytes;
+mod support;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http::{Method, StatusCode};
 use policy::fixtures;
@@ -17,21 +18,11 @@ use store::audit::Actor;
 use store::classes::{self, CheckKind, CheckRecord, CheckResult};
 use store::pii::PiiHasher;
 use store::spot_checks as sc;
-use web::auth::{Claims, Role, mint};
+use support::{HMAC, JWT, secrets};
+use web::auth::{Role, mint};
 use web::{Env, Secrets};
 
-const JWT: &str = "test-jwt-secret-0123456789abcdefghijklmnop";
-const HMAC: &str = "test-hmac-key-0123456789abcdefghijklmnopq";
 const WINDOW: &str = "2022-06-20";
-
-fn secrets() -> Secrets {
-    Secrets {
-        jwt_secret: JWT.into(),
-        pii_hmac_key: HMAC.into(),
-        pii_key: "test-enc-key-0123456789abcdefghijklmnopqr".into(),
-        extra: BTreeMap::new(),
-    }
-}
 
 /// 2022-06-20 10:00 CST, while the fixture classes are in training.
 fn now() -> DateTime<Utc> {
@@ -43,20 +34,10 @@ fn sevens(buf: &mut [u8]) {
 }
 
 fn token(role: Role, sub: &str, district: Option<&str>) -> String {
-    mint(
-        &Claims {
-            sub: sub.into(),
-            role,
-            institution: (role == Role::Institution)
-                .then(|| policy::ids::CreditCode::parse(fixtures::INSTITUTION).unwrap()),
-            district: district.map(|d| policy::ids::AreaCode::parse(d).unwrap()),
-            person: None,
-            iat: now().timestamp() - 60,
-            nbf: None,
-            exp: now().timestamp() + 3600 * 24 * 30,
-        },
-        JWT,
-    )
+    let t = now().timestamp();
+    let mut claims = support::claims(role, district, t - 60, t + 3600 * 24 * 30);
+    claims.sub = sub.into();
+    mint(&claims, JWT)
 }
 
 fn scheduler() -> String {
@@ -102,32 +83,25 @@ impl World {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).unwrap())
-            .unwrap_or_default();
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"));
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let req = b.body(Bytes::from(bytes)).unwrap();
+        let body = Some(
+            body.map(|b| serde_json::to_vec(&b).unwrap())
+                .unwrap_or_default()
+                .into(),
+        );
+        let req = support::request(method, path, Some(token), body, headers);
         let env = Env {
             kv: &self.kv,
             secrets: &self.secrets,
             now: self.now,
             random: &sevens,
         };
-        let res = app::spot_checks::handle(&env, &req);
-        let status = res.status();
-        let value = if res.body().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(res.body()).expect("JSON body")
-        };
-        (status, value)
+        let a = support::answer(app::spot_checks::handle(&env, &req));
+        assert!(
+            a.text.is_empty() || !a.body.is_null(),
+            "not JSON: {}",
+            a.text
+        );
+        (a.status, a.body)
     }
 
     /// Files and (optionally) opens classes straight through the store; returns their ids.

@@ -3,16 +3,16 @@
 //! masking, the archive, progress figures, and the WeChat login with a fake
 //! WeChat. Every rejected request is checked to leave the store as it was.
 
+mod support;
+
 use app::vouchers::{self, WeChat};
-use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use policy::class_opening::{self, ClassApplication};
 use policy::fixtures;
-use policy::ids::{AreaCode, CreditCode};
+use policy::ids::CreditCode;
 use policy::{Catalogue, Parameters};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use store::audit::Actor;
 use store::classes::{self, CheckKind, CheckRecord, CheckResult};
 use store::findings::{self, Finding, FindingKind, FindingStatus};
@@ -20,14 +20,10 @@ use store::{KeyValue, MemoryStore};
 use web::auth::{Claims, mint};
 use web::{Env, Role, Secrets};
 
-const JWT: &str = "test-jwt-secret-of-at-least-32-bytes!!";
-const PII: &str = "test-pii-hmac-key-of-at-least-32-bytes!";
+use support::{HMAC as PII, JWT, block_on, random};
 
 fn secrets() -> Secrets {
     Secrets {
-        jwt_secret: JWT.into(),
-        pii_hmac_key: PII.into(),
-        pii_key: "test-pii-enc-key-of-at-least-32-bytes!!".into(),
         extra: BTreeMap::from([
             ("wechat_app_id".to_string(), "wx-test-app".to_string()),
             (
@@ -39,20 +35,7 @@ fn secrets() -> Secrets {
                 "http://wechat.test".to_string(),
             ),
         ]),
-    }
-}
-
-static SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-
-/// Random bytes for tests (splitmix64 over a shared counter: distinct across threads).
-fn random(buf: &mut [u8]) {
-    for chunk in buf.chunks_mut(8) {
-        let mut z = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let b = z.to_le_bytes();
-        chunk.copy_from_slice(&b[..chunk.len()]);
+        ..support::secrets()
     }
 }
 
@@ -70,17 +53,7 @@ struct World {
 }
 
 fn claims(role: Role, now: DateTime<Utc>) -> Claims {
-    Claims {
-        sub: format!("{}-1", role.id()),
-        role,
-        institution: (role == Role::Institution)
-            .then(|| CreditCode::parse(fixtures::INSTITUTION).unwrap()),
-        district: (role == Role::DistrictOfficer).then(|| AreaCode::parse("530102").unwrap()),
-        person: None,
-        iat: now.timestamp() - 10,
-        nbf: None,
-        exp: now.timestamp() + 3600,
-    }
+    support::claims(role, None, now.timestamp() - 10, now.timestamp() + 3600)
 }
 
 fn token(role: Role, now: DateTime<Utc>) -> String {
@@ -106,40 +79,22 @@ fn request(
     body: Option<Value>,
     idem: Option<&str>,
 ) -> web::Request {
-    let mut b = http::Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(k) = idem {
-        b = b.header("idempotency-key", k);
-    }
-    let bytes = match body {
-        Some(v) => {
-            b = b.header("content-type", "application/json");
-            Bytes::from(serde_json::to_vec(&v).unwrap())
-        }
-        None => Bytes::new(),
-    };
-    b.body(bytes).unwrap()
+    let headers: Vec<(&str, &str)> = idem.map(|k| ("idempotency-key", k)).into_iter().collect();
+    support::request(
+        method,
+        path,
+        token,
+        body.as_ref().and_then(support::json_body),
+        &headers,
+    )
 }
 
 fn reply(res: web::Response) -> Reply {
-    let text = String::from_utf8_lossy(res.body()).into_owned();
+    let a = support::answer(res);
     Reply {
-        status: res.status().as_u16(),
-        body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    }
-}
-
-/// Polls a future that never waits (the handlers' only await is the WeChat fake).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
+        status: a.status.as_u16(),
+        body: a.body,
+        text: a.text,
     }
 }
 
