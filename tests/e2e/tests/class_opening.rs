@@ -42,30 +42,7 @@ async fn bad_requests_get_problem_details_and_leave_the_store_unchanged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_filed_class_survives_a_host_restart() {
     let (_dir, host) = start();
-    seed(&host).await;
-    let filed = call(
-        &host,
-        "POST",
-        "/api/v1/classes",
-        Some(&token(Role::Institution, None)),
-        &application(12, 0).to_string(),
-        &[],
-    )
-    .await;
-    assert_eq!(filed.status, 201);
-    let id = filed.json().unwrap()["id"].as_str().unwrap().to_string();
-    let host = host.restart().unwrap();
-    let got = call(
-        &host,
-        "GET",
-        &format!("/api/v1/classes/{id}"),
-        Some(&token(Role::DistrictOfficer, None)),
-        "",
-        &[],
-    )
-    .await;
-    assert_eq!(got.status, 200, "{}", got.text());
-    assert_eq!(got.json().unwrap()["trainees"], 12);
+    scenarios::a_filed_class_survives_a_host_restart(host).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -139,32 +139,8 @@ async fn fifty_concurrent_cas_increments_count_exactly_fifty() {
         .unwrap();
     assert_eq!(zero.text(), "0");
 
-    let url = host.url("/probe/cas-incr?key=hits");
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let client = client.clone();
-            let url = url.clone();
-            tokio::spawn(async move { client.get(&url).await })
-        })
-        .collect();
-    let mut seen = Vec::new();
-    let mut retries = 0;
-    for t in tasks {
-        let reply = t.await.unwrap().unwrap();
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        seen.push(reply.text().parse::<i64>().unwrap());
-        retries += reply
-            .header("x-cas-retries")
-            .and_then(|r| r.parse::<u32>().ok())
-            .unwrap();
-    }
+    let retries = crate::common::fifty_cas_increments(&host, "hits").await;
     eprintln!("50 concurrent increments needed {retries} compare-and-swap retries");
-    seen.sort();
-    assert_eq!(
-        seen,
-        (1..=50).collect::<Vec<_>>(),
-        "each increment saw its own value"
-    );
     let reply = client
         .get(&host.url("/probe/counter?key=hits"))
         .await

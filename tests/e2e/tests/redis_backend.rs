@@ -7,13 +7,12 @@
 //! Without `redis-server` installed these tests fail when `CI=true` and are
 //! skipped with a notice otherwise.
 
-use crate::common::{application, call, scenarios, seed, token};
+use crate::common::scenarios;
 use e2e::kv_redis::{RedisConfig, RedisKv, RedisSemantics};
 use e2e::redis_server::RedisServer;
 use e2e::{Client, Host, HostConfig};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use web::auth::Role;
 
 /// The product on Redis; the SQLite path is unused.
 fn config(redis: &RedisServer) -> HostConfig {
@@ -95,31 +94,8 @@ async fn on_redis_a_filed_class_survives_a_host_restart() {
     let Some((_redis, host)) = start("redis restart") else {
         return;
     };
-    seed(&host).await;
-    let filed = call(
-        &host,
-        "POST",
-        "/api/v1/classes",
-        Some(&token(Role::Institution, None)),
-        &application(12, 0).to_string(),
-        &[],
-    )
-    .await;
-    assert_eq!(filed.status, 201, "{}", filed.text());
-    let id = filed.json().unwrap()["id"].as_str().unwrap().to_string();
-    // A new host (a new replica) on the same, still running, Redis server.
-    let host = host.restart().unwrap();
-    let got = call(
-        &host,
-        "GET",
-        &format!("/api/v1/classes/{id}"),
-        Some(&token(Role::DistrictOfficer, None)),
-        "",
-        &[],
-    )
-    .await;
-    assert_eq!(got.status, 200, "{}", got.text());
-    assert_eq!(got.json().unwrap()["trainees"], 12);
+    // The new host is a new replica on the same, still running, Redis server.
+    scenarios::a_filed_class_survives_a_host_restart(host).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -149,39 +125,14 @@ async fn on_redis_fifty_concurrent_cas_increments_count_exactly_fifty() {
         return;
     };
     let host = probe_host(&redis, RedisSemantics::Intended);
-    let client = Client::new();
     // Unlike SQLite, Redis watches an absent key too: the race may start
     // before the key exists (and the probe's 8-byte counter is not INCRBY's
     // decimal, so it is not created with `increment(key, 0)` here).
-    let url = host.url("/probe/cas-incr?key=hits");
     let began = Instant::now();
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let client = client.clone();
-            let url = url.clone();
-            tokio::spawn(async move { client.get(&url).await })
-        })
-        .collect();
-    let mut seen = Vec::new();
-    let mut retries = 0;
-    for t in tasks {
-        let reply = t.await.unwrap().unwrap();
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        seen.push(reply.text().parse::<i64>().unwrap());
-        retries += reply
-            .header("x-cas-retries")
-            .and_then(|r| r.parse::<u32>().ok())
-            .unwrap();
-    }
+    let retries = crate::common::fifty_cas_increments(&host, "hits").await;
     eprintln!(
         "redis: 50 concurrent increments needed {retries} compare-and-swap retries, {:?}",
         began.elapsed()
-    );
-    seen.sort();
-    assert_eq!(
-        seen,
-        (1..=50).collect::<Vec<_>>(),
-        "each increment saw its own value"
     );
     let stored = dump(&redis).remove("hits").expect("the counter exists");
     assert_eq!(stored, 50i64.to_le_bytes().to_vec());

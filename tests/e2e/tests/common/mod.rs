@@ -111,6 +111,39 @@ pub async fn ok(host: &Host, method: &str, path: &str, tok: &str, body: Value) -
     r.json().unwrap()
 }
 
+/// Sends 50 concurrent compare-and-swap increments of `key` to the kv-probe
+/// fixture, asserts that each saw its own value (1 to 50 in some order) and
+/// returns how many compare-and-swap retries they needed together.
+pub async fn fifty_cas_increments(host: &Host, key: &str) -> u32 {
+    let client = Client::new();
+    let url = host.url(&format!("/probe/cas-incr?key={key}"));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            tokio::spawn(async move { client.get(&url).await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    let mut retries = 0;
+    for t in tasks {
+        let reply = t.await.unwrap().unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        seen.push(reply.text().parse::<i64>().unwrap());
+        retries += reply
+            .header("x-cas-retries")
+            .and_then(|r| r.parse::<u32>().ok())
+            .unwrap();
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        (1..=50).collect::<Vec<_>>(),
+        "each increment saw its own value"
+    );
+    retries
+}
+
 /// Registers, as the bureau, the fixtures' institution, textbook and trainers YN-T-0001 to YN-T-0006.
 pub async fn seed(host: &Host) {
     let admin = token(Role::BureauAdmin, None);

@@ -322,3 +322,32 @@ pub async fn the_same_application_filed_by_twelve_concurrent_requests_makes_one_
     .await;
     assert_eq!(list.json().unwrap()["items"].as_array().unwrap().len(), 1);
 }
+
+/// Files a class, restarts the host (a new process, or a new replica on the
+/// same Redis) and reads the class back.
+pub async fn a_filed_class_survives_a_host_restart(host: Host) {
+    seed(&host).await;
+    let filed = call(
+        &host,
+        "POST",
+        "/api/v1/classes",
+        Some(&token(Role::Institution, None)),
+        &application(12, 0).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(filed.status, 201, "{}", filed.text());
+    let id = filed.json().unwrap()["id"].as_str().unwrap().to_string();
+    let host = host.restart().unwrap();
+    let got = call(
+        &host,
+        "GET",
+        &format!("/api/v1/classes/{id}"),
+        Some(&token(Role::DistrictOfficer, None)),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json().unwrap()["trainees"], 12);
+}
