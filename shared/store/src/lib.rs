@@ -12,6 +12,8 @@
 pub mod audit;
 pub mod classes;
 pub mod findings;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod idempotency;
 pub mod index;
 pub mod keys;

@@ -5,7 +5,7 @@
 use chrono::{Duration, NaiveDate};
 use policy::class_opening::{ClassApplication, TrainerRef};
 use policy::ids::{IdNumber, Mobile};
-use store::classes::{ClassRecord, ClassStatus, RosterRef};
+
 use store::pii::PiiHasher;
 use web::auth::{Claims, Role, mint};
 
@@ -114,59 +114,17 @@ pub fn seed_in_training(db: &std::path::Path, classes: usize) {
     };
     let keyring =
         || store::sealed::Keyring::new(store::sealed::DataKey::from_secret(PII_KEY), vec![]);
-    let (app, ctx) = policy::fixtures::valid_class(40);
-    let decision = policy::class_opening::evaluate(
-        &app,
-        &ctx,
-        policy::Parameters::shipped(),
-        policy::Catalogue::shipped(),
-    );
     let hasher = PiiHasher::new(HMAC);
-    let refs: Vec<RosterRef> = app
-        .roster
-        .iter()
-        .map(|t| RosterRef {
-            person: hasher.person_ref(&t.id_number),
-            phone: hasher.phone_ref(&t.mobile),
-        })
-        .collect();
-    let actor = store::audit::Actor {
-        sub: "seed".into(),
-        role: "bureau_admin".into(),
-    };
     let kv = e2e::kv::KvDb::open(db).expect("key-value file opens");
     let index_raw = store::MemoryStore::new();
     let index = store::sealed::SealedKv::new(index_raw.clone(), keyring(), &random);
     let ids: Vec<String> = (1..=classes).map(|i| format!("KM-2022-{i:06}")).collect();
+    // Records in chunks, so 20,000 classes never sit in memory at once.
     for chunk in ids.chunks(500) {
         let raw = store::MemoryStore::new();
         let sealed = store::sealed::SealedKv::new(raw.clone(), keyring(), &random);
-        let records: Vec<(String, Vec<u8>)> = chunk
-            .iter()
-            .map(|id| {
-                let record = ClassRecord {
-                    id: id.clone(),
-                    status: ClassStatus::InTraining,
-                    application: app.clone(),
-                    roster_refs: refs.clone(),
-                    decision: decision.clone(),
-                    digest: format!("seed-{id}"),
-                    filed_at: chrono::Utc::now(),
-                    filed_by: actor.clone(),
-                    checks: vec![],
-                    side_effects_done: true,
-                };
-                (
-                    store::keys::class(id),
-                    serde_json::to_vec(&record).expect("record serialises"),
-                )
-            })
-            .collect();
-        store::KeyValue::set_many(&sealed, &records).expect("in-memory write");
-        for id in chunk {
-            store::index::append(&index, store::spot_checks::IN_TRAINING_INDEX, id)
-                .expect("in-memory index");
-        }
+        store::fixtures::classes_in_training(&sealed, &index, &hasher, chunk)
+            .expect("in-memory write");
         let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
         kv.set_many("default", &all).expect("seed write");
     }

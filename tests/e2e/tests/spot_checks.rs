@@ -245,7 +245,6 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
 mod scale {
     //! Seeding straight into the SQLite file through the store crate.
     use super::*;
-    use store::classes::{ClassRecord, ClassStatus, RosterRef};
     use store::pii::PiiHasher;
 
     /// Writes `classes` classes of 40 trainees in training into the key-value
@@ -262,50 +261,8 @@ mod scale {
             store::sealed::Keyring::new(store::sealed::DataKey::from_secret(PII_KEY), vec![]),
             &random,
         );
-        let (app, ctx) = policy::fixtures::valid_class(40);
-        let decision = policy::class_opening::evaluate(
-            &app,
-            &ctx,
-            policy::Parameters::shipped(),
-            policy::Catalogue::shipped(),
-        );
-        let hasher = PiiHasher::new(HMAC);
-        let refs: Vec<RosterRef> = app
-            .roster
-            .iter()
-            .map(|t| RosterRef {
-                person: hasher.person_ref(&t.id_number),
-                phone: hasher.phone_ref(&t.mobile),
-            })
-            .collect();
-        let actor = store::audit::Actor {
-            sub: "seed".into(),
-            role: "bureau_admin".into(),
-        };
-        let mut records = Vec::new();
-        for i in 1..=classes {
-            let id = format!("KM-2022-{i:06}");
-            let record = ClassRecord {
-                id: id.clone(),
-                status: ClassStatus::InTraining,
-                application: app.clone(),
-                roster_refs: refs.clone(),
-                decision: decision.clone(),
-                digest: format!("seed-{i}"),
-                filed_at: chrono::Utc::now(),
-                filed_by: actor.clone(),
-                checks: vec![],
-                side_effects_done: true,
-            };
-            records.push((
-                store::keys::class(&id),
-                serde_json::to_vec(&record).unwrap(),
-            ));
-            store::index::append(&mem, store::spot_checks::IN_TRAINING_INDEX, &id).unwrap();
-        }
-        for chunk in records.chunks(200) {
-            store::KeyValue::set_many(&mem, chunk).unwrap();
-        }
+        let ids: Vec<String> = (1..=classes).map(|i| format!("KM-2022-{i:06}")).collect();
+        store::fixtures::classes_in_training(&mem, &mem, &PiiHasher::new(HMAC), &ids).unwrap();
         let kv = e2e::kv::KvDb::open(db).unwrap();
         let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
         for chunk in all.chunks(500) {

@@ -1,0 +1,90 @@
+//! Sample data written straight into a store, for scale tests and
+//! benchmarks that need thousands of classes faster than filing them one
+//! request at a time. Behind the `fixtures` feature: never in a component.
+
+use crate::classes::{ClassRecord, ClassStatus, RosterRef};
+use crate::pii::PiiHasher;
+use crate::{KeyValue, StoreError};
+
+/// Writes the classes `ids`, each the 40-trainee fixture class in training
+/// (approved, checked and opened, its side effects done), into `records`,
+/// and appends their ids to the in-training index in `index`. The two may
+/// be the same store; a caller writing in chunks keeps one `index` for all.
+pub fn classes_in_training(
+    records: &impl KeyValue,
+    index: &impl KeyValue,
+    hasher: &PiiHasher,
+    ids: &[String],
+) -> Result<(), StoreError> {
+    let (app, ctx) = policy::fixtures::valid_class(40);
+    let decision = policy::class_opening::evaluate(
+        &app,
+        &ctx,
+        policy::Parameters::shipped(),
+        policy::Catalogue::shipped(),
+    );
+    let roster_refs: Vec<RosterRef> = app
+        .roster
+        .iter()
+        .map(|t| RosterRef {
+            person: hasher.person_ref(&t.id_number),
+            phone: hasher.phone_ref(&t.mobile),
+        })
+        .collect();
+    let filed_by = crate::audit::Actor {
+        sub: "seed".into(),
+        role: "bureau_admin".into(),
+    };
+    let now = chrono::Utc::now();
+    let values: Vec<(String, Vec<u8>)> = ids
+        .iter()
+        .map(|id| {
+            let record = ClassRecord {
+                id: id.clone(),
+                status: ClassStatus::InTraining,
+                application: app.clone(),
+                roster_refs: roster_refs.clone(),
+                decision: decision.clone(),
+                digest: format!("seed-{id}"),
+                filed_at: now,
+                filed_by: filed_by.clone(),
+                checks: vec![],
+                side_effects_done: true,
+            };
+            (crate::keys::class(id), crate::records::encode(&record))
+        })
+        .collect();
+    records.set_many(&values)?;
+    for id in ids {
+        crate::index::append(index, crate::spot_checks::IN_TRAINING_INDEX, id)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn seeded_classes_are_in_training_and_listed_in_the_in_training_index() {
+        let (records, index) = (MemoryStore::new(), MemoryStore::new());
+        let ids: Vec<String> = (1..=3).map(|i| format!("KM-2022-{i:06}")).collect();
+        classes_in_training(&records, &index, &PiiHasher::new("k".repeat(32)), &ids).unwrap();
+        for id in &ids {
+            let r = crate::classes::get(&records, id).unwrap().expect("written");
+            assert_eq!(
+                (r.status, r.roster_refs.len()),
+                (ClassStatus::InTraining, 40)
+            );
+        }
+        let (listed, _) = crate::index::read(
+            &index,
+            crate::spot_checks::IN_TRAINING_INDEX,
+            Default::default(),
+            10,
+        )
+        .unwrap();
+        assert_eq!(listed, ids);
+    }
+}
