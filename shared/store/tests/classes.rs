@@ -77,28 +77,32 @@ fn the_same_application_filed_from_eight_threads_makes_one_class() {
     assert_eq!(page.items.len(), 1);
 }
 
-#[test]
-fn a_filing_that_crashed_after_its_claim_is_finished_by_the_retry() {
-    let kv = MemoryStore::new();
-    seed_registry(&kv);
+/// Files a 10-trainee class on `kv` with the store failing after `writes`
+/// writes (the filing must fail), then files it again and returns the retry.
+fn file_crashing_after(kv: &MemoryStore, writes: u32) -> classes::Filed {
+    seed_registry(kv);
     let hasher = PiiHasher::new("test");
     let (app, ctx) = fixtures::valid_class(10);
     let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
-    // Crash right after the claim: the sequence increment, the claim's election and the claim are the three writes.
-    kv.fail_after_writes(Some(3));
-    assert!(
-        classes::file(
-            &kv,
-            &hasher,
-            app.clone(),
-            decision.clone(),
-            actor(),
-            Utc::now()
-        )
-        .is_err()
+    kv.fail_after_writes(Some(writes));
+    let crashed = classes::file(
+        kv,
+        &hasher,
+        app.clone(),
+        decision.clone(),
+        actor(),
+        Utc::now(),
     );
+    assert!(crashed.is_err(), "the filing fails after {writes} writes");
     kv.fail_after_writes(None);
-    let retry = classes::file(&kv, &hasher, app, decision, actor(), Utc::now()).unwrap();
+    classes::file(kv, &hasher, app, decision, actor(), Utc::now()).unwrap()
+}
+
+#[test]
+fn a_filing_that_crashed_after_its_claim_is_finished_by_the_retry() {
+    let kv = MemoryStore::new();
+    // Crash right after the claim: the sequence increment, the claim's election and the claim are the three writes.
+    let retry = file_crashing_after(&kv, 3);
     assert!(!retry.created, "the retry finds the claim");
     assert!(retry.record.side_effects_done);
     let page = classes::list(&kv, &ListFilter::default(), Position::default(), 100).unwrap();
@@ -110,24 +114,7 @@ fn a_filing_that_crashed_after_its_claim_is_finished_by_the_retry() {
 #[test]
 fn a_filing_that_crashed_between_winning_the_claim_and_writing_it_is_refiled_by_the_retry() {
     let kv = MemoryStore::new();
-    seed_registry(&kv);
-    let hasher = PiiHasher::new("test");
-    let (app, ctx) = fixtures::valid_class(10);
-    let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
-    kv.fail_after_writes(Some(2));
-    assert!(
-        classes::file(
-            &kv,
-            &hasher,
-            app.clone(),
-            decision.clone(),
-            actor(),
-            Utc::now()
-        )
-        .is_err()
-    );
-    kv.fail_after_writes(None);
-    let retry = classes::file(&kv, &hasher, app, decision, actor(), Utc::now()).unwrap();
+    let retry = file_crashing_after(&kv, 2);
     assert!(
         retry.created,
         "the dead election is held again and the retry files the class"
