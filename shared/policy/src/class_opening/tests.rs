@@ -734,7 +734,38 @@ fn co_clash_trainer_and_site_double_booking() {
             passes: false,
             outcome: Outcome::Rejected,
         },
+        // Within the application: session 1 (the other trainer) moved onto
+        // session 0's day and hours.
+        Case {
+            name: "two sessions at once, other trainer, another site",
+            rule: "CO-CLASH",
+            mutate: |a, _| {
+                alongside_session_0(a);
+                a.sessions[1].site = Some("昆明市盘龙区北京路 100 号".into());
+            },
+            passes: true,
+            outcome: Outcome::Approved,
+        },
+        Case {
+            name: "two sessions at once, other trainer, same site spaced differently",
+            rule: "CO-CLASH",
+            mutate: |a, _| {
+                alongside_session_0(a);
+                let site = a.sessions[0].site.clone().unwrap();
+                a.sessions[1].site = Some(format!(" {} ", site.replace(' ', "  ")));
+            },
+            passes: false,
+            outcome: Outcome::Rejected,
+        },
     ]);
+}
+
+/// Moves session 1 onto session 0's date and hours (the trainers differ).
+fn alongside_session_0(a: &mut ClassApplication) {
+    let (date, start, end) = (a.sessions[0].date, a.sessions[0].start, a.sessions[0].end);
+    let s = &mut a.sessions[1];
+    (s.date, s.start, s.end) = (date, start, end);
+    assert_ne!(a.sessions[0].trainer, a.sessions[1].trainer);
 }
 
 #[test]
