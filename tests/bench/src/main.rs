@@ -201,6 +201,17 @@ struct Bench<'h> {
 }
 
 impl Bench<'_> {
+    /// Measures `hello` again (the drift over the run) and prints the route table.
+    async fn finish(&self, calls_by_size: &[(usize, u64)]) {
+        let hello_end = self
+            .load(
+                self.budget(self.opts.requests),
+                Arc::new(|_, _| Some(Req::get("/hello", None))),
+            )
+            .await;
+        print_routes(self, &hello_end, calls_by_size);
+    }
+
     fn budget(&self, requests: usize) -> Budget {
         Budget {
             start: 0,
@@ -537,13 +548,7 @@ async fn routes(opts: &Opts) -> Result<()> {
     )
     .await;
     if opts.validate_only {
-        let hello_end = b
-            .load(
-                b.budget(opts.requests),
-                Arc::new(|_, _| Some(Req::get("/hello", None))),
-            )
-            .await;
-        print_routes(&b, &hello_end, &calls_by_size);
+        b.finish(&calls_by_size).await;
         return Ok(());
     }
 
@@ -878,13 +883,7 @@ async fn routes(opts: &Opts) -> Result<()> {
     )
     .await;
 
-    let hello_end = b
-        .load(
-            b.budget(opts.requests),
-            Arc::new(|_, _| Some(Req::get("/hello", None))),
-        )
-        .await;
-    print_routes(&b, &hello_end, &calls_by_size);
+    b.finish(&calls_by_size).await;
     Ok(())
 }
 
