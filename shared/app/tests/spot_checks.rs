@@ -860,43 +860,8 @@ fn four_schedulers_racing_on_one_window_draw_the_same_samples_as_one_with_no_dup
 #[ignore = "figures for acceptance 6 on the in-memory store: cargo test -p app --test spot_checks -- --ignored --nocapture"]
 fn a_run_over_2000_classes_of_40_trainees_on_the_in_memory_store_prints_its_page_figures() {
     let w = World::new();
-    let (app, ctx) = fixtures::valid_class(40);
-    let decision = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
-    let hasher = PiiHasher::new(HMAC);
-    let refs: Vec<classes::RosterRef> = app
-        .roster
-        .iter()
-        .map(|t| classes::RosterRef {
-            person: hasher.person_ref(&t.id_number),
-            phone: hasher.phone_ref(&t.mobile),
-        })
-        .collect();
-    let actor = Actor {
-        sub: "seed".into(),
-        role: "bureau_admin".into(),
-    };
-    let mut records = Vec::new();
-    for i in 1..=2000 {
-        let id = format!("KM-2022-{i:06}");
-        let record = classes::ClassRecord {
-            id: id.clone(),
-            status: classes::ClassStatus::InTraining,
-            application: app.clone(),
-            roster_refs: refs.clone(),
-            decision: decision.clone(),
-            digest: format!("seed-{i}"),
-            filed_at: now(),
-            filed_by: actor.clone(),
-            checks: vec![],
-            side_effects_done: true,
-        };
-        records.push((
-            store::keys::class(&id),
-            serde_json::to_vec(&record).unwrap(),
-        ));
-        store::index::append(&w.kv, sc::IN_TRAINING_INDEX, &id).unwrap();
-    }
-    store::KeyValue::set_many(&w.kv, &records).unwrap();
+    let ids: Vec<String> = (1..=2000).map(|i| format!("KM-2022-{i:06}")).collect();
+    store::fixtures::classes_in_training(&w.kv, &w.kv, &PiiHasher::new(HMAC), &ids, now()).unwrap();
     w.register_inspectors(&["insp-1", "insp-2", "insp-3", "insp-4", "insp-5"]);
     let page_size = 100;
     let body = json!({"window": "scale", "seed": "01382438112797316654", "page_size": page_size});

@@ -135,6 +135,16 @@ pub struct RosterRef {
     pub phone: String,
 }
 
+impl RosterRef {
+    /// The refs of one roster line.
+    pub fn of(hasher: &PiiHasher, trainee: &policy::class_opening::Trainee) -> Self {
+        Self {
+            person: hasher.person_ref(&trainee.id_number),
+            phone: hasher.phone_ref(&trainee.mobile),
+        }
+    }
+}
+
 /// A filed class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassRecord {
@@ -371,10 +381,7 @@ pub fn file(
     let roster_refs = app
         .roster
         .iter()
-        .map(|t| RosterRef {
-            person: hasher.person_ref(&t.id_number),
-            phone: hasher.phone_ref(&t.mobile),
-        })
+        .map(|t| RosterRef::of(hasher, t))
         .collect();
     let record = ClassRecord {
         id: id.clone(),

@@ -5,9 +5,11 @@
 use crate::classes::{ClassRecord, ClassStatus, RosterRef};
 use crate::pii::PiiHasher;
 use crate::{KeyValue, StoreError};
+use chrono::{DateTime, Utc};
 
 /// Writes the classes `ids`, each the 40-trainee fixture class in training
-/// (approved, checked and opened, its side effects done), into `records`,
+/// (approved, checked and opened, its side effects done) filed at
+/// `filed_at`, into `records`,
 /// and appends their ids to the in-training index in `index`. The two may
 /// be the same store; a caller writing in chunks keeps one `index` for all.
 pub fn classes_in_training(
@@ -15,6 +17,7 @@ pub fn classes_in_training(
     index: &impl KeyValue,
     hasher: &PiiHasher,
     ids: &[String],
+    filed_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let (app, ctx) = policy::fixtures::valid_class(40);
     let decision = policy::class_opening::evaluate(
@@ -26,16 +29,12 @@ pub fn classes_in_training(
     let roster_refs: Vec<RosterRef> = app
         .roster
         .iter()
-        .map(|t| RosterRef {
-            person: hasher.person_ref(&t.id_number),
-            phone: hasher.phone_ref(&t.mobile),
-        })
+        .map(|t| RosterRef::of(hasher, t))
         .collect();
     let filed_by = crate::audit::Actor {
         sub: "seed".into(),
         role: "bureau_admin".into(),
     };
-    let now = chrono::Utc::now();
     let values: Vec<(String, Vec<u8>)> = ids
         .iter()
         .map(|id| {
@@ -46,7 +45,7 @@ pub fn classes_in_training(
                 roster_refs: roster_refs.clone(),
                 decision: decision.clone(),
                 digest: format!("seed-{id}"),
-                filed_at: now,
+                filed_at,
                 filed_by: filed_by.clone(),
                 checks: vec![],
                 side_effects_done: true,
@@ -70,7 +69,8 @@ mod tests {
     fn seeded_classes_are_in_training_and_listed_in_the_in_training_index() {
         let (records, index) = (MemoryStore::new(), MemoryStore::new());
         let ids: Vec<String> = (1..=3).map(|i| format!("KM-2022-{i:06}")).collect();
-        classes_in_training(&records, &index, &PiiHasher::new("k".repeat(32)), &ids).unwrap();
+        let hasher = PiiHasher::new("k".repeat(32));
+        classes_in_training(&records, &index, &hasher, &ids, Utc::now()).unwrap();
         for id in &ids {
             let r = crate::classes::get(&records, id).unwrap().expect("written");
             assert_eq!(

@@ -123,7 +123,7 @@ pub fn seed_in_training(db: &std::path::Path, classes: usize) {
     for chunk in ids.chunks(500) {
         let raw = store::MemoryStore::new();
         let sealed = store::sealed::SealedKv::new(raw.clone(), keyring(), &random);
-        store::fixtures::classes_in_training(&sealed, &index, &hasher, chunk)
+        store::fixtures::classes_in_training(&sealed, &index, &hasher, chunk, chrono::Utc::now())
             .expect("in-memory write");
         let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
         kv.set_many("default", &all).expect("seed write");

@@ -262,7 +262,9 @@ mod scale {
             &random,
         );
         let ids: Vec<String> = (1..=classes).map(|i| format!("KM-2022-{i:06}")).collect();
-        store::fixtures::classes_in_training(&mem, &mem, &PiiHasher::new(HMAC), &ids).unwrap();
+        let hasher = PiiHasher::new(HMAC);
+        store::fixtures::classes_in_training(&mem, &mem, &hasher, &ids, chrono::Utc::now())
+            .unwrap();
         let kv = e2e::kv::KvDb::open(db).unwrap();
         let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
         for chunk in all.chunks(500) {
