@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use store::MemoryStore;
 use store::sealed::{DataKey, Keyring, SealedKv};
-use support::{HMAC, JWT, block_on, random};
+use support::{HMAC, JWT, block_on, random, secrets_with_wechat as secrets};
 use web::auth::{Claims, Role, mint};
 use web::{Env, Secrets};
 
@@ -709,23 +709,6 @@ fn a_schema_rejects_what_the_server_rejects() {
 
 // ---------------------------------------------------------------------------
 // The worked flow on the in-memory store.
-
-fn secrets() -> Secrets {
-    Secrets {
-        extra: BTreeMap::from([
-            ("wechat_app_id".to_string(), "wx-test-app".to_string()),
-            (
-                "wechat_app_secret".to_string(),
-                "wx-test-secret".to_string(),
-            ),
-            (
-                "wechat_api_base".to_string(),
-                "http://wechat.test".to_string(),
-            ),
-        ]),
-        ..support::secrets()
-    }
-}
 
 /// 10:00 China Standard Time on the CST date `day`.
 fn cst(day: &str) -> DateTime<Utc> {

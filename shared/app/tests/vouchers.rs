@@ -20,24 +20,7 @@ use store::{KeyValue, MemoryStore};
 use web::auth::{Claims, mint};
 use web::{Env, Role, Secrets};
 
-use support::{HMAC as PII, JWT, block_on, random};
-
-fn secrets() -> Secrets {
-    Secrets {
-        extra: BTreeMap::from([
-            ("wechat_app_id".to_string(), "wx-test-app".to_string()),
-            (
-                "wechat_app_secret".to_string(),
-                "wx-test-secret".to_string(),
-            ),
-            (
-                "wechat_api_base".to_string(),
-                "http://wechat.test".to_string(),
-            ),
-        ]),
-        ..support::secrets()
-    }
-}
+use support::{HMAC as PII, JWT, block_on, random, secrets_with_wechat as secrets};
 
 fn at(s: &str) -> DateTime<Utc> {
     // `s` is a CST date: noon CST.

@@ -34,6 +34,25 @@ pub fn secrets() -> Secrets {
     }
 }
 
+/// [`secrets`] and the WeChat mini-program's variables (its API at
+/// `http://wechat.test`, which the tests answer with a fake).
+pub fn secrets_with_wechat() -> Secrets {
+    Secrets {
+        extra: BTreeMap::from([
+            ("wechat_app_id".to_string(), "wx-test-app".to_string()),
+            (
+                "wechat_app_secret".to_string(),
+                "wx-test-secret".to_string(),
+            ),
+            (
+                "wechat_api_base".to_string(),
+                "http://wechat.test".to_string(),
+            ),
+        ]),
+        ..secrets()
+    }
+}
+
 /// Claims for `role`, valid from `iat` to `exp`, bound to the fixtures'
 /// institution, district 530102 or a fixed person ref, unless `binding`
 /// names another institution or district.
