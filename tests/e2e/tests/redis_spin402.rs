@@ -48,44 +48,7 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
     assert_eq!(v.json().unwrap()["decision"]["outcome"], "approved");
     // Eight concurrent filings of one application: one class.
     let host = std::sync::Arc::new(host);
-    let body = crate::common::application(30, 0).to_string();
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let (host, body) = (host.clone(), body.clone());
-            tokio::spawn(async move {
-                let key = format!("k-{i}");
-                let r = call(
-                    &host,
-                    "POST",
-                    "/api/v1/classes",
-                    Some(&token(Role::Institution, None)),
-                    &body,
-                    &[("idempotency-key", &key)],
-                )
-                .await;
-                (
-                    r.status,
-                    r.json()
-                        .map(|v| v["id"].as_str().unwrap_or_default().to_string())
-                        .unwrap_or_default(),
-                )
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for t in tasks {
-        results.push(t.await.unwrap());
-    }
-    assert_eq!(
-        results.iter().filter(|(s, _)| *s == 201).count(),
-        1,
-        "{results:?}"
-    );
-    assert!(
-        results.iter().all(|(_, id)| id == &results[0].1),
-        "{results:?}"
-    );
-    let id = results[0].1.clone();
+    let id = crate::common::scenarios::file_at_once(&host, 8, |i| Some(format!("k-{i}"))).await;
     // Checks move the class along (compare-and-swap on an existing record).
     let path = format!("/api/v1/classes/{id}/checks");
     for (kind, want) in [("pre_opening", "in_training"), ("in_training", "completed")] {

@@ -267,50 +267,8 @@ pub async fn the_same_application_filed_by_twelve_concurrent_requests_makes_one_
     host: Arc<Host>,
 ) {
     seed(&host).await;
-    let body = application(30, 0).to_string();
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let (host, body) = (host.clone(), body.clone());
-            tokio::spawn(async move {
-                let key = format!("race-{i}");
-                let extra: Vec<(&str, &str)> = if i % 3 == 0 {
-                    vec![]
-                } else {
-                    vec![("idempotency-key", key.as_str())]
-                };
-                let r = call(
-                    &host,
-                    "POST",
-                    "/api/v1/classes",
-                    Some(&token(Role::Institution, None)),
-                    &body,
-                    &extra,
-                )
-                .await;
-                (
-                    r.status,
-                    r.json()
-                        .map(|v| v["id"].as_str().unwrap_or_default().to_string())
-                        .unwrap_or_default(),
-                )
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for t in tasks {
-        results.push(t.await.unwrap());
-    }
-    assert_eq!(
-        results.iter().filter(|(s, _)| *s == 201).count(),
-        1,
-        "{results:?}"
-    );
-    assert!(
-        results
-            .iter()
-            .all(|(s, id)| (*s == 200 || *s == 201) && id == &results[0].1),
-        "{results:?}"
-    );
+    // A third of the requests without an Idempotency-Key.
+    file_at_once(&host, 12, |i| (i % 3 != 0).then(|| format!("race-{i}"))).await;
     let list = call(
         &host,
         "GET",
@@ -350,4 +308,56 @@ pub async fn a_filed_class_survives_a_host_restart(host: Host) {
     .await;
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.json().unwrap()["trainees"], 12);
+}
+
+/// Files the same 30-trainee application `n` times at once, the `i`-th
+/// request with the Idempotency-Key `key(i)` if any; asserts that exactly
+/// one created the class and every other answered with that class, and
+/// returns its id.
+pub async fn file_at_once(host: &Arc<Host>, n: usize, key: fn(usize) -> Option<String>) -> String {
+    let body = application(30, 0).to_string();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (host, body) = (host.clone(), body.clone());
+            tokio::spawn(async move {
+                let key = key(i);
+                let extra: Vec<(&str, &str)> = key
+                    .as_deref()
+                    .map(|k| ("idempotency-key", k))
+                    .into_iter()
+                    .collect();
+                let r = call(
+                    &host,
+                    "POST",
+                    "/api/v1/classes",
+                    Some(&token(Role::Institution, None)),
+                    &body,
+                    &extra,
+                )
+                .await;
+                (
+                    r.status,
+                    r.json()
+                        .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+                        .unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(
+        results.iter().filter(|(s, _)| *s == 201).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|(s, id)| (*s == 200 || *s == 201) && id == &results[0].1),
+        "{results:?}"
+    );
+    results[0].1.clone()
 }
