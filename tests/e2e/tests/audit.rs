@@ -2,7 +2,7 @@
 //! chain that `/api/v1/audit/verify` checks, and changing one byte of any
 //! stored event (sealed at rest) makes it report that event.
 
-use crate::common::{application, call, seed, token};
+use crate::common::{call, seed, token};
 use e2e::Host;
 use web::auth::Role;
 
@@ -12,16 +12,7 @@ async fn changing_one_byte_of_any_stored_audit_event_is_reported_at_that_event()
     let db = dir.path().join("sqlite_key_value.db");
     let host = Host::start(crate::common::product(&db)).unwrap();
     seed(&host).await;
-    let r = call(
-        &host,
-        "POST",
-        "/api/v1/classes",
-        Some(&token(Role::Institution, None)),
-        &application(5, 0).to_string(),
-        &[],
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
+    crate::common::file_class(&host, 5).await;
     let admin = token(Role::BureauAdmin, None);
     let v = call(&host, "GET", "/api/v1/audit/verify", Some(&admin), "", &[])
         .await

@@ -2,7 +2,7 @@
 //! rotation route run page by page after a redeploy with the new key, and
 //! then the new key alone reads everything back.
 
-use crate::common::{application, call, dump, seed, token};
+use crate::common::{call, dump, seed, token};
 use e2e::{Host, HostConfig};
 use serde_json::json;
 use store::sealed::{DataKey, Keyring};
@@ -23,17 +23,7 @@ async fn after_rotation_every_value_opens_with_the_new_key_and_none_with_the_old
     let db = dir.path().join("sqlite_key_value.db");
     let host = Host::start(config(&db, OLD, "")).unwrap();
     seed(&host).await;
-    let r = call(
-        &host,
-        "POST",
-        "/api/v1/classes",
-        Some(&token(Role::Institution, None)),
-        &application(10, 0).to_string(),
-        &[],
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let id = r.json().unwrap()["id"].as_str().unwrap().to_string();
+    let (id, _) = crate::common::file_class(&host, 10).await;
     host.stop();
 
     // Redeploy with the new key, the old one still accepted, and rotate page by page.

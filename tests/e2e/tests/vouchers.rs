@@ -2,7 +2,7 @@
 //! filing the class) in the project's Spin test host, over HTTP, with the
 //! key-value data in a SQLite file and WeChat as a mock server on loopback.
 
-use crate::common::{call, seed};
+use crate::common::{call, dump, file_class, seed};
 use e2e::{Host, HostConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -31,26 +31,6 @@ fn token(role: Role, person: Option<&str>) -> String {
         Some(p) => crate::common::trainee(p),
         None => crate::common::token(role, None),
     }
-}
-
-/// Files an approved class of `n` trainees starting in three weeks; returns its id and application.
-async fn file_class(host: &Host, n: usize) -> (String, policy::class_opening::ClassApplication) {
-    let today = policy::ids::today_cst();
-    let (app, _) =
-        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, 0);
-    let r = call(
-        host,
-        "POST",
-        "/api/v1/classes",
-        Some(&token(Role::Institution, None)),
-        &serde_json::to_string(&app).unwrap(),
-        &[],
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text());
-    let v = r.json().unwrap();
-    assert_eq!(v["status"], "approved", "{v}");
-    (v["id"].as_str().unwrap().to_string(), app)
 }
 
 /// Activates the cards of `lines`; returns their person refs.
@@ -96,20 +76,6 @@ async fn record_checks(host: &Host, class_id: &str) {
         .await;
         assert_eq!(r.status, 200, "{kind}: {}", r.text());
     }
-}
-
-/// Every key and value in the SQLite file, as Spin's store keeps them.
-fn dump(db: &Path) -> BTreeMap<String, Vec<u8>> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT key, value FROM spin_key_value ORDER BY key")
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
 }
 
 /// ID and phone numbers of the roster, as written and in the forms they might leak.

@@ -186,6 +186,29 @@ pub fn application(n: usize, salt: u32) -> Value {
     serde_json::to_value(app).unwrap()
 }
 
+/// Files an approved class of `n` trainees starting in three weeks; returns its id and application.
+pub async fn file_class(
+    host: &Host,
+    n: usize,
+) -> (String, policy::class_opening::ClassApplication) {
+    let today = policy::ids::today_cst();
+    let (app, _) =
+        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, 0);
+    let r = call(
+        host,
+        "POST",
+        "/api/v1/classes",
+        Some(&token(Role::Institution, None)),
+        &serde_json::to_string(&app).unwrap(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json().unwrap();
+    assert_eq!(v["status"], "approved", "{v}");
+    (v["id"].as_str().unwrap().to_string(), app)
+}
+
 /// Every key and value in a SQLite store file, as Spin's store keeps them.
 pub fn dump(db: &Path) -> BTreeMap<String, Vec<u8>> {
     let conn = rusqlite::Connection::open(db).unwrap();

@@ -285,17 +285,7 @@ pub async fn the_same_application_filed_by_twelve_concurrent_requests_makes_one_
 /// same Redis) and reads the class back.
 pub async fn a_filed_class_survives_a_host_restart(host: Host) {
     seed(&host).await;
-    let filed = call(
-        &host,
-        "POST",
-        "/api/v1/classes",
-        Some(&token(Role::Institution, None)),
-        &application(12, 0).to_string(),
-        &[],
-    )
-    .await;
-    assert_eq!(filed.status, 201, "{}", filed.text());
-    let id = filed.json().unwrap()["id"].as_str().unwrap().to_string();
+    let (id, _) = super::file_class(&host, 12).await;
     let host = host.restart().unwrap();
     let got = call(
         &host,
