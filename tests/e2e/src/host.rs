@@ -118,12 +118,34 @@ impl HostConfig {
     }
 }
 
+/// What key-value reads returned, summed: see [`Host::kv_reads`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvReads {
+    /// Keys asked for by `get` and `get-many`.
+    pub keys: u64,
+    /// Of those, the keys that had a value.
+    pub found: u64,
+    /// The bytes of the values found.
+    pub bytes: u64,
+}
+
+impl std::ops::Sub for KvReads {
+    type Output = KvReads;
+    fn sub(self, before: KvReads) -> KvReads {
+        KvReads {
+            keys: self.keys - before.keys,
+            found: self.found - before.found,
+            bytes: self.bytes - before.bytes,
+        }
+    }
+}
+
 /// A running host. Dropping it stops it.
 pub struct Host {
     base_url: String,
     config: HostConfig,
     logs: Arc<Logs>,
-    kv_calls: Arc<std::sync::atomic::AtomicU64>,
+    kv_counters: Arc<crate::kv::KvCounters>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -176,7 +198,7 @@ impl Host {
             );
         }
         let kv = Arc::new(KvStore::open(&config.kv_path, config.redis.as_ref())?);
-        let kv_calls = kv.calls();
+        let kv_counters = kv.counters();
         let logs = Arc::new(Logs::default());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
@@ -202,7 +224,7 @@ impl Host {
             base_url: format!("http://{addr}"),
             config,
             logs,
-            kv_calls,
+            kv_counters,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -228,7 +250,20 @@ impl Host {
     /// delete-many, exists, increment, compare-and-swap new, current and swap)
     /// the components of this host have made since it started.
     pub fn kv_calls(&self) -> u64 {
-        self.kv_calls.load(std::sync::atomic::Ordering::Relaxed)
+        self.kv_counters
+            .calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What the components' `get` and `get-many` calls have read since the
+    /// host started: keys asked for, values found, and their bytes.
+    pub fn kv_reads(&self) -> KvReads {
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        KvReads {
+            keys: load(&self.kv_counters.keys_read),
+            found: load(&self.kv_counters.values_found),
+            bytes: load(&self.kv_counters.bytes_read),
+        }
     }
 
     /// The configuration this host was started with.

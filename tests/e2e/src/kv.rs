@@ -25,10 +25,38 @@ use std::sync::{Arc, Mutex};
 ///
 /// It counts the key-value operations it serves (every method below but
 /// `open`; a failed swap's fresh handle counts as the new and current it
-/// makes), for benchmarks: see [`KvStore::calls`].
+/// makes), and what its reads returned, for benchmarks: see
+/// [`KvStore::counters`].
 pub struct KvStore {
     backend: Backend,
-    calls: Arc<AtomicU64>,
+    counters: Arc<KvCounters>,
+}
+
+/// What a store has served since it opened, counted for benchmarks.
+#[derive(Debug, Default)]
+pub struct KvCounters {
+    /// Key-value operations of every kind.
+    pub calls: AtomicU64,
+    /// Keys asked for by `get` and `get-many`.
+    pub keys_read: AtomicU64,
+    /// Of those, the keys that had a value.
+    pub values_found: AtomicU64,
+    /// The bytes of the values found.
+    pub bytes_read: AtomicU64,
+}
+
+impl KvCounters {
+    /// Counts one read of `keys` keys that returned `values`.
+    fn read<'a>(&self, keys: usize, values: impl IntoIterator<Item = &'a Vec<u8>>) {
+        let (mut found, mut bytes) = (0u64, 0u64);
+        for v in values {
+            found += 1;
+            bytes += v.len() as u64;
+        }
+        self.keys_read.fetch_add(keys as u64, Ordering::Relaxed);
+        self.values_found.fetch_add(found, Ordering::Relaxed);
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 enum Backend {
@@ -53,27 +81,29 @@ impl KvStore {
         };
         Ok(KvStore {
             backend,
-            calls: Arc::default(),
+            counters: Arc::default(),
         })
     }
 
-    /// The number of key-value operations this store has served since it
-    /// opened (shared, so it can be read without keeping the store open).
-    pub fn calls(&self) -> Arc<AtomicU64> {
-        self.calls.clone()
+    /// What this store has served since it opened (shared, so it can be read
+    /// without keeping the store open).
+    pub fn counters(&self) -> Arc<KvCounters> {
+        self.counters.clone()
     }
 
     /// Counts one operation and gives the backend that serves it.
     fn op(&self) -> &Backend {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
         &self.backend
     }
 
     pub fn get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        match self.op() {
+        let value = match self.op() {
             Backend::Sqlite(db) => db.get(store, key),
             Backend::Redis(r) => r.get(key),
-        }
+        }?;
+        self.counters.read(1, value.as_ref());
+        Ok(value)
     }
 
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
@@ -106,10 +136,13 @@ impl KvStore {
     }
 
     pub fn get_many(&self, store: &str, keys: &[String]) -> Result<Pairs, KvError> {
-        match self.op() {
+        let pairs = match self.op() {
             Backend::Sqlite(db) => db.get_many(store, keys),
             Backend::Redis(r) => r.get_many(keys),
-        }
+        }?;
+        self.counters
+            .read(keys.len(), pairs.iter().filter_map(|(_, v)| v.as_ref()));
+        Ok(pairs)
     }
 
     pub fn set_many(&self, store: &str, kvs: &[(String, Vec<u8>)]) -> Result<(), KvError> {
