@@ -269,7 +269,7 @@ impl Bench<'_> {
             Arc::new(move |i, _| {
                 Some(Req::new(
                     "PUT",
-                    &format!("/probe/kv?key={p}/{i}"),
+                    format!("/probe/kv?key={p}/{i}"),
                     None,
                     value.clone(),
                 ))
