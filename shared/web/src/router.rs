@@ -8,8 +8,11 @@ use http::Method;
 use std::collections::BTreeMap;
 
 /// A component's routes to handler ids of type `T`.
+///
+/// Built once per request (each request is a new instance), so adding is
+/// cheap and the matcher is made once, at the first match.
 pub struct Router<T: Copy> {
-    inner: matchit::Router<Vec<(Method, T)>>,
+    inner: std::sync::OnceLock<matchit::Router<Vec<(Method, T)>>>,
     paths: Vec<(String, Vec<(Method, T)>)>,
 }
 
@@ -25,7 +28,7 @@ pub struct Matched<T> {
 impl<T: Copy> Default for Router<T> {
     fn default() -> Self {
         Self {
-            inner: matchit::Router::new(),
+            inner: std::sync::OnceLock::new(),
             paths: Vec::new(),
         }
     }
@@ -43,14 +46,20 @@ impl<T: Copy> Router<T> {
             Some((_, list)) => list.push((method, route)),
             None => self.paths.push((path.to_string(), vec![(method, route)])),
         }
-        let mut inner = matchit::Router::new();
-        for (p, list) in &self.paths {
-            inner
-                .insert(p.clone(), list.clone())
-                .expect("routes do not conflict");
-        }
-        self.inner = inner;
+        self.inner = std::sync::OnceLock::new();
         self
+    }
+
+    fn matcher(&self) -> &matchit::Router<Vec<(Method, T)>> {
+        self.inner.get_or_init(|| {
+            let mut inner = matchit::Router::new();
+            for (p, list) in &self.paths {
+                inner
+                    .insert(p.clone(), list.clone())
+                    .expect("routes do not conflict");
+            }
+            inner
+        })
     }
 
     /// Every `(method, path)` declared, for documentation coverage tests.
@@ -69,7 +78,7 @@ impl<T: Copy> Router<T> {
             path
         };
         let m = self
-            .inner
+            .matcher()
             .at(path)
             .map_err(|_| Problem::not_found("no such route"))?;
         let route = m

@@ -188,10 +188,26 @@ struct Row {
     alone: Option<Stats>,
     /// The kv floor it is compared with (n, stats), for product routes.
     floor: Option<(u64, Stats)>,
-    /// For a route whose one call is a get-many: the floor that makes that
-    /// same call (as many keys, as many found, as many bytes).
-    same_call: Option<(KvReads, Stats)>,
+    /// What the route's first request read (keys, values found, bytes).
+    alone_reads: KvReads,
+    /// For a route whose one call is a get-many: the floors that make that
+    /// same call (as many keys, as many found, as many bytes), without and
+    /// with the route's request and response bodies.
+    same_call: Option<SameCall>,
     setup: bool,
+}
+
+/// The floors of a route whose one key-value call is a get-many.
+struct SameCall {
+    /// The call: keys asked for, values found, their bytes.
+    reads: KvReads,
+    /// `kv-probe` making that call and nothing else (a GET, a short answer).
+    call: Stats,
+    /// The same, on a POST of the route's request body, answering as many
+    /// bytes as the route answers.
+    call_and_bodies: Stats,
+    request_bytes: usize,
+    reply_bytes: usize,
 }
 
 struct Bench<'h> {
@@ -255,11 +271,23 @@ impl Bench<'_> {
         Ok(s)
     }
 
-    /// The floor of a route whose one key-value call is a get-many that read
-    /// `reads`: `kv-probe`'s one get-many of as many keys, of which as many
-    /// hold values of the same mean size (seeded here under a prefix of its
-    /// own), and nothing else.
-    async fn same_call_floor(&mut self, reads: KvReads) -> Result<Stats> {
+    /// Compares the route `label` (measured already), whose one key-value
+    /// call is a get-many, with `kv-probe` making that same call: as many
+    /// keys, of which as many hold values of the same mean size (seeded here
+    /// under a prefix of their own), and nothing else; then the same again on
+    /// a POST of `body`, answering `reply_bytes` bytes: the host's own work
+    /// for such a request.
+    async fn same_call(&mut self, label: &str, body: Bytes, reply_bytes: usize) -> Result<()> {
+        let row = self
+            .rows
+            .iter()
+            .position(|r| r.label == label)
+            .with_context(|| format!("{label} is not measured"))?;
+        let reads = self.rows[row].alone_reads;
+        let calls = self.rows[row].alone.as_ref().map_or(0, |a| a.kv_calls);
+        if calls != 1 || reads.keys < 2 {
+            bail!("{label} makes {calls} key-value calls reading {} keys, not one get-many", reads.keys);
+        }
         let prefix = format!("floor-{}-{}-{}", reads.keys, reads.found, reads.bytes);
         let size = (reads.bytes / reads.found.max(1)) as usize;
         let (p, value) = (prefix.clone(), Bytes::from(vec![b'v'; size]));
@@ -276,22 +304,39 @@ impl Bench<'_> {
             }),
         )
         .await?;
-        let k = reads.keys;
-        let traffic: Arc<dyn Traffic> = Arc::new(move |_, _| {
-            Some(Req::get(
-                format!("/probe/kv-floor?batch={k}&prefix={prefix}"),
-                None,
-            ))
-        });
-        let s = self.load(self.budget(self.opts.requests), traffic).await;
+        let url = format!("/probe/kv-floor?batch={}&prefix={prefix}", reads.keys);
+        let u = url.clone();
+        let call = self
+            .load(
+                self.budget(self.opts.requests),
+                Arc::new(move |_, _| Some(Req::get(u.clone(), None))),
+            )
+            .await;
+        let u = format!("{url}&reply={reply_bytes}");
+        let request_bytes = body.len();
+        let call_and_bodies = self
+            .load(
+                self.budget(self.opts.requests),
+                Arc::new(move |_, _| Some(Req::new("POST", u.clone(), None, body.clone()))),
+            )
+            .await;
         eprintln!(
-            "  kv-floor get-many of {k} keys ({} found, {} bytes): {:.0} req/s, {:.2} kv calls per request",
+            "  kv-floor get-many of {} keys ({} found, {} bytes): {:.0} req/s; \
+             with {request_bytes} bytes in and {reply_bytes} out: {:.0} req/s",
+            reads.keys,
             reads.found,
             reads.bytes,
-            s.rps(),
-            s.kv_per_request()
+            call.rps(),
+            call_and_bodies.rps()
         );
-        Ok(s)
+        self.rows[row].same_call = Some(SameCall {
+            reads,
+            call,
+            call_and_bodies,
+            request_bytes,
+            reply_bytes,
+        });
+        Ok(())
     }
 
     async fn floor(&mut self, n: u64) -> Stats {
@@ -354,25 +399,13 @@ impl Bench<'_> {
         );
         let n = s.kv_per_request().round().max(1.0) as u64;
         let f = self.floor(n).await;
-        // A single get-many (one call, several keys) is compared with the
-        // same call too, since its host cost grows with the keys it reads.
-        let same_call = if alone.kv_calls == 1 && alone_reads.keys > 1 {
-            match self.same_call_floor(alone_reads).await {
-                Ok(sf) => Some((alone_reads, sf)),
-                Err(e) => {
-                    eprintln!("  same-call floor of {label} not measured: {e:#}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         self.rows.push(Row {
             label: label.into(),
             stats: s.clone(),
             alone: Some(alone),
+            alone_reads,
             floor: Some((n, f)),
-            same_call,
+            same_call: None,
             setup: false,
         });
         s
@@ -383,6 +416,7 @@ impl Bench<'_> {
             label: label.into(),
             stats: s,
             alone: None,
+            alone_reads: KvReads::default(),
             floor: None,
             same_call: None,
             setup: true,
@@ -549,6 +583,7 @@ async fn routes(opts: &Opts) -> Result<()> {
     // Class validate, 60 trainees; and its key-value calls for other roster sizes.
     let validate_body = body(&data::application(0, 60));
     let mut calls_by_size = Vec::new();
+    let mut reply_bytes = BTreeMap::new();
     for n in [1usize, 10, 60, 120, 500] {
         let before = host.kv_calls();
         let r = e2e::Client::new()
@@ -566,6 +601,7 @@ async fn routes(opts: &Opts) -> Result<()> {
             bail!("validate of {n} trainees: {} {}", r.status, r.text());
         }
         calls_by_size.push((n, host.kv_calls() - before));
+        reply_bytes.insert(n, r.body.len());
     }
     let (tok, vb) = (inst.clone(), validate_body.clone());
     b.route(
@@ -606,6 +642,15 @@ async fn routes(opts: &Opts) -> Result<()> {
         ),
     )
     .await;
+    for (label, n) in [
+        ("class validate (60 trainees)", 60),
+        ("class validate (1 trainee)", 1),
+    ] {
+        let body = body(&data::application(0, n));
+        if let Err(e) = b.same_call(label, body, reply_bytes[&n]).await {
+            eprintln!("  same-call floors of {label} not measured: {e:#}");
+        }
+    }
     if opts.validate_only {
         b.finish(&calls_by_size).await;
         return Ok(());
@@ -1018,38 +1063,38 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
     }
     line("hello again, at the end (drift)", hello_end, None, None);
     println!();
-    let same: Vec<&Row> = b.rows.iter().filter(|r| r.same_call.is_some()).collect();
+    let same: Vec<(&Row, &SameCall)> = b
+        .rows
+        .iter()
+        .filter_map(|r| r.same_call.as_ref().map(|c| (r, c)))
+        .collect();
     if !same.is_empty() {
         println!(
-            "## Routes whose one key-value call is a get-many, against kv-probe making that same call \
-             (one get-many of as many keys, as many found, as many bytes) and nothing else\n"
+            "## Class validate against kv-probe making its one call (a get-many of as many keys, \
+             as many found, as many bytes) and nothing else: alone, and with the route's bytes in and out\n"
         );
         println!(
-            "{:<40} {:>5} {:>6} {:>8} {:>9} {:>14} {:>9} {:>13} {:>12}",
-            "route",
-            "keys",
-            "found",
-            "bytes",
-            "req/s",
-            "same call /s",
-            "÷ same",
-            "n=1 floor /s",
-            "÷ n=1 floor"
+            "{:<30} {:>5} {:>5} {:>6} {:>6} {:>6} {:>8} {:>10} {:>7} {:>12} {:>7} {:>10} {:>7}",
+            "route", "keys", "found", "bytes", "in B", "out B", "req/s", "call /s", "÷", "+bodies /s", "÷", "n=1 /s", "÷"
         );
-        for r in same {
-            let (reads, f) = r.same_call.as_ref().expect("filtered");
+        for (r, c) in same {
+            let pct = |f: &Stats| format!("{:.1}%", 100.0 * r.stats.rps() / f.rps());
             let (_, n1) = r.floor.as_ref().expect("measured with the route");
             println!(
-                "{:<40} {:>5} {:>6} {:>8} {:>9.1} {:>14.1} {:>8.1}% {:>13.1} {:>11.1}%",
-                r.label,
-                reads.keys,
-                reads.found,
-                reads.bytes,
+                "{:<30} {:>5} {:>5} {:>6} {:>6} {:>6} {:>8.1} {:>10.1} {:>7} {:>12.1} {:>7} {:>10.1} {:>7}",
+                r.label.trim_start_matches("class "),
+                c.reads.keys,
+                c.reads.found,
+                c.reads.bytes,
+                c.request_bytes,
+                c.reply_bytes,
                 r.stats.rps(),
-                f.rps(),
-                100.0 * r.stats.rps() / f.rps(),
+                c.call.rps(),
+                pct(&c.call),
+                c.call_and_bodies.rps(),
+                pct(&c.call_and_bodies),
                 n1.rps(),
-                100.0 * r.stats.rps() / n1.rps(),
+                pct(n1),
             );
         }
         println!();
@@ -1072,12 +1117,15 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
         let share = 100.0 * r.stats.rps() / f.rps();
         let yes = |ok: bool| if ok { "yes" } else { "NO" };
         let same = match &r.same_call {
-            Some((reads, sf)) => {
-                let share = 100.0 * r.stats.rps() / sf.rps();
+            Some(c) => {
+                let a = 100.0 * r.stats.rps() / c.call.rps();
+                let b = 100.0 * r.stats.rps() / c.call_and_bodies.rps();
                 format!(
-                    "; ≥ 70 % of the floor making the same call (get-many of {} keys): {} ({share:.0} %)",
-                    reads.keys,
-                    yes(share >= 70.0)
+                    "; of the floor making the same call (get-many of {} keys): {} ({a:.0} %); \
+                     of that floor with the same bytes in and out: {} ({b:.0} %)",
+                    c.reads.keys,
+                    yes(a >= 70.0),
+                    yes(b >= 70.0)
                 )
             }
             None => String::new(),
