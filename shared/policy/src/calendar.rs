@@ -62,9 +62,24 @@ const MAKEUP_WORKDAYS: &[&str] = &[
     "2023-10-08",
 ];
 
+/// Whether `day`, written `YYYY-MM-DD`, is in `list` (written in place:
+/// this runs for every day of every session and filing period).
 fn listed(list: &[&str], day: NaiveDate) -> bool {
-    let s = day.format("%Y-%m-%d").to_string();
-    list.contains(&s.as_str())
+    let Ok(year) = u32::try_from(day.year()) else {
+        return false;
+    };
+    if year > 9999 {
+        return false;
+    }
+    let mut text = *b"0000-00-00";
+    for (at, value, digits) in [(0, year, 4), (5, day.month(), 2), (8, day.day(), 2)] {
+        let mut v = value;
+        for i in (at..at + digits).rev() {
+            text[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    list.iter().any(|s| s.as_bytes() == text)
 }
 
 /// Whether `day` is a working day.
@@ -122,6 +137,30 @@ mod tests {
                 want,
                 "CO-LEAD {from}..{to}"
             );
+        }
+    }
+
+    #[test]
+    fn every_listed_day_is_found_and_no_other_day_is() {
+        for h in HOLIDAYS {
+            assert!(!is_working_day(day(h)), "holiday {h}");
+        }
+        for m in MAKEUP_WORKDAYS {
+            assert!(is_working_day(day(m)), "makeup working day {m}");
+        }
+        // Every day of the listed years: listed exactly when its text is.
+        let mut d = day("2021-01-01");
+        while d < day("2025-01-01") {
+            let text = d.format("%Y-%m-%d").to_string();
+            assert_eq!(
+                listed(HOLIDAYS, d),
+                HOLIDAYS.contains(&text.as_str()),
+                "{text}"
+            );
+            d = d.succ_opt().unwrap();
+        }
+        for far in [NaiveDate::MIN, NaiveDate::MAX, day("0999-01-01")] {
+            assert!(!listed(HOLIDAYS, far), "{far}");
         }
     }
 }

@@ -466,12 +466,18 @@ impl ClassApplication {
     }
 }
 
-/// Normalises a site address for clash detection: whitespace removed, ASCII lower-cased.
+/// Normalises a site address for clash detection: whitespace removed, letters
+/// lower-cased (Unicode lower case; ASCII letters take the short way).
 pub fn normalize_site(site: &str) -> String {
-    site.chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
+    let mut out = String::with_capacity(site.len());
+    for c in site.chars().filter(|c| !c.is_whitespace()) {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
 }
 
 /// A session of another class that holds a trainer or a site.

@@ -181,10 +181,12 @@ impl ClassRecord {
     }
 }
 
-/// Whose lookups [`load_context`] needs.
+/// Whose lookups [`load_context`] needs, in the order it reads them back.
 #[derive(Debug, Clone)]
 struct ContextKeys {
     keys: Vec<String>,
+    /// The application's sites, normalised, computed once.
+    sites: Vec<String>,
     /// Person and phone ref of each roster line, computed once.
     refs: Vec<(String, String)>,
 }
@@ -200,6 +202,10 @@ fn site_key(site: &str) -> String {
     keys::site_bookings(&sha256_hex(normalize_site(site)))
 }
 
+/// The keys of everything the CO-* rules need. [`load_context`] reads the
+/// values back in exactly this order: institution, year, then per trainer
+/// its registry entry and bookings, courseware, textbooks, sites, then per
+/// roster line its enrolments and phone uses.
 fn context_keys(app: &ClassApplication, hasher: &PiiHasher) -> ContextKeys {
     let mut keys = vec![
         keys::registry("institution", app.institution.as_str()),
@@ -215,8 +221,9 @@ fn context_keys(app: &ClassApplication, hasher: &PiiHasher) -> ContextKeys {
     for b in &app.textbooks {
         keys.push(textbook_key(b));
     }
-    for s in app.sites() {
-        keys.push(keys::site_bookings(&sha256_hex(&s)));
+    let sites = app.sites();
+    for s in &sites {
+        keys.push(keys::site_bookings(&sha256_hex(s)));
     }
     let refs: Vec<(String, String)> = app
         .roster
@@ -227,7 +234,26 @@ fn context_keys(app: &ClassApplication, hasher: &PiiHasher) -> ContextKeys {
         keys.push(keys::person_enrolments(person));
         keys.push(keys::phone_users(phone));
     }
-    ContextKeys { keys, refs }
+    ContextKeys { keys, sites, refs }
+}
+
+/// The values of a `get_many`, read back one by one in the order of its keys.
+struct Values<'a>(std::slice::Iter<'a, Option<Vec<u8>>>);
+
+impl Values<'_> {
+    /// The next key's record, if it has one.
+    fn next<T: serde::de::DeserializeOwned>(
+        &mut self,
+        what: &'static str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.0.next() {
+            Some(Some(bytes)) => decode(bytes, what).map(Some),
+            Some(None) => Ok(None),
+            None => Err(StoreError::Kv(crate::kv::KvError::Backend(
+                "get_many answered fewer values than keys".into(),
+            ))),
+        }
+    }
 }
 
 /// A class using a phone.
@@ -259,70 +285,46 @@ pub fn load_context(
 ) -> Result<Context, StoreError> {
     let ck = context_keys(app, hasher);
     let values = kv.get_many(&ck.keys)?;
-    let map: BTreeMap<&str, &[u8]> = ck
-        .keys
-        .iter()
-        .zip(values.iter())
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
-        .collect();
-    fn get<T: serde::de::DeserializeOwned>(
-        map: &BTreeMap<&str, &[u8]>,
-        key: &str,
-        what: &'static str,
-    ) -> Result<Option<T>, StoreError> {
-        map.get(key).map(|b| decode(b, what)).transpose()
-    }
+    let mut v = Values(values.iter());
     let mut ctx = Context {
         today,
         ..Context::default()
     };
-    ctx.institution = get::<Institution>(
-        &map,
-        &keys::registry("institution", app.institution.as_str()),
-        "institution",
-    )?;
-    if let Some(y) = get::<YearClasses>(
-        &map,
-        &keys::institution_year(app.institution.as_str(), app.start_date.year()),
-        "year counts",
-    )? {
+    ctx.institution = v.next::<Institution>("institution")?;
+    if let Some(y) = v.next::<YearClasses>("year counts")? {
         ctx.year = YearCounts {
             classes: y.classes.len() as u32,
             completion_classes: y.completion.len() as u32,
         };
     }
     for t in app.trainer_numbers() {
-        if let Some(r) = get::<Trainer>(&map, &keys::registry("trainer", t), "trainer")? {
+        if let Some(r) = v.next::<Trainer>("trainer")? {
             ctx.trainers.insert(t.to_string(), r);
         }
-        if let Some(b) = get::<Vec<Booking>>(&map, &keys::trainer_bookings(t), "bookings")? {
+        if let Some(b) = v.next::<Vec<Booking>>("bookings")? {
             ctx.trainer_bookings.insert(t.to_string(), b);
         }
     }
     for c in app.courseware_ids() {
-        if let Some(r) = get::<Courseware>(&map, &keys::registry("courseware", c), "courseware")? {
+        if let Some(r) = v.next::<Courseware>("courseware")? {
             ctx.courseware.insert(c.to_string(), r);
         }
     }
-    for b in &app.textbooks {
-        if let Some(r) = get::<CatalogueTextbook>(&map, &textbook_key(b), "textbook")? {
+    for _ in &app.textbooks {
+        if let Some(r) = v.next::<CatalogueTextbook>("textbook")? {
             ctx.textbooks.push(r);
         }
     }
-    for s in app.sites() {
-        if let Some(b) =
-            get::<Vec<Booking>>(&map, &keys::site_bookings(&sha256_hex(&s)), "bookings")?
-        {
+    for s in ck.sites {
+        if let Some(b) = v.next::<Vec<Booking>>("bookings")? {
             ctx.site_bookings.insert(s, b);
         }
     }
-    for (i, (person, phone)) in ck.refs.iter().enumerate() {
-        if let Some(e) =
-            get::<Vec<Enrolment>>(&map, &keys::person_enrolments(person), "enrolments")?
-        {
+    for (i, (person, _)) in ck.refs.iter().enumerate() {
+        if let Some(e) = v.next::<Vec<Enrolment>>("enrolments")? {
             ctx.enrolments.insert(i, e);
         }
-        if let Some(uses) = get::<Vec<PhoneUse>>(&map, &keys::phone_users(phone), "phone uses")? {
+        if let Some(uses) = v.next::<Vec<PhoneUse>>("phone uses")? {
             let others: BTreeSet<&str> = uses
                 .iter()
                 .filter(|u| u.person != *person && u.end_date >= app.start_date)

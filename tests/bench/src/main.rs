@@ -286,7 +286,10 @@ impl Bench<'_> {
         let reads = self.rows[row].alone_reads;
         let calls = self.rows[row].alone.as_ref().map_or(0, |a| a.kv_calls);
         if calls != 1 || reads.keys < 2 {
-            bail!("{label} makes {calls} key-value calls reading {} keys, not one get-many", reads.keys);
+            bail!(
+                "{label} makes {calls} key-value calls reading {} keys, not one get-many",
+                reads.keys
+            );
         }
         let prefix = format!("floor-{}-{}-{}", reads.keys, reads.found, reads.bytes);
         let size = (reads.bytes / reads.found.max(1)) as usize;
@@ -1075,7 +1078,19 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
         );
         println!(
             "{:<30} {:>5} {:>5} {:>6} {:>6} {:>6} {:>8} {:>10} {:>7} {:>12} {:>7} {:>10} {:>7}",
-            "route", "keys", "found", "bytes", "in B", "out B", "req/s", "call /s", "÷", "+bodies /s", "÷", "n=1 /s", "÷"
+            "route",
+            "keys",
+            "found",
+            "bytes",
+            "in B",
+            "out B",
+            "req/s",
+            "call /s",
+            "÷",
+            "+bodies /s",
+            "÷",
+            "n=1 /s",
+            "÷"
         );
         for (r, c) in same {
             let pct = |f: &Stats| format!("{:.1}%", 100.0 * r.stats.rps() / f.rps());

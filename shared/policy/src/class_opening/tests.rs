@@ -914,3 +914,42 @@ fn shape_errors_name_the_field() {
     assert!(fields.contains(&"sessions[3].date"), "{fields:?}");
     assert!(fields.contains(&"end_date"), "{fields:?}");
 }
+
+/// What `normalize_site` stands for: whitespace out, every letter in Unicode lower case.
+fn normalize_site_by_definition(site: &str) -> String {
+    site.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[test]
+fn co_clash_site_normalisation_removes_whitespace_and_lowers_every_letter() {
+    let cases = [
+        ("ascii", "Room 3B, No.5 Road", "room3b,no.5road"),
+        (
+            "chinese with ideographic space",
+            "昆明市\u{3000}五华区 教学楼A",
+            "昆明市五华区教学楼a",
+        ),
+        ("full-width letters", "Ａ座 ３楼", "ａ座３楼"),
+        ("greek and a dotted capital I", "ΣΑ İ", "σαi\u{307}"),
+        ("tabs and newlines", "\tA\nB\r", "ab"),
+        ("empty", "", ""),
+    ];
+    for (name, site, want) in cases {
+        assert_eq!(normalize_site(site), want, "{name}");
+        assert_eq!(
+            normalize_site(site),
+            normalize_site_by_definition(site),
+            "{name}"
+        );
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn co_clash_site_normalisation_agrees_with_its_definition_on_any_text(site in "\\PC{0,40}") {
+        proptest::prop_assert_eq!(normalize_site(&site), normalize_site_by_definition(&site));
+    }
+}
