@@ -147,9 +147,16 @@ fn validate<K: KeyValue>(
     who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
     let app = parse_application(req, who)?;
     let decision = decide(env, &app)?;
+    /// The answer, serialised straight from the decision (no JSON tree).
+    #[derive(serde::Serialize)]
+    struct Validated<'a> {
+        decision: &'a policy::decision::Decision,
+    }
     Ok(respond(
         StatusCode::OK,
-        &serde_json::json!({ "decision": decision }),
+        &Validated {
+            decision: &decision,
+        },
     ))
 }
 
