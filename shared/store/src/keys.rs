@@ -9,13 +9,23 @@
 /// Prefix of every key.
 pub const PREFIX: &str = "vt:";
 
+/// The parts joined, in one allocation (the keys of a 60-trainee class's
+/// context are 130 of these per request; `format!` costs several times more).
+fn concat(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        key.push_str(p);
+    }
+    key
+}
+
 /// A class record.
 pub fn class(id: &str) -> String {
-    format!("{PREFIX}class:{id}")
+    concat(&[PREFIX, "class:", id])
 }
 /// Claim of an application's content digest by one class (duplicate filing guard).
 pub fn class_claim(institution: &str, digest: &str) -> String {
-    format!("{PREFIX}class-claim:{institution}:{digest}")
+    concat(&[PREFIX, "class-claim:", institution, ":", digest])
 }
 /// Counter of class numbers in a year.
 pub fn class_seq(year: i32) -> String {
@@ -23,7 +33,7 @@ pub fn class_seq(year: i32) -> String {
 }
 /// Head of a paged index.
 pub fn index_head(name: &str) -> String {
-    format!("{PREFIX}index:{name}:head")
+    concat(&[PREFIX, "index:", name, ":head"])
 }
 /// One page of a paged index.
 pub fn index_page(name: &str, page: u64) -> String {
@@ -31,7 +41,7 @@ pub fn index_page(name: &str, page: u64) -> String {
 }
 /// An idempotency record.
 pub fn idempotency(scope: &str, hash: &str) -> String {
-    format!("{PREFIX}idem:{scope}:{hash}")
+    concat(&[PREFIX, "idem:", scope, ":", hash])
 }
 /// Hint of the next audit sequence number (a counter).
 pub fn audit_next() -> String {
@@ -43,25 +53,76 @@ pub fn audit_event(seq: u64) -> String {
 }
 /// A registry entry: `kind` is `institution`, `trainer`, `courseware` or `textbook`.
 pub fn registry(kind: &str, id: &str) -> String {
-    format!("{PREFIX}registry:{kind}:{id}")
+    concat(&[PREFIX, "registry:", kind, ":", id])
 }
 /// Sessions of live classes that hold a trainer.
 pub fn trainer_bookings(registration_no: &str) -> String {
-    format!("{PREFIX}occ:trainer:{registration_no}")
+    concat(&[PREFIX, "occ:trainer:", registration_no])
 }
 /// Sessions of live classes that hold a site (by the site's hash).
 pub fn site_bookings(site_hash: &str) -> String {
-    format!("{PREFIX}occ:site:{site_hash}")
+    concat(&[PREFIX, "occ:site:", site_hash])
 }
 /// Live classes of a person (by person ref).
 pub fn person_enrolments(person_ref: &str) -> String {
-    format!("{PREFIX}occ:person:{person_ref}")
+    concat(&[PREFIX, "occ:person:", person_ref])
 }
 /// Live classes using a phone (by phone ref).
 pub fn phone_users(phone_ref: &str) -> String {
-    format!("{PREFIX}occ:phone:{phone_ref}")
+    concat(&[PREFIX, "occ:phone:", phone_ref])
 }
 /// An institution's class counts in a year (CO-ENTRY).
 pub fn institution_year(institution: &str, year: i32) -> String {
     format!("{PREFIX}stats:institution:{institution}:{year}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored data is found by these keys: a change of layout loses it.
+    #[test]
+    fn keys_keep_their_stored_layout() {
+        let cases = [
+            ("class", class("KM-2026-000001"), "vt:class:KM-2026-000001"),
+            (
+                "class_claim",
+                class_claim("91530100MA6K000001", "ab12"),
+                "vt:class-claim:91530100MA6K000001:ab12",
+            ),
+            ("index_head", index_head("classes"), "vt:index:classes:head"),
+            ("index_page", index_page("classes", 7), "vt:index:classes:7"),
+            (
+                "idempotency",
+                idempotency("file", "ff00"),
+                "vt:idem:file:ff00",
+            ),
+            (
+                "registry",
+                registry("trainer", "T-1"),
+                "vt:registry:trainer:T-1",
+            ),
+            (
+                "trainer_bookings",
+                trainer_bookings("T-1"),
+                "vt:occ:trainer:T-1",
+            ),
+            ("site_bookings", site_bookings("5a5a"), "vt:occ:site:5a5a"),
+            (
+                "person_enrolments",
+                person_enrolments("0f0f"),
+                "vt:occ:person:0f0f",
+            ),
+            ("phone_users", phone_users("1e1e"), "vt:occ:phone:1e1e"),
+            ("audit_event", audit_event(42), "vt:audit:event:42"),
+            (
+                "institution_year",
+                institution_year("91530100MA6K000001", 2026),
+                "vt:stats:institution:91530100MA6K000001:2026",
+            ),
+        ];
+        for (name, got, want) in cases {
+            assert_eq!(got, want, "{name}");
+        }
+    }
 }
