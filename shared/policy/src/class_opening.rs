@@ -1126,10 +1126,10 @@ fn check_lead(app: &ClassApplication, ctx: &Context, params: &Parameters, f: &mu
 }
 
 fn check_roster(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>) {
-    let mut first_seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut first_seen: BTreeMap<u64, usize> = BTreeMap::new();
     let mut failed = false;
     for (i, t) in app.roster.iter().enumerate() {
-        if let Some(first) = first_seen.get(t.id_number.expose()) {
+        if let Some(first) = first_seen.get(&t.id_number.packed()) {
             failed = true;
             f.push(
                 CO_ROSTER
@@ -1150,7 +1150,7 @@ fn check_roster(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>) {
                     .field(format!("roster[{i}].id_number")),
             );
         } else {
-            first_seen.insert(t.id_number.expose(), i);
+            first_seen.insert(t.id_number.packed(), i);
         }
         for e in ctx.enrolments.get(&i).into_iter().flatten() {
             if e.start_date <= app.end_date && app.start_date <= e.end_date {
@@ -1359,9 +1359,9 @@ fn check_shared_phone(
     f: &mut Vec<Finding>,
 ) {
     let p = params.at_or_first(names::CO_SHARED_PHONE_LIMIT, app.start_date);
-    let mut by_phone: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let mut by_phone: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (i, t) in app.roster.iter().enumerate() {
-        by_phone.entry(t.mobile.expose()).or_default().push(i);
+        by_phone.entry(t.mobile.packed()).or_default().push(i);
     }
     let mut failed = false;
     for lines in by_phone.values() {
