@@ -1,6 +1,6 @@
 //! Sample data: tokens, distinct class applications, and classes in training
-//! written straight into the key-value file (as `tests/e2e/tests/spot_checks.rs`
-//! seeds its scale run).
+//! written straight into the key-value store (as `tests/e2e/tests/spot_checks.rs`
+//! seeds its scale run); and where a benchmark host keeps its data.
 
 use chrono::{Duration, NaiveDate};
 use policy::class_opening::{ClassApplication, TrainerRef};
@@ -102,32 +102,90 @@ pub fn application(k: usize, trainees: usize) -> ClassApplication {
     app
 }
 
-/// Writes `classes` classes of 40 trainees in training (ids `KM-2022-000001`
-/// …) into the key-value file at `db`, sealed with [`PII_KEY`] as the
-/// components seal them, and lists them in the in-training index. Call it
-/// before a host opens the file.
-pub fn seed_in_training(db: &std::path::Path, classes: usize) {
-    let random = |buf: &mut [u8]| {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = i as u8;
-        }
-    };
-    let keyring =
-        || store::sealed::Keyring::new(store::sealed::DataKey::from_secret(PII_KEY), vec![]);
-    let hasher = PiiHasher::new(HMAC);
-    let kv = e2e::kv::KvDb::open(db).expect("key-value file opens");
-    let index_raw = store::MemoryStore::new();
-    let index = store::sealed::SealedKv::new(index_raw.clone(), keyring(), &random);
-    let ids: Vec<String> = (1..=classes).map(|i| format!("KM-2022-{i:06}")).collect();
-    // Records in chunks, so 20,000 classes never sit in memory at once.
-    for chunk in ids.chunks(500) {
-        let raw = store::MemoryStore::new();
-        let sealed = store::sealed::SealedKv::new(raw.clone(), keyring(), &random);
-        store::fixtures::classes_in_training(&sealed, &index, &hasher, chunk, chrono::Utc::now())
-            .expect("in-memory write");
-        let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
-        kv.set_many("default", &all).expect("seed write");
+/// Where one benchmark host keeps its key-value data: Spin's default SQLite
+/// file in a temporary directory, or a private `redis-server` on loopback
+/// (the SpinKube deployment's backend; `--redis`).
+pub struct Backend {
+    dir: tempfile::TempDir,
+    redis: Option<e2e::redis_server::RedisServer>,
+}
+
+impl Backend {
+    /// A fresh, empty store.
+    pub fn new(redis: bool) -> anyhow::Result<Backend> {
+        let redis = if redis {
+            Some(e2e::redis_server::RedisServer::start()?)
+        } else {
+            None
+        };
+        Ok(Backend {
+            dir: tempfile::tempdir()?,
+            redis,
+        })
     }
-    let all: Vec<(String, Vec<u8>)> = index_raw.dump().into_iter().collect();
-    kv.set_many("default", &all).expect("seed index write");
+
+    fn db(&self) -> std::path::PathBuf {
+        self.dir.path().join("sqlite_key_value.db")
+    }
+
+    /// The host's configuration (see [`config`]) on this store.
+    pub fn config(&self, fixtures: bool) -> e2e::HostConfig {
+        let c = config(self.db(), fixtures);
+        match &self.redis {
+            Some(r) => c.redis(r.url()),
+            None => c,
+        }
+    }
+
+    /// A connection of the benchmark's own to the store (not counted by a host).
+    pub fn open(&self) -> anyhow::Result<e2e::kv::KvStore> {
+        e2e::kv::KvStore::open(&self.db(), self.config(false).redis.as_ref())
+    }
+
+    /// What the store is, for the printed report.
+    pub fn describe(&self) -> String {
+        match &self.redis {
+            Some(r) => format!("Redis ({}, loopback, no persistence)", r.url()),
+            None => format!("SQLite file {}", self.db().display()),
+        }
+    }
+
+    /// Writes `classes` classes of 40 trainees in training (ids
+    /// `KM-2022-000001` …), sealed with [`PII_KEY`] as the components seal
+    /// them, and lists them in the in-training index. Call it before a host
+    /// opens the store.
+    pub fn seed_in_training(&self, classes: usize) -> anyhow::Result<()> {
+        let random = |buf: &mut [u8]| {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = i as u8;
+            }
+        };
+        let keyring =
+            || store::sealed::Keyring::new(store::sealed::DataKey::from_secret(PII_KEY), vec![]);
+        let hasher = PiiHasher::new(HMAC);
+        let kv = self.open()?;
+        let index_raw = store::MemoryStore::new();
+        let index = store::sealed::SealedKv::new(index_raw.clone(), keyring(), &random);
+        let ids: Vec<String> = (1..=classes).map(|i| format!("KM-2022-{i:06}")).collect();
+        // Records in chunks, so 20,000 classes never sit in memory at once.
+        for chunk in ids.chunks(500) {
+            let raw = store::MemoryStore::new();
+            let sealed = store::sealed::SealedKv::new(raw.clone(), keyring(), &random);
+            store::fixtures::classes_in_training(
+                &sealed,
+                &index,
+                &hasher,
+                chunk,
+                chrono::Utc::now(),
+            )
+            .map_err(|e| anyhow::anyhow!("in-memory write: {e}"))?;
+            let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
+            kv.set_many("default", &all)
+                .map_err(|e| anyhow::anyhow!("seed write: {e}"))?;
+        }
+        let all: Vec<(String, Vec<u8>)> = index_raw.dump().into_iter().collect();
+        kv.set_many("default", &all)
+            .map_err(|e| anyhow::anyhow!("seed index write: {e}"))?;
+        Ok(())
+    }
 }

@@ -45,6 +45,8 @@ OPTIONS (defaults in brackets):
   --skip-routes       only the scale runs, the sampler, the breakdown and the sizes
   --validate-only     only the baselines and class validate, then the sizes: a
                       short run for profiling (see docs/PERFORMANCE.md)
+  --redis             keep the key-value data in a private redis-server on
+                      loopback (SpinKube's backend) instead of a SQLite file
 ";
 
 #[derive(Debug, Clone)]
@@ -60,6 +62,7 @@ struct Opts {
     inproc_iters: usize,
     skip_routes: bool,
     validate_only: bool,
+    redis: bool,
 }
 
 fn parse_args() -> Result<Opts> {
@@ -75,6 +78,7 @@ fn parse_args() -> Result<Opts> {
         inproc_iters: 200,
         skip_routes: false,
         validate_only: false,
+        redis: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -103,6 +107,7 @@ fn parse_args() -> Result<Opts> {
             "--inproc-iters" => o.inproc_iters = value()?.parse()?,
             "--skip-routes" => o.skip_routes = true,
             "--validate-only" => o.validate_only = true,
+            "--redis" => o.redis = true,
             "-h" | "--help" => {
                 print!("{HELP}");
                 std::process::exit(0);
@@ -474,18 +479,17 @@ fn body(v: &impl serde::Serialize) -> Bytes {
 }
 
 async fn routes(opts: &Opts) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let db = dir.path().join("sqlite_key_value.db");
+    let backend = data::Backend::new(opts.redis)?;
     let t = Instant::now();
-    data::seed_in_training(&db, opts.spot_classes);
+    backend.seed_in_training(opts.spot_classes)?;
     eprintln!(
         "seeded {} classes in training into {} in {:.1}s",
         opts.spot_classes,
-        db.display(),
+        backend.describe(),
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let host = Host::start(data::config(db.clone(), true)).context("starting the host")?;
+    let host = Host::start(backend.config(true)).context("starting the host")?;
     eprintln!(
         "host up at {} in {:.1}s (release components built and loaded)",
         host.base_url(),
@@ -1171,13 +1175,12 @@ struct ScaleRow {
 async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
     let mut rows = Vec::new();
     for &classes in &opts.scale {
-        let dir = tempfile::tempdir()?;
-        let db = dir.path().join("sqlite_key_value.db");
+        let backend = data::Backend::new(opts.redis)?;
         let t = Instant::now();
-        data::seed_in_training(&db, classes);
+        backend.seed_in_training(classes)?;
         let seed_s = t.elapsed().as_secs_f64();
         // The components the routes ran on (built when the first host started).
-        let mut config = data::config(db, false);
+        let mut config = backend.config(false);
         config.build = opts.skip_routes;
         let host = Host::start(config).context("starting the scale host")?;
         let client = e2e::Client::new();
@@ -1247,7 +1250,8 @@ async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
         };
         let total_s = started.elapsed().as_secs_f64();
         let kv_calls = host.kv_calls() - kv0;
-        let run_record = e2e::kv::KvDb::open(&dir.path().join("sqlite_key_value.db"))
+        let run_record = backend
+            .open()
             .ok()
             .and_then(|kv| {
                 kv.get("default", &store::spot_checks::run_key("scale"))
@@ -1280,7 +1284,12 @@ fn print_scale(opts: &Opts, rows: &[ScaleRow]) {
     }
     println!();
     println!(
-        "## Sampling scale (separate hosts, classes of 40 seeded into the SQLite file, page size {}, one connection)",
+        "## Sampling scale (separate hosts, classes of 40 seeded into {}, page size {}, one connection)",
+        if opts.redis {
+            "a fresh redis-server each"
+        } else {
+            "a fresh SQLite file each"
+        },
         opts.page_size
     );
     println!();
@@ -1397,11 +1406,16 @@ async fn main() -> Result<()> {
     );
     println!("machine: {}", machine());
     println!(
-        "build: {} profile; host: e2e (wasmtime 44), SQLite key-value file in a temporary directory; load average at start {}",
+        "build: {} profile; host: e2e (wasmtime 44), {}; load average at start {}",
         if cfg!(debug_assertions) {
             "DEBUG (figures are not representative: use --release)"
         } else {
             "release"
+        },
+        if opts.redis {
+            "key-value data in a private redis-server on loopback (--redis)"
+        } else {
+            "SQLite key-value file in a temporary directory"
         },
         loadavg()
     );
