@@ -202,17 +202,51 @@ struct Row {
     setup: bool,
 }
 
-/// The floors of a route whose one key-value call is a get-many.
+/// The floors of a route whose one key-value call is a get-many, measured in
+/// rounds that alternate route and floors, so that a slow minute of the
+/// machine falls on all three alike.
 struct SameCall {
     /// The call: keys asked for, values found, their bytes.
     reads: KvReads,
-    /// `kv-probe` making that call and nothing else (a GET, a short answer).
-    call: Stats,
-    /// The same, on a POST of the route's request body, answering as many
-    /// bytes as the route answers.
-    call_and_bodies: Stats,
     request_bytes: usize,
     reply_bytes: usize,
+    /// Per round, requests per second of: the route; `kv-probe` making that
+    /// call and nothing else (a GET, a short answer); the same on a POST of
+    /// the route's request body, answering as many bytes as the route.
+    rounds: Vec<[f64; 3]>,
+}
+
+impl SameCall {
+    /// The median over the rounds of `f`.
+    fn median(&self, f: impl Fn(&[f64; 3]) -> f64) -> f64 {
+        let mut v: Vec<f64> = self.rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    fn route(&self) -> f64 {
+        self.median(|r| r[0])
+    }
+
+    fn call(&self) -> f64 {
+        self.median(|r| r[1])
+    }
+
+    fn bodies(&self) -> f64 {
+        self.median(|r| r[2])
+    }
+
+    /// Median of the route's share of the bare call's floor, round by round.
+    fn call_share(&self) -> f64 {
+        self.median(|r| r[0] / r[1])
+    }
+
+    const ROUNDS_PRINTED: usize = Bench::ROUNDS;
+
+    /// Median of the route's share of the floor with bodies, round by round.
+    fn bodies_share(&self) -> f64 {
+        self.median(|r| r[0] / r[2])
+    }
 }
 
 struct Bench<'h> {
@@ -276,13 +310,20 @@ impl Bench<'_> {
         Ok(s)
     }
 
-    /// Compares the route `label` (measured already), whose one key-value
-    /// call is a get-many, with `kv-probe` making that same call: as many
-    /// keys, of which as many hold values of the same mean size (seeded here
-    /// under a prefix of their own), and nothing else; then the same again on
-    /// a POST of `body`, answering `reply_bytes` bytes: the host's own work
-    /// for such a request.
-    async fn same_call(&mut self, label: &str, body: Bytes, reply_bytes: usize) -> Result<()> {
+    /// Compares the route `label` (measured already; `traffic` sends its
+    /// requests), whose one key-value call is a get-many, with `kv-probe`
+    /// making that same call: as many keys, of which as many hold values of
+    /// the same mean size (seeded here under a prefix of their own), and
+    /// nothing else; and with the same again on a POST of `body` answering
+    /// `reply_bytes` bytes: the host's own work for such a request. Route and
+    /// floors alternate over [`Self::ROUNDS`] rounds.
+    async fn same_call(
+        &mut self,
+        label: &str,
+        traffic: Arc<dyn Traffic>,
+        body: Bytes,
+        reply_bytes: usize,
+    ) -> Result<()> {
         let row = self
             .rows
             .iter()
@@ -314,38 +355,57 @@ impl Bench<'_> {
         .await?;
         let url = format!("/probe/kv-floor?batch={}&prefix={prefix}", reads.keys);
         let u = url.clone();
-        let call = self
-            .load(
-                self.budget(self.opts.requests),
-                Arc::new(move |_, _| Some(Req::get(u.clone(), None))),
-            )
-            .await;
+        let call: Arc<dyn Traffic> = Arc::new(move |_, _| Some(Req::get(u.clone(), None)));
         let u = format!("{url}&reply={reply_bytes}");
         let request_bytes = body.len();
-        let call_and_bodies = self
-            .load(
-                self.budget(self.opts.requests),
-                Arc::new(move |_, _| Some(Req::new("POST", u.clone(), None, body.clone()))),
-            )
-            .await;
+        let bodies: Arc<dyn Traffic> =
+            Arc::new(move |_, _| Some(Req::new("POST", u.clone(), None, body.clone())));
+        let budget = Budget {
+            time: Duration::from_secs_f64(self.opts.seconds / Self::ROUNDS as f64),
+            ..self.budget(self.opts.requests.div_ceil(Self::ROUNDS).max(50))
+        };
+        let mut rounds = Vec::new();
+        for _ in 0..Self::ROUNDS {
+            let mut round = [0.0; 3];
+            for (i, t) in [&traffic, &call, &bodies].into_iter().enumerate() {
+                let s = self.load(budget, t.clone()).await;
+                if s.failed > 0 {
+                    bail!(
+                        "{label} same-call comparison: {} failed; first: {}",
+                        s.failed,
+                        s.first_failure.unwrap_or_default()
+                    );
+                }
+                round[i] = s.rps();
+            }
+            rounds.push(round);
+        }
+        let c = SameCall {
+            reads,
+            request_bytes,
+            reply_bytes,
+            rounds,
+        };
         eprintln!(
-            "  kv-floor get-many of {} keys ({} found, {} bytes): {:.0} req/s; \
-             with {request_bytes} bytes in and {reply_bytes} out: {:.0} req/s",
+            "  {label} against its get-many of {} keys ({} found, {} bytes), {} rounds, medians: \
+             route {:.0} req/s, the call alone {:.0} req/s ({:.1} %), \
+             with {request_bytes} bytes in and {reply_bytes} out {:.0} req/s ({:.1} %)",
             reads.keys,
             reads.found,
             reads.bytes,
-            call.rps(),
-            call_and_bodies.rps()
+            Self::ROUNDS,
+            c.route(),
+            c.call(),
+            100.0 * c.call_share(),
+            c.bodies(),
+            100.0 * c.bodies_share()
         );
-        self.rows[row].same_call = Some(SameCall {
-            reads,
-            call,
-            call_and_bodies,
-            request_bytes,
-            reply_bytes,
-        });
+        self.rows[row].same_call = Some(c);
         Ok(())
     }
+
+    /// Rounds of the same-call comparison.
+    const ROUNDS: usize = 5;
 
     async fn floor(&mut self, n: u64) -> Stats {
         if let Some(s) = self.floors.get(&n) {
@@ -610,10 +670,7 @@ async fn routes(opts: &Opts) -> Result<()> {
         calls_by_size.push((n, host.kv_calls() - before));
         reply_bytes.insert(n, r.body.len());
     }
-    let (tok, vb) = (inst.clone(), validate_body.clone());
-    b.route(
-        "class validate (60 trainees)",
-        usize::MAX,
+    let validate = |tok: String, vb: Bytes, approved: bool| -> Arc<dyn Traffic> {
         checked(
             move |_, _| {
                 Some(Req::new(
@@ -623,38 +680,28 @@ async fn routes(opts: &Opts) -> Result<()> {
                     vb.clone(),
                 ))
             },
-            |_, _, v| match v["decision"]["outcome"].as_str() {
+            move |_, _, v| match v["decision"]["outcome"].as_str() {
                 Some("approved") => Ok(()),
+                _ if !approved => Ok(()),
                 _ => Err(format!("not approved: {}", v["decision"]["blocking_rules"])),
             },
-        ),
-    )
-    .await;
-
+        )
+    };
+    let (v60, v1) = (
+        validate(inst.clone(), validate_body.clone(), true),
+        validate(inst.clone(), body(&data::application(0, 1)), false),
+    );
+    b.route("class validate (60 trainees)", usize::MAX, v60.clone())
+        .await;
     // The same with one trainee: what grows with the roster.
-    let (tok, vb) = (inst.clone(), body(&data::application(0, 1)));
-    b.route(
-        "class validate (1 trainee)",
-        usize::MAX,
-        checked(
-            move |_, _| {
-                Some(Req::new(
-                    "POST",
-                    "/api/v1/classes/validate",
-                    Some(&tok),
-                    vb.clone(),
-                ))
-            },
-            |_, _, _| Ok(()),
-        ),
-    )
-    .await;
-    for (label, n) in [
-        ("class validate (60 trainees)", 60),
-        ("class validate (1 trainee)", 1),
+    b.route("class validate (1 trainee)", usize::MAX, v1.clone())
+        .await;
+    for (label, n, traffic) in [
+        ("class validate (60 trainees)", 60, v60),
+        ("class validate (1 trainee)", 1, v1),
     ] {
         let body = body(&data::application(0, n));
-        if let Err(e) = b.same_call(label, body, reply_bytes[&n]).await {
+        if let Err(e) = b.same_call(label, traffic, body, reply_bytes[&n]).await {
             eprintln!("  same-call floors of {label} not measured: {e:#}");
         }
     }
@@ -1097,25 +1144,29 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
             "÷"
         );
         for (r, c) in same {
-            let pct = |f: &Stats| format!("{:.1}%", 100.0 * r.stats.rps() / f.rps());
             let (_, n1) = r.floor.as_ref().expect("measured with the route");
             println!(
-                "{:<30} {:>5} {:>5} {:>6} {:>6} {:>6} {:>8.1} {:>10.1} {:>7} {:>12.1} {:>7} {:>10.1} {:>7}",
+                "{:<30} {:>5} {:>5} {:>6} {:>6} {:>6} {:>8.1} {:>10.1} {:>6.1}% {:>12.1} {:>6.1}% {:>10.1} {:>6.1}%",
                 r.label.trim_start_matches("class "),
                 c.reads.keys,
                 c.reads.found,
                 c.reads.bytes,
                 c.request_bytes,
                 c.reply_bytes,
-                r.stats.rps(),
-                c.call.rps(),
-                pct(&c.call),
-                c.call_and_bodies.rps(),
-                pct(&c.call_and_bodies),
+                c.route(),
+                c.call(),
+                100.0 * c.call_share(),
+                c.bodies(),
+                100.0 * c.bodies_share(),
                 n1.rps(),
-                pct(n1),
+                100.0 * r.stats.rps() / n1.rps(),
             );
         }
+        println!(
+            "\n(req/s, call /s, +bodies /s: medians of {} rounds alternating route, call and call with bodies; \
+             each ÷ is the median of the rounds' ratios; n=1 is the route's main run over kv-floor n=1, from the table above)",
+            SameCall::ROUNDS_PRINTED
+        );
         println!();
     }
     let sizes: Vec<String> = calls_by_size
@@ -1137,8 +1188,7 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
         let yes = |ok: bool| if ok { "yes" } else { "NO" };
         let same = match &r.same_call {
             Some(c) => {
-                let a = 100.0 * r.stats.rps() / c.call.rps();
-                let b = 100.0 * r.stats.rps() / c.call_and_bodies.rps();
+                let (a, b) = (100.0 * c.call_share(), 100.0 * c.bodies_share());
                 format!(
                     "; of the floor making the same call (get-many of {} keys): {} ({a:.0} %); \
                      of that floor with the same bytes in and out: {} ({b:.0} %)",
