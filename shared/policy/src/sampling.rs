@@ -89,6 +89,7 @@ impl Big {
     }
 
     /// From big-endian bytes.
+    #[cfg(test)]
     fn from_be_bytes(bytes: &[u8]) -> Self {
         let mut limbs = Vec::with_capacity(bytes.len() / 4 + 1);
         for chunk in bytes.rchunks(4) {
@@ -109,6 +110,7 @@ impl Big {
         }
     }
 
+    #[cfg(test)]
     fn is_zero(&self) -> bool {
         self.0.is_empty()
     }
@@ -127,6 +129,7 @@ impl Big {
     }
 
     /// Divides in place by `d` (non-zero) and returns the remainder.
+    #[cfg(test)]
     fn divmod_small(&mut self, d: u32) -> u32 {
         let mut rem = 0u64;
         for limb in self.0.iter_mut().rev() {
@@ -139,6 +142,7 @@ impl Big {
     }
 
     /// The number in decimal, without leading zeros ("0" for zero).
+    #[cfg(test)]
     fn to_decimal(&self) -> String {
         if self.is_zero() {
             return "0".to_string();
@@ -188,10 +192,44 @@ pub fn ticket(seed_hash: &str, id: &str) -> String {
     let mut h = Sha256::new();
     h.update(seed_hash.as_bytes());
     h.update(id.as_bytes());
-    let n = Big::from_be_bytes(&h.finalize());
-    let digits = format!("{:0>64}", n.to_decimal());
-    let reversed: String = digits.chars().rev().collect();
-    format!("0.{reversed}")
+    ticket_of_digest(&h.finalize().into())
+}
+
+/// `"0." + reverse(decimal64(n))` for the 256-bit big-endian `digest`,
+/// written directly: the number is cut into 19-digit chunks by dividing by
+/// 10^19 in `u128`, and each chunk gives its digits least significant first,
+/// which is the reversed order the ticket wants. `ticket_by_definition` in
+/// the tests is the module doc's formula, term by term; they agree on every
+/// input tried.
+fn ticket_of_digest(digest: &[u8; 32]) -> String {
+    const CHUNK: u64 = 10_000_000_000_000_000_000; // 10^19 < 2^64
+    const CHUNKS: usize = 5; // 10^95 > 2^256
+    // Little-endian 64-bit limbs.
+    let mut limbs = [0u64; 4];
+    for (i, bytes) in digest.rchunks(8).enumerate() {
+        limbs[i] = u64::from_be_bytes(bytes.try_into().expect("8 bytes"));
+    }
+    let mut digits = [b'0'; CHUNKS * 19];
+    for chunk in 0..CHUNKS {
+        let mut rem: u128 = 0;
+        for limb in limbs.iter_mut().rev() {
+            let v = (rem << 64) | u128::from(*limb);
+            *limb = (v / u128::from(CHUNK)) as u64;
+            rem = v % u128::from(CHUNK);
+        }
+        let mut c = rem as u64;
+        for d in &mut digits[chunk * 19..(chunk + 1) * 19] {
+            *d = b'0' + (c % 10) as u8;
+            c /= 10;
+        }
+    }
+    // Without leading zeros (one digit for zero), padded to 64.
+    let significant = digits.iter().rposition(|&d| d != b'0').map_or(1, |i| i + 1);
+    let len = significant.max(64);
+    let mut t = String::with_capacity(2 + len);
+    t.push_str("0.");
+    t.push_str(std::str::from_utf8(&digits[..len]).expect("ASCII digits"));
+    t
 }
 
 /// One drawn id with its ticket.

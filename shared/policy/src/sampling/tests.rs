@@ -452,3 +452,70 @@ proptest! {
         prop_assert_eq!(population_digest(&pop), population_digest(&shuffled));
     }
 }
+
+/// The module doc's ticket, term by term: `"0." + reverse(decimal64(n))`.
+fn ticket_by_definition(digest: &[u8; 32]) -> String {
+    let n = Big::from_be_bytes(digest);
+    let digits = format!("{:0>64}", n.to_decimal());
+    let reversed: String = digits.chars().rev().collect();
+    format!("0.{reversed}")
+}
+
+#[test]
+fn sc_draw_tickets_written_directly_agree_with_the_definition_at_the_edges() {
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    let mut two_64 = [0u8; 32];
+    two_64[23] = 1;
+    // 10^19 and 10^19 - 1, big-endian in the last 8 bytes.
+    let mut chunk = [0u8; 32];
+    chunk[24..].copy_from_slice(&10_000_000_000_000_000_000u64.to_be_bytes());
+    let mut below = [0u8; 32];
+    below[24..].copy_from_slice(&9_999_999_999_999_999_999u64.to_be_bytes());
+    let cases = [
+        ("zero", [0u8; 32]),
+        ("one", one),
+        ("2^64", two_64),
+        ("10^19", chunk),
+        ("10^19 - 1", below),
+        ("2^256 - 1", [0xff; 32]),
+        ("2^255", {
+            let mut d = [0u8; 32];
+            d[0] = 0x80;
+            d
+        }),
+    ];
+    for (name, digest) in cases {
+        assert_eq!(
+            ticket_of_digest(&digest),
+            ticket_by_definition(&digest),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        ticket_of_digest(&[0u8; 32]),
+        format!("0.{}", "0".repeat(64))
+    );
+    assert_eq!(
+        ticket_of_digest(&[0xff; 32]).len(),
+        2 + 78,
+        "2^256 - 1 has 78 digits"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn sc_draw_tickets_written_directly_agree_with_the_definition(digest in any::<[u8; 32]>(), small in any::<u64>(), zeros in 0usize..32) {
+        prop_assert_eq!(ticket_of_digest(&digest), ticket_by_definition(&digest));
+        // Numbers with many leading zero bytes (short decimals, padded to 64).
+        let mut d = [0u8; 32];
+        d[24..].copy_from_slice(&small.to_be_bytes());
+        for b in d.iter_mut().take(zeros) { *b = 0; }
+        prop_assert_eq!(ticket_of_digest(&d), ticket_by_definition(&d));
+        let mut e = digest;
+        for b in e.iter_mut().take(zeros) { *b = 0; }
+        prop_assert_eq!(ticket_of_digest(&e), ticket_by_definition(&e));
+    }
+}
