@@ -98,6 +98,9 @@ pub struct Stats {
     pub latencies: Vec<Duration>,
     /// Key-value operations the host counted during the phase.
     pub kv_calls: u64,
+    /// The instances' linear memory during the phase (set by the caller,
+    /// which knows the host).
+    pub memory: Option<e2e::MemoryUse>,
 }
 
 impl Stats {
@@ -190,5 +193,6 @@ pub async fn run(
         elapsed,
         latencies,
         kv_calls,
+        memory: None,
     }
 }

@@ -281,7 +281,10 @@ impl Bench<'_> {
 
     async fn load(&self, budget: Budget, traffic: Arc<dyn Traffic>) -> Stats {
         let host = self.host;
-        load::run(host.base_url(), budget, traffic, &|| host.kv_calls()).await
+        let before = host.memory();
+        let mut s = load::run(host.base_url(), budget, traffic, &|| host.kv_calls()).await;
+        s.memory = Some(host.memory() - before);
+        s
     }
 
     /// Work that must all succeed (seeding): every request, no time bound.
@@ -1054,7 +1057,7 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
     );
     println!();
     println!(
-        "{:<40} {:>5} {:>8} {:>8} {:>8} {:>7} {:>6} {:>9} {:>8} {:>13} {:>8}",
+        "{:<40} {:>5} {:>8} {:>8} {:>8} {:>7} {:>6} {:>9} {:>8} {:>13} {:>8} {:>8} {:>6}",
         "route",
         "reqs",
         "req/s",
@@ -1065,7 +1068,9 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
         "alone ms",
         "÷ hello",
         "kv floor",
-        "÷ floor"
+        "÷ floor",
+        "mem KiB",
+        "grows"
     );
     let line = |label: &str, s: &Stats, alone: Option<&Stats>, floor: Option<&(u64, Stats)>| {
         let (floor_col, ratio_col) = match floor {
@@ -1082,8 +1087,15 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
             ),
             None => (String::new(), String::new()),
         };
+        let (mem_col, grows_col) = match s.memory {
+            Some(m) if m.requests > 0 => (
+                format!("{:.0}", m.mean_peak_kib()),
+                format!("{:.1}", m.mean_grows()),
+            ),
+            _ => (String::new(), String::new()),
+        };
         println!(
-            "{:<40} {:>5} {:>8.1} {:>8.2} {:>8.2} {:>7.1} {:>6} {:>9} {:>7.1}% {:>13} {:>8}{}",
+            "{:<40} {:>5} {:>8.1} {:>8.2} {:>8.2} {:>7.1} {:>6} {:>9} {:>7.1}% {:>13} {:>8} {:>8} {:>6}{}",
             label,
             s.requests,
             s.rps(),
@@ -1095,6 +1107,8 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
             100.0 * s.rps() / hello.rps(),
             floor_col,
             ratio_col,
+            mem_col,
+            grows_col,
             if s.failed > 0 {
                 format!("  ({} failed)", s.failed)
             } else {

@@ -146,6 +146,7 @@ pub struct Host {
     config: HostConfig,
     logs: Arc<Logs>,
     kv_counters: Arc<crate::kv::KvCounters>,
+    memory: Arc<MemoryTotals>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -200,6 +201,7 @@ impl Host {
         let kv = Arc::new(KvStore::open(&config.kv_path, config.redis.as_ref())?);
         let kv_counters = kv.counters();
         let logs = Arc::new(Logs::default());
+        let memory = Arc::new(MemoryTotals::default());
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -210,6 +212,7 @@ impl Host {
             kv,
             logs: logs.clone(),
             addr,
+            memory: memory.clone(),
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -225,6 +228,7 @@ impl Host {
             config,
             logs,
             kv_counters,
+            memory,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -253,6 +257,19 @@ impl Host {
         self.kv_counters
             .calls
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The linear memory of the instances this host has served since it
+    /// started (each request is a fresh instance, whose memory the pool
+    /// zeroes or unmaps afterwards): requests, the sum of each instance's
+    /// largest memory, and the sum of their `memory.grow` calls.
+    pub fn memory(&self) -> MemoryUse {
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        MemoryUse {
+            requests: load(&self.memory.requests),
+            peak_bytes: load(&self.memory.peak_bytes),
+            grows: load(&self.memory.grows),
+        }
     }
 
     /// What the components' `get` and `get-many` calls have read since the
@@ -338,6 +355,88 @@ struct Shared {
     kv: Arc<KvStore>,
     logs: Arc<Logs>,
     addr: SocketAddr,
+    memory: Arc<MemoryTotals>,
+}
+
+/// The linear memory of the instances a host has served, summed over
+/// requests: see [`Host::memory`].
+#[derive(Debug, Default)]
+struct MemoryTotals {
+    requests: std::sync::atomic::AtomicU64,
+    /// Sum over requests of the largest size any memory of the instance
+    /// reached, in bytes.
+    peak_bytes: std::sync::atomic::AtomicU64,
+    /// Sum over requests of the `memory.grow`s that asked for more.
+    grows: std::sync::atomic::AtomicU64,
+}
+
+/// What one instance's memories did, seen through wasmtime's resource limiter
+/// (which allows whatever the module's own maximum allows, as without one).
+#[derive(Debug, Default)]
+struct MemoryWatch {
+    peak: usize,
+    grows: u64,
+}
+
+impl wasmtime::ResourceLimiter for MemoryWatch {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = maximum.is_none_or(|m| desired <= m);
+        if allowed {
+            self.peak = self.peak.max(desired);
+            if current > 0 {
+                self.grows += 1;
+            }
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+}
+
+/// Linear memory per request, averaged: see [`Host::memory`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MemoryUse {
+    /// Requests served.
+    pub requests: u64,
+    /// Sum over requests of each instance's largest memory, in bytes.
+    pub peak_bytes: u64,
+    /// Sum over requests of `memory.grow` calls after instantiation.
+    pub grows: u64,
+}
+
+impl MemoryUse {
+    /// The mean largest memory of an instance, in KiB.
+    pub fn mean_peak_kib(&self) -> f64 {
+        self.peak_bytes as f64 / 1024.0 / self.requests.max(1) as f64
+    }
+
+    /// The mean number of `memory.grow` calls per request.
+    pub fn mean_grows(&self) -> f64 {
+        self.grows as f64 / self.requests.max(1) as f64
+    }
+}
+
+impl std::ops::Sub for MemoryUse {
+    type Output = MemoryUse;
+    fn sub(self, before: MemoryUse) -> MemoryUse {
+        MemoryUse {
+            requests: self.requests - before.requests,
+            peak_bytes: self.peak_bytes - before.peak_bytes,
+            grows: self.grows - before.grows,
+        }
+    }
 }
 
 /// The data of one instance's store.
@@ -347,6 +446,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     spin: SpinCtx,
+    memory: MemoryWatch,
 }
 
 impl HostState {
@@ -750,10 +850,20 @@ async fn run(
             allowed_stores: component.allowed_stores.clone(),
             variables: component.variables.clone(),
         },
+        memory: MemoryWatch::default(),
     };
     let mut store = Store::new(&shared.engine, state);
+    store.limiter(|state| &mut state.memory);
     store.epoch_deadline_async_yield_and_update(1);
     let outcome = handle_in_store(&mut store, &component.pre, request).await;
+    let watch = &store.data().memory;
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    shared.memory.requests.fetch_add(1, relaxed);
+    shared
+        .memory
+        .peak_bytes
+        .fetch_add(watch.peak as u64, relaxed);
+    shared.memory.grows.fetch_add(watch.grows, relaxed);
     shared
         .logs
         .append(&component.id, "stdout", &stdout.contents());
