@@ -721,7 +721,11 @@ async fn routes(opts: &Opts) -> Result<()> {
         reply_bytes.insert(n, r.body.len());
     }
     let validate = |tok: String, vb: Bytes, approved: bool| -> Arc<dyn Traffic> {
-        Arc::new(Validate { tok, body: vb, approved })
+        Arc::new(Validate {
+            tok,
+            body: vb,
+            approved,
+        })
     };
     let (v60, v1) = (
         validate(inst.clone(), validate_body.clone(), true),
