@@ -43,6 +43,10 @@ pub enum IdError {
     Format(&'static str),
 }
 
+/// The first year [`IdNumber::parse`] checks against the clock: every
+/// earlier birth date is in the past (this code was written in 2026).
+pub const CLOCK_FROM_YEAR: i32 = 2026;
+
 /// Today in China Standard Time (UTC+08:00, no DST).
 pub fn today_cst() -> NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
@@ -70,12 +74,27 @@ pub struct IdNumber(String);
 
 impl IdNumber {
     /// Parses an ID number, normalising a lower-case `x`; the birth date must not be after today (CST).
+    ///
+    /// The clock is read only for a birth date in [`CLOCK_FROM_YEAR`] or
+    /// later: earlier years are in the past on any machine running this
+    /// code, and a 60-trainee roster would otherwise read the clock (a host
+    /// call in wasm) 60 times.
     pub fn parse(input: impl AsRef<str>) -> Result<Self, IdError> {
-        Self::parse_at(input, today_cst())
+        Self::parse_with(input, |birth| {
+            birth.year() >= CLOCK_FROM_YEAR && birth > today_cst()
+        })
     }
 
     /// Parses an ID number whose birth date must not be after `today`.
     pub fn parse_at(input: impl AsRef<str>, today: NaiveDate) -> Result<Self, IdError> {
+        Self::parse_with(input, |birth| birth > today)
+    }
+
+    /// Parses an ID number whose birth date must not be `in_future`.
+    fn parse_with(
+        input: impl AsRef<str>,
+        in_future: impl FnOnce(NaiveDate) -> bool,
+    ) -> Result<Self, IdError> {
         let s = input.as_ref().trim().to_ascii_uppercase();
         let n = s.chars().count();
         if n != 18 {
@@ -96,7 +115,7 @@ impl IdNumber {
             return Err(IdError::Area);
         }
         let birth = yyyymmdd(&bytes[6..14]).ok_or(IdError::BirthDate)?;
-        if birth > today || birth.year() < 1880 {
+        if birth.year() < 1880 || in_future(birth) {
             return Err(IdError::BirthDate);
         }
         let sum: u32 = bytes[..17]
@@ -865,5 +884,40 @@ mod tests {
             x.packed() < top && top < u64::MAX / 2,
             "the largest fits: {top}"
         );
+    }
+
+    /// A valid ID number of 五华区 born on `birth`.
+    fn id_born(birth: NaiveDate) -> String {
+        let body = format!("530102{}123", birth.format("%Y%m%d"));
+        let sum: u32 = body
+            .bytes()
+            .zip(ID_WEIGHTS)
+            .map(|(b, w)| u32::from(b - b'0') * w)
+            .sum();
+        format!("{body}{}", ID_CHECK[(sum % 11) as usize] as char)
+    }
+
+    #[test]
+    fn ref_id_births_up_to_today_pass_and_later_ones_fail_on_the_real_clock() {
+        let today = today_cst();
+        let cases = [
+            ("today", today, true),
+            ("yesterday", today.pred_opt().unwrap(), true),
+            ("tomorrow", today.succ_opt().unwrap(), false),
+            (
+                "the last day before the clock is read",
+                day("2025-12-31"),
+                true,
+            ),
+            ("the first day the clock is read", day("2026-01-01"), true),
+            ("in 2099", day("2099-01-01"), false),
+        ];
+        for (name, birth, ok) in cases {
+            let parsed = IdNumber::parse(id_born(birth));
+            assert_eq!(parsed.is_ok(), ok, "{name}: {birth} → {parsed:?}");
+            if !ok {
+                assert_eq!(parsed.unwrap_err(), IdError::BirthDate, "{name}");
+            }
+        }
     }
 }
