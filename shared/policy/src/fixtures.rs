@@ -24,13 +24,7 @@ pub fn id_number(i: usize, salt: u32) -> IdNumber {
     let birth = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
         + Duration::days((i as i64) + i64::from(salt) * 997);
     let body = format!("530102{}{:03}", birth.format("%Y%m%d"), (i % 1000));
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body
-        .bytes()
-        .zip(W)
-        .map(|(b, w)| u32::from(b - b'0') * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    let check = crate::ids::check_character(body.as_bytes()) as char;
     IdNumber::parse(format!("{body}{check}")).expect("generated ID is valid")
 }
 

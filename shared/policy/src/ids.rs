@@ -54,6 +54,22 @@ pub fn today_cst() -> NaiveDate {
 
 const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const ID_CHECK: [u8; 11] = *b"10X98765432";
+
+/// The check character (GB 11643-1999) of an ID number's first 17
+/// characters, which must be ASCII digits (for making valid numbers in
+/// tests and sample data; [`IdNumber::parse`] checks it).
+///
+/// ```
+/// assert_eq!(policy::ids::check_character(b"11010519491231002"), b'X');
+/// ```
+pub fn check_character(first_17: &[u8]) -> u8 {
+    let sum: u32 = first_17
+        .iter()
+        .zip(ID_WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    ID_CHECK[(sum % 11) as usize]
+}
 /// Province-level prefixes of GB/T 2260 (and 71/81/82/83 used on ID numbers).
 const PROVINCES: [u8; 35] = [
     11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
@@ -118,12 +134,7 @@ impl IdNumber {
         if birth.year() < 1880 || in_future(birth) {
             return Err(IdError::BirthDate);
         }
-        let sum: u32 = bytes[..17]
-            .iter()
-            .zip(ID_WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        if ID_CHECK[(sum % 11) as usize] != bytes[17] {
+        if check_character(&bytes[..17]) != bytes[17] {
             return Err(IdError::CheckCharacter);
         }
         Ok(Self(s))
@@ -737,14 +748,7 @@ mod tests {
     fn ref_id_birth_date_today_is_valid_and_tomorrow_is_not() {
         // 530122 is the old code of 晋宁县, still valid on ID numbers.
         let base = "53012220220601001";
-        let with_check = |b: &str| {
-            let sum: u32 = b
-                .bytes()
-                .zip(ID_WEIGHTS)
-                .map(|(c, w)| u32::from(c - b'0') * w)
-                .sum();
-            format!("{b}{}", ID_CHECK[(sum % 11) as usize] as char)
-        };
+        let with_check = |b: &str| format!("{b}{}", check_character(b.as_bytes()) as char);
         let id = with_check(base);
         assert!(
             IdNumber::parse_at(&id, day("2022-06-01")).is_ok(),
@@ -889,12 +893,7 @@ mod tests {
     /// A valid ID number of 五华区 born on `birth`.
     fn id_born(birth: NaiveDate) -> String {
         let body = format!("530102{}123", birth.format("%Y%m%d"));
-        let sum: u32 = body
-            .bytes()
-            .zip(ID_WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        format!("{body}{}", ID_CHECK[(sum % 11) as usize] as char)
+        format!("{body}{}", check_character(body.as_bytes()) as char)
     }
 
     #[test]
