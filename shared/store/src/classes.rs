@@ -188,7 +188,7 @@ struct ContextKeys {
     /// The application's sites, normalised, computed once.
     sites: Vec<String>,
     /// Person and phone ref of each roster line, computed once.
-    refs: Vec<(String, String)>,
+    refs: Vec<RosterRef>,
 }
 
 fn textbook_key(b: &policy::class_opening::Textbook) -> String {
@@ -225,14 +225,14 @@ fn context_keys(app: &ClassApplication, hasher: &PiiHasher) -> ContextKeys {
     for s in &sites {
         keys.push(keys::site_bookings(&sha256_hex(s)));
     }
-    let refs: Vec<(String, String)> = app
+    let refs: Vec<RosterRef> = app
         .roster
         .iter()
-        .map(|t| (hasher.person_ref(&t.id_number), hasher.phone_ref(&t.mobile)))
+        .map(|t| RosterRef::of(hasher, t))
         .collect();
-    for (person, phone) in &refs {
-        keys.push(keys::person_enrolments(person));
-        keys.push(keys::phone_users(phone));
+    for r in &refs {
+        keys.push(keys::person_enrolments(&r.person));
+        keys.push(keys::phone_users(&r.phone));
     }
     ContextKeys { keys, sites, refs }
 }
@@ -320,7 +320,7 @@ pub fn load_context(
             ctx.site_bookings.insert(s, b);
         }
     }
-    for (i, (person, _)) in ck.refs.iter().enumerate() {
+    for (i, RosterRef { person, .. }) in ck.refs.iter().enumerate() {
         if let Some(e) = v.next::<Vec<Enrolment>>("enrolments")? {
             ctx.enrolments.insert(i, e);
         }
