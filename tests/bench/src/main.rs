@@ -202,6 +202,9 @@ struct Row {
     setup: bool,
 }
 
+/// Rounds of the same-call comparison (route and floors alternate).
+const SAME_CALL_ROUNDS: usize = 5;
+
 /// The floors of a route whose one key-value call is a get-many, measured in
 /// rounds that alternate route and floors, so that a slow minute of the
 /// machine falls on all three alike.
@@ -240,8 +243,6 @@ impl SameCall {
     fn call_share(&self) -> f64 {
         self.median(|r| r[0] / r[1])
     }
-
-    const ROUNDS_PRINTED: usize = Bench::ROUNDS;
 
     /// Median of the route's share of the floor with bodies, round by round.
     fn bodies_share(&self) -> f64 {
@@ -319,7 +320,7 @@ impl Bench<'_> {
     /// the same mean size (seeded here under a prefix of their own), and
     /// nothing else; and with the same again on a POST of `body` answering
     /// `reply_bytes` bytes: the host's own work for such a request. Route and
-    /// floors alternate over [`Self::ROUNDS`] rounds.
+    /// floors alternate over [`SAME_CALL_ROUNDS`] rounds.
     async fn same_call(
         &mut self,
         label: &str,
@@ -364,11 +365,11 @@ impl Bench<'_> {
         let bodies: Arc<dyn Traffic> =
             Arc::new(move |_, _| Some(Req::new("POST", u.clone(), None, body.clone())));
         let budget = Budget {
-            time: Duration::from_secs_f64(self.opts.seconds / Self::ROUNDS as f64),
-            ..self.budget(self.opts.requests.div_ceil(Self::ROUNDS).max(50))
+            time: Duration::from_secs_f64(self.opts.seconds / SAME_CALL_ROUNDS as f64),
+            ..self.budget(self.opts.requests.div_ceil(SAME_CALL_ROUNDS).max(50))
         };
         let mut rounds = Vec::new();
-        for _ in 0..Self::ROUNDS {
+        for _ in 0..SAME_CALL_ROUNDS {
             let mut round = [0.0; 3];
             for (i, t) in [&traffic, &call, &bodies].into_iter().enumerate() {
                 let s = self.load(budget, t.clone()).await;
@@ -396,7 +397,7 @@ impl Bench<'_> {
             reads.keys,
             reads.found,
             reads.bytes,
-            Self::ROUNDS,
+            SAME_CALL_ROUNDS,
             c.route(),
             c.call(),
             100.0 * c.call_share(),
@@ -406,9 +407,6 @@ impl Bench<'_> {
         self.rows[row].same_call = Some(c);
         Ok(())
     }
-
-    /// Rounds of the same-call comparison.
-    const ROUNDS: usize = 5;
 
     async fn floor(&mut self, n: u64) -> Stats {
         if let Some(s) = self.floors.get(&n) {
@@ -1216,7 +1214,7 @@ fn print_routes(b: &Bench<'_>, hello_end: &Stats, calls_by_size: &[(usize, u64)]
         println!(
             "\n(req/s, call /s, +bodies /s: medians of {} rounds alternating route, call and call with bodies; \
              each ÷ is the median of the rounds' ratios; n=1 is the route's main run over kv-floor n=1, from the table above)",
-            SameCall::ROUNDS_PRINTED
+            SAME_CALL_ROUNDS
         );
         println!();
     }
