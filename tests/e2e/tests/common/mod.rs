@@ -40,8 +40,13 @@ pub fn token(role: Role, binding: Option<&str>) -> String {
 
 /// [`token`] with the subject `sub` (an inspector's id, say).
 pub fn token_as(role: Role, sub: &str, binding: Option<&str>) -> String {
+    mint(&claims(role, sub, binding), JWT)
+}
+
+/// The claims of [`token_as`], valid for four hours from now.
+pub fn claims(role: Role, sub: &str, binding: Option<&str>) -> Claims {
     let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
+    Claims {
         sub: sub.into(),
         role,
         institution: (role == Role::Institution).then(|| {
@@ -54,8 +59,7 @@ pub fn token_as(role: Role, sub: &str, binding: Option<&str>) -> String {
         iat: now,
         nbf: None,
         exp: now + 4 * 3600,
-    };
-    mint(&claims, JWT)
+    }
 }
 
 /// A trainee token bound to `person` (a person ref).

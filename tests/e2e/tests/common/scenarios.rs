@@ -6,7 +6,7 @@ use e2e::Host;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use web::auth::{Claims, Role, mint};
+use web::auth::{Role, mint};
 
 /// Files a valid and an invalid application, reads them back masked, and lists them in two pages.
 pub async fn files_a_valid_and_an_invalid_application_and_reads_them_back(host: &Host) {
@@ -169,17 +169,9 @@ pub async fn bad_requests_get_problem_details_and_leave_the_store_unchanged(
         "{{\"title\": \"{}\"}}",
         "x".repeat(web::MAX_BODY_BYTES + 10)
     );
+    // Valid claims, signed with a key that is not the host's.
     let forged = mint(
-        &Claims {
-            sub: "x".into(),
-            role: Role::BureauAdmin,
-            institution: None,
-            district: None,
-            person: None,
-            iat: 0,
-            nbf: None,
-            exp: i64::MAX / 2,
-        },
+        &super::claims(Role::BureauAdmin, "x", None),
         "not-the-secret-0123456789abcdefghijklmnopq",
     );
     let cases: Vec<(&str, Option<&str>, String, u16, &str)> = vec![
