@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::future::Future;
 use store::KeyValue;
-use store::classes::{self, CheckKind, CheckResult, ClassRecord, ClassStatus};
+use store::classes::{self, CheckKind, CheckResult, ClassPhase, ClassRecord};
 use store::findings::{self, ClassHold};
 use store::records::decode;
 use store::spot_checks;
@@ -418,9 +418,10 @@ fn issue<K: KeyValue>(
                 .get_many(&card_keys)
                 .map_err(store::StoreError::from)?;
             let facts = class_facts(&class);
+            // VO-CLASS: no voucher for a class whose training has ended.
             let approved = matches!(
-                class.status,
-                ClassStatus::Approved | ClassStatus::InTraining
+                class.phase_on(env.today()),
+                ClassPhase::Approved | ClassPhase::InTraining
             );
             let subsidised = rules::subsidised(class.application.certificate);
             let key = SubsidyKey::for_class(

@@ -1140,3 +1140,34 @@ fn vo_open_a_voucher_cannot_be_redeemed_before_the_pre_opening_check_has_passed(
         r.text
     );
 }
+
+#[test]
+fn vo_class_no_voucher_is_issued_for_a_class_whose_training_has_ended() {
+    let w = World::new(2);
+    w.activate([0, 1]);
+    w.opened();
+    let issue_on = |day: &str, line: usize| {
+        let now = at(day);
+        w.send(
+            now,
+            request(
+                "POST",
+                &format!("/api/v1/classes/{}/vouchers", w.class_id),
+                Some(&token(Role::Institution, now)),
+                Some(json!({"lines": [line]})),
+                None,
+            ),
+        )
+    };
+    // The last class day (2022-06-27): still in training.
+    let r = issue_on("2022-06-27", 0);
+    assert_eq!(
+        r.body["issued"], 1,
+        "VO-CLASS on the last class day: {}",
+        r.text
+    );
+    // The day after: training has ended; a trainee added now is a ghost.
+    let r = issue_on("2022-06-28", 1);
+    assert_eq!(r.body["refused"], 1, "{}", r.text);
+    assert_eq!(r.body["results"][0]["blocking_rules"], json!(["VO-CLASS"]));
+}

@@ -690,7 +690,7 @@ impl Held {
 pub struct IssueFacts<'a> {
     /// The class id.
     pub class_id: &'a str,
-    /// Whether the class is approved and not yet completed.
+    /// Whether the class is approved or in training and its last class day not past.
     pub class_approved: bool,
     /// Whether the class leads to a subsidised certificate kind.
     pub subsidised_kind: bool,
@@ -750,7 +750,7 @@ pub fn decide_issue(
         .field(line.clone())
     } else if !f.class_approved {
         r.fail(
-            format!("班级 {} 未获批准或已结业，不能发券", f.class_id),
+            format!("班级 {} 未获批准或培训已结束，不能发券", f.class_id),
             format!(
                 "class {} is not approved or has finished; no voucher is issued",
                 f.class_id
