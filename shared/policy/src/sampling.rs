@@ -488,6 +488,30 @@ pub fn propose_blacklist(classes: usize, limit: i64) -> bool {
 }
 
 /// The inspector of the task with run-wide ordinal `ordinal`: round robin over
+
+/// SC-UNREACH: who calls the second sample of a class: the inspectors of its
+/// first sample, in the order they first appear there, each second-sample id
+/// in turn (`j`-th id to the `j mod k`-th of them).
+pub fn second_sample_inspector(first_sample_inspectors: &[&str], j: usize) -> Option<String> {
+    let mut who: Vec<&str> = Vec::new();
+    for i in first_sample_inspectors {
+        if !who.contains(i) {
+            who.push(i);
+        }
+    }
+    if who.is_empty() {
+        return None;
+    }
+    Some(who[j % who.len()].to_string())
+}
+
+/// SC-REPEAT: the calendar year, in China Standard Time, that a finding
+/// opened at `at` counts in.
+pub fn finding_year(at: chrono::DateTime<chrono::Utc>) -> i32 {
+    use chrono::Datelike;
+    (at + chrono::Duration::hours(8)).year()
+}
+
 /// the inspectors in sorted order, so any two inspectors' counts differ by at most one.
 pub fn assign(ordinal: u64, inspectors: &[String]) -> Option<&String> {
     if inspectors.is_empty() {

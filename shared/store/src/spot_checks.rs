@@ -48,7 +48,7 @@ use crate::index::{self, Position};
 use crate::keys::{self, PREFIX};
 use crate::kv::KeyValue;
 use crate::records::{StoreError, UpdateError, decode, encode, get_json, put_json, update_json};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use policy::Parameters;
 use policy::params::names;
 use policy::sampling::{self, Denial, Drawn, TaskState};
@@ -1387,12 +1387,8 @@ pub fn record_call(
                     .filter(|t| t.state == TaskState::Unreachable)
                     .count();
                 if sampling::needs_second_sample(first.len(), unreachable, share) {
-                    let mut who: Vec<String> = Vec::new();
-                    for t in &first {
-                        if !who.contains(&t.inspector) {
-                            who.push(t.inspector.clone());
-                        }
-                    }
+                    let first_inspectors: Vec<&str> =
+                        first.iter().map(|t| t.inspector.as_str()).collect();
                     let all = sampling::order(&seed, &rec.frozen.population());
                     let extra: Vec<Task> = all
                         .into_iter()
@@ -1408,7 +1404,8 @@ pub fn record_call(
                                 roster_line: line,
                                 ticket: d.ticket,
                                 round: 2,
-                                inspector: who[j % who.len()].clone(),
+                                inspector: sampling::second_sample_inspector(&first_inspectors, j)
+                                    .unwrap_or_default(),
                                 state: TaskState::Pending,
                                 attempts: Vec::new(),
                                 finding: None,
@@ -1521,7 +1518,7 @@ fn open_finding(
     )?;
     // SC-REPEAT: classes of the institution with findings in the year of the finding (CST).
     let institution = class.application.institution.as_str().to_string();
-    let year = (stored.opened_at + chrono::Duration::hours(8)).year();
+    let year = sampling::finding_year(stored.opened_at);
     let with_findings = update_json::<BTreeSet<String>, std::convert::Infallible>(
         kv,
         &repeat_key(&institution, year),

@@ -553,3 +553,21 @@ proptest! {
         prop_assert_eq!(ticket_of_digest(&e), ticket_by_definition(&e));
     }
 }
+
+#[test]
+fn sc_unreach_the_second_sample_goes_round_the_first_samples_inspectors_in_order() {
+    let first = ["insp-b", "insp-a", "insp-b", "insp-c"];
+    let got: Vec<String> = (0..5)
+        .map(|j| second_sample_inspector(&first, j).unwrap())
+        .collect();
+    assert_eq!(got, ["insp-b", "insp-a", "insp-c", "insp-b", "insp-a"]);
+    assert_eq!(second_sample_inspector(&[], 0), None);
+}
+
+#[test]
+fn sc_repeat_a_finding_counts_in_the_china_standard_time_year() {
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    // 2022-12-31 16:00 UTC is 2023-01-01 00:00 in Kunming.
+    assert_eq!(finding_year(at("2022-12-31T15:59:59Z")), 2022);
+    assert_eq!(finding_year(at("2022-12-31T16:00:00Z")), 2023);
+}
