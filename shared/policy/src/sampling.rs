@@ -487,8 +487,6 @@ pub fn propose_blacklist(classes: usize, limit: i64) -> bool {
     limit > 0 && classes as i64 >= limit
 }
 
-/// The inspector of the task with run-wide ordinal `ordinal`: round robin over
-
 /// SC-UNREACH: who calls the second sample of a class: the inspectors of its
 /// first sample, in the order they first appear there, each second-sample id
 /// in turn (`j`-th id to the `j mod k`-th of them).
@@ -512,6 +510,7 @@ pub fn finding_year(at: chrono::DateTime<chrono::Utc>) -> i32 {
     (at + chrono::Duration::hours(8)).year()
 }
 
+/// The inspector of the task with run-wide ordinal `ordinal`: round robin over
 /// the inspectors in sorted order, so any two inspectors' counts differ by at most one.
 pub fn assign(ordinal: u64, inspectors: &[String]) -> Option<&String> {
     if inspectors.is_empty() {

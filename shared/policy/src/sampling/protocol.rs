@@ -61,7 +61,7 @@ pub fn class_seed(run_seed: &str, class_id: &str) -> String {
 
 /// Parses lower-case hex.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
