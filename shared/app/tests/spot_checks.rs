@@ -110,6 +110,30 @@ impl World {
         (a.status, a.body)
     }
 
+    /// Sends a request to the vouchers function, at the world's clock.
+    fn vouchers(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let body = Some(
+            body.map(|b| serde_json::to_vec(&b).unwrap())
+                .unwrap_or_default()
+                .into(),
+        );
+        let req = support::request(method, path, Some(token), body, &[]);
+        let env = Env {
+            kv: &self.kv,
+            secrets: &self.secrets,
+            now: *self.now.lock().unwrap(),
+            random: &support::random,
+        };
+        let a = support::answer(app::vouchers::handle(&env, &req));
+        (a.status, a.body)
+    }
+
     /// Files and (optionally) opens classes straight through the store; returns their ids.
     fn seed_classes(&self, list: &[Seeded]) -> Vec<String> {
         let hasher = PiiHasher::new(HMAC);
@@ -1304,4 +1328,142 @@ fn sc_every_a_class_whose_in_training_check_passed_is_sampled_again_in_the_next_
         let n = p["classes"].as_array().unwrap().len();
         assert_eq!(n == 1, sampled, "SC-EVERY in {window}: {p}");
     }
+}
+
+/// Records a passed check straight in the store (CK-ORDER only; the route's
+/// CK-WINDOW is tested in the class-opening tests), as officer `officer-1`.
+fn check_in_store(w: &World, class_id: &str, kind: CheckKind, at: DateTime<Utc>) {
+    classes::record_check(
+        &w.kv,
+        class_id,
+        CheckRecord {
+            kind,
+            officer: "王科长".into(),
+            at,
+            result: CheckResult::Passed,
+            notes: String::new(),
+            recorded_by: Actor {
+                sub: "officer-1".into(),
+                role: "district_officer".into(),
+            },
+            recorded_at: at,
+        },
+        |c| policy::checks::decide_order(kind, c.status, c.has_passed(CheckKind::InTraining)),
+        at,
+    )
+    .unwrap();
+}
+
+/// 50 rounds: the last open call of a class is a denial, sent at the same
+/// moment as the settlement of the denying trainee's voucher (all other gates
+/// open). Whatever the interleaving, the voucher is never settled: before the
+/// call the open task stops it (VO-CALLS); after the call's swap the task
+/// names its denial, whether or not the finding is in the hold yet (SC-DENY).
+#[test]
+fn sc_deny_fifty_rounds_of_a_settlement_racing_a_denial_never_settle_the_deniers_voucher() {
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for round in 0..50 {
+        let w = std::sync::Arc::new(World::new());
+        let ids = w.seed_classes(&mixed()[..1]);
+        let class_id = ids[0].clone();
+        w.register_inspectors(&["insp-a"]);
+        w.run_to_end(&json!({"window": WINDOW, "seed": "314159"}));
+        let tasks = w.my_tasks("insp-a");
+        let target = tasks[round % tasks.len()].clone();
+        let line = target["roster_line"].as_u64().unwrap() as usize - 1;
+        // The denier's voucher, issued and redeemed while the class trains.
+        let (app, _) = fixtures::valid_class_from(
+            "2022-06-13".parse().unwrap(),
+            "2022-06-01".parse().unwrap(),
+            40,
+            1,
+        );
+        let id_number = app.roster[line].id_number.expose().to_string();
+        let (s, v) = w.vouchers(
+            Method::POST,
+            "/api/v1/cards/activations",
+            &token(Role::SocialSecurity, "cards", None),
+            Some(json!({"id_number": id_number, "active": true})),
+        );
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let inst = token(Role::Institution, "inst-1", None);
+        let (s, v) = w.vouchers(
+            Method::POST,
+            &format!("/api/v1/classes/{class_id}/vouchers"),
+            &inst,
+            Some(json!({"lines": [line]})),
+        );
+        assert_eq!((s, v["issued"].clone()), (StatusCode::OK, json!(1)), "{v}");
+        let code = v["results"][0]["voucher"]["code_compact"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (s, v) = w.vouchers(
+            Method::POST,
+            &format!("/api/v1/vouchers/{code}/redeem"),
+            &inst,
+            None,
+        );
+        assert_eq!(s, StatusCode::OK, "{v}");
+        // Every other call answered; the class checked and assessed; the last day past.
+        for t in tasks.iter().filter(|t| t["task_id"] != target["task_id"]) {
+            let (s, _) = w.record_call(
+                "insp-a",
+                t["task_id"].as_str().unwrap(),
+                answered(true, false),
+            );
+            assert_eq!(s, StatusCode::OK);
+        }
+        check_in_store(&w, &class_id, CheckKind::InTraining, now());
+        w.later(8 * 24 * 60); // 2022-06-28 10:00 CST
+        let assessed = *w.now.lock().unwrap();
+        check_in_store(&w, &class_id, CheckKind::PostAssessment, assessed);
+        // The race.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let settle = {
+            let (w, barrier, code) = (w.clone(), barrier.clone(), code.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                w.vouchers(
+                    Method::POST,
+                    &format!("/api/v1/vouchers/{code}/settle"),
+                    &token(Role::DistrictOfficer, "officer-2", Some("530102")),
+                    Some(json!({"certificate_no": "Y530000220600001"})),
+                )
+            })
+        };
+        let deny = {
+            let (w, barrier) = (w.clone(), barrier.clone());
+            let task = target["task_id"].as_str().unwrap().to_string();
+            std::thread::spawn(move || {
+                barrier.wait();
+                w.record_call("insp-a", &task, answered(false, false))
+            })
+        };
+        let (settled, denied) = (settle.join().unwrap(), deny.join().unwrap());
+        assert_eq!(
+            denied.0,
+            StatusCode::OK,
+            "round {round}: the denial is recorded: {}",
+            denied.1
+        );
+        assert!(denied.1["finding"]["id"].is_string());
+        assert_ne!(
+            settled.0,
+            StatusCode::OK,
+            "round {round}: the denier's voucher was settled: {}",
+            settled.1
+        );
+        let v = store::vouchers::get(&w.kv, &code).unwrap().unwrap();
+        assert_eq!(
+            v.state,
+            policy::vouchers::VoucherState::Redeemed,
+            "round {round}"
+        );
+        *outcomes
+            .entry(settled.1["code"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+    }
+    // Which gate stopped each settlement: the open call (VO-CALLS) or the denial (SC-DENY).
+    println!("settlements refused by: {outcomes:?}");
 }
