@@ -194,3 +194,21 @@ async fn spin_4_0_2_redis_as_released_fails_get_many_of_two_keys_and_reports_eve
         "first=cas-failed second=cas-failed value=first"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_redis_a_run_is_secret_until_its_calls_close_and_a_denial_holds_settlement_until_rectified()
+ {
+    let Some((_redis, host)) = start("redis spot-check run") else {
+        return;
+    };
+    crate::spot_checks::run_secrecy_denial_and_settlement(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_redis_a_run_takes_no_public_value_before_its_freeze_is_one_per_window_and_samples_a_class_every_day_it_trains()
+ {
+    let Some((_redis, host)) = start("redis run protocol") else {
+        return;
+    };
+    crate::spot_checks::run_protocol(&host).await;
+}

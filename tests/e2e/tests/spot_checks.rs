@@ -58,10 +58,21 @@ async fn run_to_end(host: &Host, body: &Value, offset: i64) -> Vec<(String, f64,
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectifies_it() {
+async fn a_run_is_secret_until_its_calls_close_and_a_denial_holds_settlement_until_rectified() {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(config(dir.path().join("sqlite_key_value.db"))).expect("host starts");
-    seed(&host).await;
+    run_secrecy_denial_and_settlement(&host).await;
+}
+
+/// The spot-check scenario, on any backend: a class filed and opened on its
+/// days; a run (commitment, freeze, public value); the institution sees no
+/// sample while calls are open; a denial; settlement held (VO-CALLS, SC-DENY);
+/// the other calls answered, the class's part published to the institution
+/// and recomputed with the commitment checked; the rectification releases
+/// settlement.
+pub async fn run_secrecy_denial_and_settlement(host: &Host) {
+    let host = host;
+    seed(host).await;
     let inst = token(Role::Institution, "inst-e2e", None);
 
     // A class filed and opened through the class-opening routes.
@@ -425,4 +436,161 @@ async fn a_run_over_2000_classes_of_40_trainees_completes_in_bounded_pages() {
         (classes_wanted, 4 * classes_wanted),
         "SC-EVERY, SC-SIZE 4 of 40"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_takes_no_public_value_before_its_freeze_is_one_per_window_and_samples_a_class_every_day_it_trains()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(config(dir.path().join("sqlite_key_value.db"))).expect("host starts");
+    run_protocol(&host).await;
+}
+
+/// SC-DRAW and SC-EVERY end to end, on any backend: a public value before
+/// the freeze is refused and creates nothing; a run in pages of 1 recomputes
+/// as one page would; a second creation of the window is the same run with no
+/// new task; a class whose in-training check passed is in the next day's run.
+pub async fn run_protocol(host: &Host) {
+    seed(host).await;
+    let inst = token(Role::Institution, "inst-e2e", None);
+    let today = policy::ids::today_cst();
+    let mut ids = Vec::new();
+    let mut apps = Vec::new();
+    for salt in [0, 1] {
+        let (app, _) =
+            policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, 12, salt);
+        let filed = ok(
+            host,
+            "POST",
+            "/api/v1/classes",
+            &inst,
+            serde_json::to_value(&app).unwrap(),
+        )
+        .await;
+        assert_eq!(filed["status"], "approved", "{filed}");
+        ids.push(filed["id"].as_str().unwrap().to_string());
+        apps.push(app);
+    }
+    let app = &apps[0];
+    let offset = move_clock(host, app, Moment::Eve);
+    for id in &ids {
+        let r = record_check(host, id, "pre_opening", "officer-1", offset).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let offset = move_clock(host, app, Moment::FirstDay);
+    for id in &ids {
+        let r = record_check(host, id, "in_training", "officer-1", offset).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.json().unwrap()["status"],
+            "in_training",
+            "the in-training check does not end training"
+        );
+    }
+    let admin = token_shifted(Role::BureauAdmin, "bureau-e2e", None, offset);
+    ok(
+        host,
+        "PUT",
+        "/api/v1/spot-checks/inspectors/insp-e2e-1",
+        &admin,
+        json!({"name": "抽查员一"}),
+    )
+    .await;
+    let scheduler = token_shifted(Role::Scheduler, "cron-e2e", None, offset);
+    let window = app.start_date.to_string();
+    // A public value before the run is even frozen: refused, nothing created.
+    let early = call(
+        host,
+        "POST",
+        "/api/v1/spot-checks/runs",
+        Some(&scheduler),
+        &json!({"window": window, "public_value": "314159", "page_size": 1}).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (early.status, early.json().unwrap()["code"].clone()),
+        (409, json!("public_value_before_freeze")),
+        "{}",
+        early.text()
+    );
+    let none = call(
+        host,
+        "GET",
+        &format!("/api/v1/spot-checks/runs/{window}"),
+        Some(&admin),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(none.status, 404, "no run was created");
+    // A run in pages of one class.
+    let pages = run_to_end(
+        host,
+        &json!({"window": window, "seed": "314159", "page_size": 1}),
+        offset,
+    )
+    .await;
+    assert!(
+        pages.len() >= 5,
+        "two freeze pages, the public value, two draw pages: {pages:?}"
+    );
+    let published = ok(
+        host,
+        "GET",
+        &format!("/api/v1/spot-checks/runs/{window}"),
+        &admin,
+        json!(null),
+    )
+    .await;
+    let tasks = published["tasks"].clone();
+    assert_eq!(published["classes"].as_array().unwrap().len(), 2);
+    let run: policy::sampling::PublishedRun = serde_json::from_value(published).unwrap();
+    assert_eq!(
+        policy::sampling::verify(&run),
+        vec![],
+        "the samples drawn page by page are the ones one page recomputes"
+    );
+    // The same window again: the same run, no new task.
+    let again = ok(
+        host,
+        "POST",
+        "/api/v1/spot-checks/runs",
+        &scheduler,
+        json!({"window": window, "page_size": 100}),
+    )
+    .await;
+    assert_eq!(
+        (
+            again["created"].clone(),
+            again["tasks"].clone(),
+            again["done"].clone()
+        ),
+        (json!(false), tasks, json!(true))
+    );
+    // The next day, both classes are sampled again (SC-EVERY).
+    let next_day = offset + 24 * 3600;
+    host.set_clock_offset_secs(next_day);
+    let window = (app.start_date + chrono::Duration::days(1)).to_string();
+    run_to_end(host, &json!({"window": window, "seed": "271828"}), next_day).await;
+    let admin = token_shifted(Role::BureauAdmin, "bureau-e2e", None, next_day);
+    let next = ok(
+        host,
+        "GET",
+        &format!("/api/v1/spot-checks/runs/{window}"),
+        &admin,
+        json!(null),
+    )
+    .await;
+    let sampled: Vec<&str> = next["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["class_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(sampled.len(), 2, "SC-EVERY: {next}");
+    for id in &ids {
+        assert!(sampled.contains(&id.as_str()), "{id} sampled again");
+    }
+    host.set_clock_offset_secs(0);
 }
