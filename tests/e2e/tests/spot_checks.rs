@@ -71,7 +71,6 @@ async fn a_run_is_secret_until_its_calls_close_and_a_denial_holds_settlement_unt
 /// and recomputed with the commitment checked; the rectification releases
 /// settlement.
 pub async fn run_secrecy_denial_and_settlement(host: &Host) {
-    let host = host;
     seed(host).await;
     let inst = token(Role::Institution, "inst-e2e", None);
 
@@ -80,7 +79,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     let (app, _) =
         policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, 40, 1);
     let filed = ok(
-        &host,
+        host,
         "POST",
         "/api/v1/classes",
         &inst,
@@ -90,10 +89,10 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     assert_eq!(filed["status"], "approved", "{filed}");
     let class_id = filed["id"].as_str().unwrap().to_string();
     // The pre-opening check on the eve; then the first class day.
-    let offset = move_clock(&host, &app, Moment::Eve);
-    let r = record_check(&host, &class_id, "pre_opening", "officer-1", offset).await;
+    let offset = move_clock(host, &app, Moment::Eve);
+    let r = record_check(host, &class_id, "pre_opening", "officer-1", offset).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let offset = move_clock(&host, &app, Moment::FirstDay);
+    let offset = move_clock(host, &app, Moment::FirstDay);
     let admin = token_shifted(Role::BureauAdmin, "bureau-e2e", None, offset);
     let inst = token_shifted(Role::Institution, "inst-e2e", None, offset);
     let inspector = token_shifted(Role::Inspector, "insp-e2e-1", None, offset);
@@ -101,7 +100,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
 
     // The run.
     ok(
-        &host,
+        host,
         "PUT",
         "/api/v1/spot-checks/inspectors/insp-e2e-1",
         &admin,
@@ -110,9 +109,9 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     .await;
     let window = app.start_date.to_string();
     let window = window.as_str();
-    run_to_end(&host, &json!({"window": window, "seed": "314159"}), offset).await;
+    run_to_end(host, &json!({"window": window, "seed": "314159"}), offset).await;
     let published = ok(
-        &host,
+        host,
         "GET",
         &format!("/api/v1/spot-checks/runs/{window}"),
         &admin,
@@ -125,7 +124,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     assert_eq!(policy::sampling::verify(&run), vec![]);
     // The institution sees the commitment and its class's population, not its sample.
     let sealed = ok(
-        &host,
+        host,
         "GET",
         &format!("/api/v1/spot-checks/runs/{window}"),
         &inst,
@@ -139,7 +138,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
 
     // The inspector's list: full numbers of the roster, for their own tasks.
     let mine = ok(
-        &host,
+        host,
         "GET",
         &format!("/api/v1/spot-checks/tasks/mine?run={window}"),
         &inspector,
@@ -159,7 +158,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     let social = token_shifted(Role::SocialSecurity, "card-e2e", None, offset);
     for t in [denier, other] {
         ok(
-            &host,
+            host,
             "POST",
             "/api/v1/cards/activations",
             &social,
@@ -168,7 +167,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
         .await;
     }
     let issued = ok(
-        &host,
+        host,
         "POST",
         &format!("/api/v1/classes/{class_id}/vouchers"),
         &inst,
@@ -190,7 +189,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     let (own_code, other_code) = (code_of(line(denier)), code_of(line(other)));
     for c in [&own_code, &other_code] {
         ok(
-            &host,
+            host,
             "POST",
             &format!("/api/v1/vouchers/{c}/redeem"),
             &inst,
@@ -206,7 +205,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
         "notes": "本人称未参加该培训班",
     });
     let called = ok(
-        &host,
+        host,
         "POST",
         &format!(
             "/api/v1/spot-checks/tasks/{}/calls",
@@ -221,15 +220,14 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
 
     // The in-training check; the class ends and is assessed; settlement (by
     // another officer than the assessor, VO-4EYES) is refused for both.
-    let r = record_check(&host, &class_id, "in_training", "officer-1", offset).await;
+    let r = record_check(host, &class_id, "in_training", "officer-1", offset).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let offset = move_clock(&host, &app, Moment::AfterLastDay);
-    let r = record_check(&host, &class_id, "post_assessment", "officer-1", offset).await;
+    let offset = move_clock(host, &app, Moment::AfterLastDay);
+    let r = record_check(host, &class_id, "post_assessment", "officer-1", offset).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let officer = token_shifted(Role::DistrictOfficer, "officer-e2e", None, offset);
     let inspector = token_shifted(Role::Inspector, "insp-e2e-1", None, offset);
     let settle = |code: String| {
-        let host = &host;
         let officer = officer.clone();
         async move {
             call(
@@ -254,7 +252,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     assert_eq!(held.status, 409, "{}", held.text());
     assert_eq!(held.json().unwrap()["held_by"], "other_finding");
     let hold = ok(
-        &host,
+        host,
         "GET",
         &format!("/api/v1/spot-checks/classes/{class_id}/hold"),
         &officer,
@@ -274,7 +272,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     let now = chrono::Utc::now() + chrono::Duration::seconds(offset);
     for t in &tasks[1..] {
         ok(
-            &host,
+            host,
             "POST",
             &format!("/api/v1/spot-checks/tasks/{}/calls", t["task_id"].as_str().unwrap()),
             &inspector,
@@ -288,7 +286,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     // institution in full, with the revealed bytes, and recomputes.
     let inst = token_shifted(Role::Institution, "inst-e2e", None, offset);
     let open = ok(
-        &host,
+        host,
         "GET",
         &format!("/api/v1/spot-checks/runs/{window}"),
         &inst,
@@ -306,7 +304,7 @@ pub async fn run_secrecy_denial_and_settlement(host: &Host) {
 
     // The rectification releases both.
     let rect = ok(
-        &host,
+        host,
         "POST",
         &format!("/api/v1/spot-checks/findings/{finding}/rectification"),
         &officer,
