@@ -904,7 +904,6 @@ fn ck_window_in_training_and_post_training_checks_keep_to_the_class_days() {
         (s, v["bound"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("window_start"))
     );
-    w.set_clock("2022-06-13T00:30:00");
     assert_eq!(
         record(&w, &id, "in_training", "passed", "2022-06-13T00:00:00").0,
         StatusCode::OK

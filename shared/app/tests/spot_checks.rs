@@ -729,14 +729,8 @@ fn sc_call_three_unanswered_attempts_make_a_trainee_unreachable_and_sc_unreach_t
 
 #[test]
 fn sc_deny_a_denial_opens_a_finding_that_holds_the_class_until_its_district_office_rectifies_it() {
-    let w = World::new();
-    let ids = w.seed_classes(&mixed()[..1]);
-    w.register_inspectors(&["insp-a"]);
-    w.run_to_end(&json!({"window": WINDOW, "seed": "314159"}));
-    let task = w.my_tasks("insp-a")[0]["task_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (w, class_id, task) = one_class_drawn();
+    let ids = [class_id];
     let key = [("idempotency-key", "call-1")];
     let (s, v) = w.call(
         Method::POST,
@@ -1124,6 +1118,20 @@ fn sc_draw_a_public_value_given_after_the_freeze_fixes_the_seed_with_the_committ
     );
 }
 
+/// A world with one class of 40 in training, its run drawn with one
+/// inspector; answers the class id and the id of the inspector's first task.
+fn one_class_drawn() -> (World, String, String) {
+    let w = World::new();
+    let ids = w.seed_classes(&mixed()[..1]);
+    w.register_inspectors(&["insp-a"]);
+    w.run_to_end(&json!({"window": WINDOW, "seed": "314159"}));
+    let task = w.my_tasks("insp-a")[0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (w, ids[0].clone(), task)
+}
+
 fn institution_token() -> String {
     token(Role::Institution, "inst-1", None)
 }
@@ -1212,14 +1220,8 @@ fn an_institution_sees_nothing_of_its_classs_sample_until_every_call_of_it_is_cl
 
 #[test]
 fn a_finding_shown_to_the_institution_names_neither_the_roster_line_nor_the_task() {
-    let w = World::new();
-    let ids = w.seed_classes(&mixed()[..1]);
-    w.register_inspectors(&["insp-a"]);
-    w.run_to_end(&json!({"window": WINDOW, "seed": "314159"}));
-    let task = w.my_tasks("insp-a")[0]["task_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (w, class_id, task) = one_class_drawn();
+    let ids = [class_id];
     let (s, v) = w.record_call("insp-a", &task, answered(false, false));
     assert_eq!(s, StatusCode::OK, "{v}");
     let finding = v["finding"]["id"].as_str().unwrap().to_string();

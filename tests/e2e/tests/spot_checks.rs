@@ -13,8 +13,8 @@
 //!   `cargo test -p e2e --test e2e spot_checks:: -- --ignored --nocapture`.
 
 use crate::common::{
-    HMAC, Moment, PII_KEY, call, move_clock, ok, product as config, record_check, seed,
-    token_as as token, token_shifted,
+    HMAC, Moment, PII_KEY, call, file_class_salted, move_clock, ok, product as config,
+    record_check, seed, token_as as token, token_shifted,
 };
 use e2e::Host;
 use serde_json::{Value, json};
@@ -72,22 +72,9 @@ async fn a_run_is_secret_until_its_calls_close_and_a_denial_holds_settlement_unt
 /// settlement.
 pub async fn run_secrecy_denial_and_settlement(host: &Host) {
     seed(host).await;
-    let inst = token(Role::Institution, "inst-e2e", None);
 
     // A class filed and opened through the class-opening routes.
-    let today = policy::ids::today_cst();
-    let (app, _) =
-        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, 40, 1);
-    let filed = ok(
-        host,
-        "POST",
-        "/api/v1/classes",
-        &inst,
-        serde_json::to_value(&app).unwrap(),
-    )
-    .await;
-    assert_eq!(filed["status"], "approved", "{filed}");
-    let class_id = filed["id"].as_str().unwrap().to_string();
+    let (class_id, app) = file_class_salted(host, 40, 1).await;
     // The pre-opening check on the eve; then the first class day.
     let offset = move_clock(host, &app, Moment::Eve);
     let r = record_check(host, &class_id, "pre_opening", "officer-1", offset).await;
@@ -450,23 +437,11 @@ async fn a_run_takes_no_public_value_before_its_freeze_is_one_per_window_and_sam
 /// new task; a class whose in-training check passed is in the next day's run.
 pub async fn run_protocol(host: &Host) {
     seed(host).await;
-    let inst = token(Role::Institution, "inst-e2e", None);
-    let today = policy::ids::today_cst();
     let mut ids = Vec::new();
     let mut apps = Vec::new();
     for salt in [0, 1] {
-        let (app, _) =
-            policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, 12, salt);
-        let filed = ok(
-            host,
-            "POST",
-            "/api/v1/classes",
-            &inst,
-            serde_json::to_value(&app).unwrap(),
-        )
-        .await;
-        assert_eq!(filed["status"], "approved", "{filed}");
-        ids.push(filed["id"].as_str().unwrap().to_string());
+        let (id, app) = file_class_salted(host, 12, salt).await;
+        ids.push(id);
         apps.push(app);
     }
     let app = &apps[0];

@@ -258,9 +258,18 @@ pub async fn file_class(
     host: &Host,
     n: usize,
 ) -> (String, policy::class_opening::ClassApplication) {
+    file_class_salted(host, n, 0).await
+}
+
+/// [`file_class`] with the fixture's `salt` (other people, trainers and site).
+pub async fn file_class_salted(
+    host: &Host,
+    n: usize,
+    salt: u32,
+) -> (String, policy::class_opening::ClassApplication) {
     let today = policy::ids::today_cst();
     let (app, _) =
-        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, 0);
+        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, salt);
     let r = call(
         host,
         "POST",
