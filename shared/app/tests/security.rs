@@ -555,3 +555,91 @@ fn every_route_answers_403_exactly_to_the_roles_and_bindings_it_does_not_serve()
     }
     assert!(table.len() > TABLE.len() * 7, "the table was exercised");
 }
+
+/// The routes whose body the contract requires (docs/openapi.yaml), as
+/// `(METHOD, path)`.
+fn routes_with_a_required_body() -> BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/openapi.yaml"
+    ))
+    .unwrap();
+    let doc: Value = serde_norway::from_str(&text).unwrap();
+    let mut out = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op["requestBody"]["required"] == json!(true) {
+                out.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Every route that takes a body, called by a role it serves with a body
+/// that is JSON but not an object (an array, a string, a number, `null`):
+/// 422 naming `body` where the contract requires an object body, never a
+/// success or a 5xx anywhere, and the store unchanged.
+#[test]
+fn a_body_that_is_json_but_not_an_object_is_refused_on_every_route_and_changes_nothing() {
+    let w = World::new();
+    let required = routes_with_a_required_body();
+    let mut checked = 0;
+    for l in TABLE
+        .iter()
+        .filter(|l| matches!(l.method.as_str(), "POST" | "PUT"))
+    {
+        let Some(&[role, ..]) = l.roles else { continue };
+        let path = w.concrete(l.path);
+        let tok = token(role, false);
+        for body in [r#"["11010519491231002X", true]"#, r#""text""#, "12", "null"] {
+            let before = w.kv.dump();
+            let req = support::request(
+                l.method.clone(),
+                &path,
+                Some(&tok),
+                Some(bytes::Bytes::from(body)),
+                &[],
+            );
+            let env = Env {
+                kv: &w.kv,
+                secrets: &w.secrets,
+                now: now(),
+                random: &|b: &mut [u8]| b.fill(7),
+            };
+            let res = match component_for(&path).as_str() {
+                "vouchers" => app::vouchers::handle(&env, &req),
+                "spot-checks" => app::spot_checks::handle(&env, &req),
+                _ => app::class_opening::handle(&env, &req),
+            };
+            let a = support::answer(res);
+            let status = a.status.as_u16();
+            assert!(
+                (400..500).contains(&status),
+                "{} {} with {body}: {status} {}",
+                l.method,
+                l.path,
+                a.text
+            );
+            if required.contains(&(l.method.to_string(), l.path.to_string())) && status == 422 {
+                assert_eq!(
+                    a.body["errors"][0]["field"], "body",
+                    "{} {}",
+                    l.method, l.path
+                );
+                checked += 1;
+            }
+            assert_eq!(
+                w.kv.dump(),
+                before,
+                "{} {} with {body} changed the store",
+                l.method,
+                l.path
+            );
+        }
+    }
+    assert!(
+        checked >= 40,
+        "only {checked} route × body pairs reached the body check"
+    );
+}
