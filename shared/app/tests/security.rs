@@ -638,6 +638,7 @@ fn a_body_that_is_json_but_not_an_object_is_refused_on_every_route_and_changes_n
             );
         }
     }
+    println!("{checked} route × body pairs answered 422 naming the body");
     assert!(
         checked >= 40,
         "only {checked} route × body pairs reached the body check"
