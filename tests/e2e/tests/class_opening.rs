@@ -255,12 +255,22 @@ mod races {
     async fn co_entry_two_concurrent_entry_level_classes_after_three_exactly_one_is_over_the_share()
     {
         let (_dir, host) = start();
+        let began = Instant::now();
         races::concurrent_entry_level_filings(Arc::new(host), 3, ROUNDS).await;
+        eprintln!(
+            "sqlite: {ROUNDS} entry-level races after 3: {:?}",
+            began.elapsed()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn co_entry_two_concurrent_entry_level_classes_after_five_stay_within_the_share() {
         let (_dir, host) = start();
+        let began = Instant::now();
         races::concurrent_entry_level_filings(Arc::new(host), 5, ROUNDS).await;
+        eprintln!(
+            "sqlite: {ROUNDS} entry-level races after 5: {:?}",
+            began.elapsed()
+        );
     }
 }

@@ -220,7 +220,12 @@ mod races {
         let Some((_redis, host)) = start("redis entry-level races") else {
             return;
         };
+        let began = Instant::now();
         races::concurrent_entry_level_filings(Arc::new(host), earlier, ROUNDS).await;
+        eprintln!(
+            "redis: {ROUNDS} entry-level races after {earlier}: {:?}",
+            began.elapsed()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
