@@ -20,9 +20,8 @@ use crate::records::{
     StoreError, UpdateError, create_json, decode, encode, get_json, put_json, update_json,
 };
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use policy::class_opening::Held;
 use policy::class_opening::{
-    Booking, ClassApplication, Context, Enrolment, YearCounts, normalize_site,
+    Booking, ClassApplication, Context, Enrolment, Held, YearCounts, normalize_site,
 };
 use policy::decision::{Decision, Outcome};
 use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, normalize_isbn};
