@@ -26,6 +26,7 @@
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use policy::Parameters;
+use policy::sampling::protocol::{self, Viewer};
 use policy::sampling::{self, TaskState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -179,11 +180,13 @@ fn cursor_and_limit(
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdvanceRequest {
-    /// The run window, for example `2022-06-20`: 1 to 32 letters, digits and `-`.
+    /// The run window in China Standard Time: a day `2022-06-20` or an ISO
+    /// week `2022-W25`, as `sc_window_days` says.
     pub window: String,
-    /// A public seed (digits drawn in public, a lottery result); random when absent.
-    #[serde(default)]
-    pub seed: Option<String>,
+    /// A public value (digits drawn in public, a lottery result), accepted
+    /// only once the population is frozen (SC-DRAW). `seed` is its old name.
+    #[serde(default, alias = "seed")]
+    pub public_value: Option<String>,
     /// Classes per page (1 to 500, default 100); only the first call of a run sets it.
     #[serde(default)]
     pub page_size: Option<usize>,
@@ -194,9 +197,15 @@ fn run_problem(e: RunError) -> Problem {
         RunError::Store(s) => s.into(),
         RunError::SeedConflict => Problem::conflict(
             "seed_conflict",
-            "该抽查批次已有不同的随机种子",
-            "this run already has a different seed; the seed of a run never changes",
+            "该抽查批次已有不同的公开随机数，随机种子不可更改",
+            "SC-DRAW: this run already has a different public value (or its seed is fixed); the seed of a run never changes",
         ),
+        RunError::PublicValueTooEarly => Problem::conflict(
+            "public_value_before_freeze",
+            "学员名单冻结完成前不接受公开随机数",
+            "SC-DRAW: a public value is accepted only after every class's population is frozen; advance the run until `frozen` is true, then give it",
+        )
+        .with("rule", "SC-DRAW"),
         RunError::NoInspectors => Problem::conflict(
             "no_inspectors",
             "尚未登记在岗的抽查员，无法确定随机种子",
@@ -216,6 +225,11 @@ fn progress_view(p: &Progress) -> Value {
         "freeze_pages": r.freeze_pages,
         "frozen": r.frozen,
         "classes": r.classes,
+        "commitment": r.commitment,
+        "public_value_until": r
+            .frozen_at
+            .filter(|_| r.seed.is_none())
+            .map(|at| at + chrono::Duration::minutes(params().at_or_first(policy::params::names::SC_PUBLIC_VALUE_WAIT_MINUTES, r.evaluated_on).value)),
         "seed_fixed": r.seed.is_some(),
         "seed_source": r.seed.as_ref().map(|s| s.source),
         "drawn_pages": r.drawn_pages,
@@ -234,17 +248,17 @@ fn advance<K: KeyValue>(
     who.require(&[Role::Scheduler, Role::BureauAdmin])?;
     idempotent::run(env, req, "spot_checks.advance", &who.claims.sub, || {
         let body: AdvanceRequest = json::body(req)?;
-        if !sc::window_ok(&body.window) {
-            return Err(
-                Problem::invalid("window must be 1 to 32 letters, digits or -")
-                    .field("window", "1 to 32 letters, digits or -"),
-            );
-        }
-        if body.seed.as_deref().is_some_and(|s| !sc::seed_ok(s)) {
-            return Err(
-                Problem::invalid("seed must be 1 to 256 printable ASCII characters")
-                    .field("seed", "1 to 256 printable ASCII characters"),
-            );
+        let window = protocol::Window::parse_for(&body.window, params(), env.today())
+            .map_err(|e| Problem::invalid(format!("window: {e}")).field("window", e.to_string()))?;
+        if body
+            .public_value
+            .as_deref()
+            .is_some_and(|s| !protocol::public_value_ok(s))
+        {
+            return Err(Problem::invalid(
+                "public_value must be 1 to 256 printable ASCII characters",
+            )
+            .field("public_value", "1 to 256 printable ASCII characters"));
         }
         if body
             .page_size
@@ -259,8 +273,9 @@ fn advance<K: KeyValue>(
             env.kv,
             params(),
             &Advance {
-                window: body.window,
-                public_seed: body.seed,
+                window: window.id(),
+                window_days: window.days(),
+                public_value: body.public_value,
                 page_size: body.page_size,
             },
             &who.actor(),
@@ -273,37 +288,90 @@ fn advance<K: KeyValue>(
     })
 }
 
-fn frozen_view(c: &FrozenClass) -> Value {
-    let population = c.population();
+/// What every token sees of a frozen class: its id, population digest and size.
+fn public_view(c: &FrozenClass) -> Value {
     json!({
         "class_id": c.class_id,
-        "roster": c.roster,
-        "raised": c.raised,
-        "size_rule": c.rule,
-        "population_digest": sampling::population_digest(&population),
-        "population": population,
-        "sample_size": c.n,
+        "population_digest": sampling::population_digest(&c.population()),
+        "population_size": c.roster,
     })
 }
 
-fn drawn_view(c: &FrozenClass, t: &ClassTasks) -> Value {
-    let mut v = frozen_view(c);
-    v["sample"] = json!(t.drawn(1));
-    v["second_sample"] = json!(t.drawn(2));
-    v
+/// A drawn class in full (its sample recomputable from its class seed).
+fn drawn_view(run: &Run, c: &FrozenClass, t: &ClassTasks, closed: bool) -> Value {
+    let population = c.population();
+    json!({
+        "class_id": c.class_id,
+        "class_seed": run.class_seed(&c.class_id),
+        "population_digest": sampling::population_digest(&population),
+        "population_size": c.roster,
+        "population": population,
+        "sample_size": c.n,
+        "size_rule": c.rule,
+        "raised": c.raised,
+        "sample": t.drawn(1),
+        "second_sample": t.drawn(2),
+        "calls_closed": closed,
+        "tasks": t.tasks.iter().map(|k| json!({
+            "task_id": k.id, "sample_id": k.sample_id, "round": k.round,
+            "inspector": k.inspector, "state": k.state, "attempts": k.attempts.len(),
+        })).collect::<Vec<_>>(),
+    })
 }
 
-/// The published form of a run (one page of its classes), as `GET …/runs/{id}` returns it.
-pub fn run_view(run: &Run, page: &sc::PublishedPage) -> Value {
+/// Who asks, as the visibility rule knows them.
+fn viewer(who: &Principal) -> Viewer<'_> {
+    match who.role() {
+        Role::BureauAdmin => Viewer::Bureau,
+        Role::DistrictOfficer => who
+            .claims
+            .district
+            .as_ref()
+            .map_or(Viewer::Other, |d| Viewer::District(d.code())),
+        Role::Institution => who
+            .claims
+            .institution
+            .as_ref()
+            .map_or(Viewer::Other, |i| Viewer::Institution(i.as_str())),
+        _ => Viewer::Other,
+    }
+}
+
+/// The published form of a run (one page of its classes), as `who` may see
+/// it (`GET …/runs/{id}`): the commitment, the run's state and each class's
+/// population digest and size to every token; a class's sample to the
+/// bureau, its district office, and its institution once every call of the
+/// class in this run is closed (`classes`, recomputable); the run seed and
+/// the revealed bytes to the bureau, and to everyone once every call of the
+/// run is closed. The other classes are listed under `sealed`.
+pub fn run_view(run: &Run, page: &sc::PublishedPage, who: &Principal, run_closed: bool) -> Value {
+    let viewer = viewer(who);
+    let shows_seed = run.seed.is_some() && protocol::sees_seed(viewer, run_closed);
+    let mut classes = Vec::new();
+    let mut sealed = Vec::new();
+    for (c, t) in &page.drawn {
+        let closed = t.tasks.iter().all(|k| k.state != TaskState::Pending);
+        if protocol::sees_sample(viewer, &c.district, &c.institution, closed) {
+            classes.push(drawn_view(run, c, t, closed));
+        } else {
+            sealed.push(public_view(c));
+        }
+    }
     json!({
         "run": run.id,
+        "window_days": [run.window_days.0, run.window_days.1],
         "phase": run.phase,
         "algorithm": sampling::ALGORITHM,
         "algorithm_version": sampling::ALGORITHM_VERSION,
-        "seed": run.seed.as_ref().map(|s| &s.value),
-        "seed_hash": run.seed.as_ref().map(|s| sampling::seed_hash(&s.value)),
+        "commitment": run.commitment,
+        "frozen_at": run.frozen_at,
+        "seed_fixed": run.seed.is_some(),
         "seed_source": run.seed.as_ref().map(|s| s.source),
         "seed_fixed_at": run.seed.as_ref().map(|s| s.fixed_at),
+        "seed": run.seed.as_ref().filter(|_| shows_seed).map(|s| &s.value),
+        "revealed": shows_seed.then_some(&run.committed),
+        "public_value": run.public_value.as_ref().filter(|_| shows_seed),
+        "calls_closed": run_closed,
         "started_at": run.started_at,
         "evaluated_on": run.evaluated_on,
         "parameters": run.parameters,
@@ -314,8 +382,9 @@ pub fn run_view(run: &Run, page: &sc::PublishedPage) -> Value {
         "draw_pages": run.draw_pages(),
         "tasks": run.tasks,
         "inspectors": run.inspectors.len(),
-        "classes": page.drawn.iter().map(|(c, t)| drawn_view(c, t)).collect::<Vec<_>>(),
-        "undrawn": page.undrawn.iter().map(frozen_view).collect::<Vec<_>>(),
+        "classes": classes,
+        "sealed": sealed,
+        "undrawn": page.undrawn.iter().map(public_view).collect::<Vec<_>>(),
         "next_cursor": page.next.map(paging::encode),
     })
 }
@@ -331,13 +400,14 @@ fn get_run<K: KeyValue>(
     env: &Env<'_, K>,
     req: &Request,
     m: &Matched<Route>,
-    _who: &Principal,
+    who: &Principal,
 ) -> Result<Response, Problem> {
     only_known_query(req, &["cursor", "limit"])?;
     let run = load_run(env, &m.params["id"])?;
     let (from, limit) = cursor_and_limit(req, 200, 1000)?;
     let page = sc::published_page(env.kv, &run, from, limit)?;
-    Ok(respond(StatusCode::OK, &run_view(&run, &page)))
+    let closed = sc::run_closed(env.kv, &run)?;
+    Ok(respond(StatusCode::OK, &run_view(&run, &page, who, closed)))
 }
 
 // ---------------------------------------------------------------------------
@@ -494,10 +564,28 @@ fn call_problem(e: CallError) -> Problem {
     }
 }
 
-fn finding_view(f: &Finding) -> Value {
+/// The id of the finding a denial on `task` opens: `F-` and 20 hex digits of
+/// a keyed digest of the task id. Task ids name roster lines (and there are
+/// only so many lines to try), so a finding id shown to the institution must
+/// not be a plain function of one.
+fn finding_id<K: KeyValue>(env: &Env<'_, K>, task: &str) -> String {
+    let digest = env
+        .hasher()
+        .fingerprint(format!("finding\n{task}").as_bytes());
+    format!("F-{}", &digest[..20])
+}
+
+/// A finding as `who` may see it: never the person ref; for an institution,
+/// neither the roster line nor the run and task that found it, which would
+/// name the trainee who reported it.
+fn finding_view(f: &Finding, who: &Principal) -> Value {
     let mut v = serde_json::to_value(f).expect("serialises");
     if let Some(o) = v.as_object_mut() {
         o.remove("person");
+        if who.role() == Role::Institution {
+            o.remove("roster_line");
+            o.remove("source");
+        }
     }
     v["rule"] = json!(sampling::SC_DENY.id);
     v
@@ -533,8 +621,17 @@ fn call<K: KeyValue>(
                     .field("at", "must not be in the future"),
             );
         }
-        let out = sc::record_call(env.kv, params(), &id, &report, &who.actor(), env.now)
-            .map_err(call_problem)?;
+        let finding_id = |task: &str| finding_id(env, task);
+        let out = sc::record_call(
+            env.kv,
+            params(),
+            &id,
+            &report,
+            &finding_id,
+            &who.actor(),
+            env.now,
+        )
+        .map_err(call_problem)?;
         Ok(respond(
             StatusCode::OK,
             &json!({
@@ -543,7 +640,7 @@ fn call<K: KeyValue>(
                 "attempts": out.task.attempts.len(),
                 "replay": out.replay,
                 "second_sample_drawn": out.second_sample,
-                "finding": out.finding.as_ref().map(finding_view),
+                "finding": out.finding.as_ref().map(|f| finding_view(f, who)),
                 "blacklist_proposed": out.blacklist_proposed,
             }),
         ))
@@ -569,7 +666,7 @@ fn list_findings<K: KeyValue>(
     Ok(respond(
         StatusCode::OK,
         &json!({
-            "items": items.iter().map(finding_view).collect::<Vec<_>>(),
+            "items": items.iter().map(|f| finding_view(f, who)).collect::<Vec<_>>(),
             "next_cursor": next.map(paging::encode),
         }),
     ))
@@ -592,7 +689,7 @@ fn get_finding<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::BureauAdmin, Role::DistrictOfficer, Role::Institution])?;
     let (f, _) = load_finding(env, &m.params["id"], who)?;
-    Ok(respond(StatusCode::OK, &finding_view(&f)))
+    Ok(respond(StatusCode::OK, &finding_view(&f, who)))
 }
 
 /// Body of `POST …/findings/{id}/rectification`.
@@ -637,7 +734,7 @@ fn rectify<K: KeyValue>(
         match findings::close(env.kv, &id, rect) {
             Ok(f) => {
                 let hold = findings::hold(env.kv, &f.class_id)?;
-                let mut v = finding_view(&f);
+                let mut v = finding_view(&f, who);
                 v["class_hold"] = hold_view(&f.class_id, &hold);
                 Ok(respond(StatusCode::OK, &v))
             }

@@ -660,10 +660,33 @@ fn settle<K: KeyValue>(
         let class_id = r.class.class_id.clone();
         let class = classes::get(env.kv, &class_id)?
             .ok_or_else(|| Problem::not_found(format!("no class {class_id}")))?;
-        // Read the calls before the hold: a denial opens its finding before it
-        // closes its call, so a call seen closed here has its finding in the
-        // hold that is admitted below.
-        let open_calls = spot_checks::open_tasks(env.kv, &class_id)?;
+        // The class's calls, read before the hold is admitted: a denial names
+        // its finding in the same swap that closes its call, so a call read
+        // here is either still open (VO-CALLS) or closed with its denial in
+        // view, whether or not its finding is open in the hold yet (SC-DENY).
+        let calls = spot_checks::class_calls(env.kv, &class_id)?;
+        let open_calls = calls.open;
+        let finding_keys: Vec<String> = calls
+            .denials
+            .iter()
+            .map(|(f, _)| findings::finding_key(f))
+            .collect();
+        let mut unresolved: Vec<(String, usize)> = Vec::new();
+        if !finding_keys.is_empty() {
+            let stored = env
+                .kv
+                .get_many(&finding_keys)
+                .map_err(store::StoreError::from)?;
+            for ((id, line), f) in calls.denials.iter().zip(stored) {
+                let rectified = f
+                    .map(|b| decode::<findings::Finding>(&b, "finding"))
+                    .transpose()?
+                    .is_some_and(|f| f.status == findings::FindingStatus::Rectified);
+                if !rectified {
+                    unresolved.push((id.clone(), *line));
+                }
+            }
+        }
         let assessment = class
             .checks
             .iter()
@@ -672,12 +695,17 @@ fn settle<K: KeyValue>(
         let today = env.today();
         let cert = body.certificate_no.trim().to_string();
         let settler = who.claims.sub.clone();
+        let line = r.roster_line;
         let facts = |state: VoucherState, person: &str, hold: &ClassHold| SettleFacts {
             state,
             assessed: assessment.is_some(),
             certificate_no: cert.clone(),
-            own_finding: hold.holds_person(person),
-            other_findings: hold.open.values().filter(|p| *p != person).count(),
+            own_finding: hold.holds_person(person) || unresolved.iter().any(|(_, l)| *l == line),
+            other_findings: hold.open.values().filter(|p| *p != person).count()
+                + unresolved
+                    .iter()
+                    .filter(|(id, l)| *l != line && !hold.open.contains_key(id))
+                    .count(),
             last_day: class.application.end_date,
             open_calls,
             assessed_by: assessment.map(|c| c.recorded_by.sub.clone()),

@@ -1132,8 +1132,16 @@ fn worked_flow() -> Vec<Exchange> {
         None,
         None,
     );
-    let run_body =
-        json!({"window": "2022-06-20", "seed": "01382438112797316654", "page_size": 100});
+    // A public value before the freeze is refused; once frozen it fixes the seed.
+    w.expect(
+        409,
+        Method::POST,
+        "/api/v1/spot-checks/runs",
+        Some(&scheduler2),
+        Some(json!({"window": "2022-06-20", "public_value": "01382438112797316654"})),
+        None,
+    );
+    let run_body = json!({"window": "2022-06-20", "page_size": 100});
     let mut done = false;
     for _ in 0..20 {
         let v = w.expect(
@@ -1147,6 +1155,16 @@ fn worked_flow() -> Vec<Exchange> {
         if v["done"] == json!(true) {
             done = true;
             break;
+        }
+        if v["frozen"] == json!(true) && v["seed_fixed"] == json!(false) {
+            w.expect(
+                200,
+                Method::POST,
+                "/api/v1/spot-checks/runs",
+                Some(&scheduler2),
+                Some(json!({"window": "2022-06-20", "public_value": "01382438112797316654"})),
+                None,
+            );
         }
     }
     assert!(done);

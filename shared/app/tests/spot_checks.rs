@@ -9,6 +9,7 @@ mod support;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http::{Method, StatusCode};
 use policy::fixtures;
+use policy::sampling::protocol;
 use policy::sampling::{self, PublishedRun};
 use policy::{Catalogue, Parameters, class_opening};
 use serde_json::{Value, json};
@@ -56,7 +57,7 @@ fn officer(district: &str) -> String {
 struct World {
     kv: MemoryStore,
     secrets: Secrets,
-    now: DateTime<Utc>,
+    now: std::sync::Mutex<DateTime<Utc>>,
 }
 
 /// A class to seed: roster size, whether CO-SHARED-PHONE fails, whether its pre-opening check passes.
@@ -71,8 +72,13 @@ impl World {
         Self {
             kv: MemoryStore::new(),
             secrets: secrets(),
-            now: now(),
+            now: std::sync::Mutex::new(now()),
         }
+    }
+
+    /// Moves the clock `minutes` on.
+    fn later(&self, minutes: i64) {
+        *self.now.lock().unwrap() += chrono::Duration::minutes(minutes);
     }
 
     fn call(
@@ -92,7 +98,7 @@ impl World {
         let env = Env {
             kv: &self.kv,
             secrets: &self.secrets,
-            now: self.now,
+            now: *self.now.lock().unwrap(),
             random: &sevens,
         };
         let a = support::answer(app::spot_checks::handle(&env, &req));
@@ -101,6 +107,30 @@ impl World {
             "not JSON: {}",
             a.text
         );
+        (a.status, a.body)
+    }
+
+    /// Sends a request to the vouchers function, at the world's clock.
+    fn vouchers(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let body = Some(
+            body.map(|b| serde_json::to_vec(&b).unwrap())
+                .unwrap_or_default()
+                .into(),
+        );
+        let req = support::request(method, path, Some(token), body, &[]);
+        let env = Env {
+            kv: &self.kv,
+            secrets: &self.secrets,
+            now: *self.now.lock().unwrap(),
+            random: &support::random,
+        };
+        let a = support::answer(app::vouchers::handle(&env, &req));
         (a.status, a.body)
     }
 
@@ -182,23 +212,47 @@ impl World {
         )
     }
 
-    /// Calls the run route until it is done; returns the number of calls.
+    /// Calls the run route until it is done; returns the number of calls. A
+    /// `seed` (or `public_value`) in `body` is given once, when the freeze is
+    /// complete (SC-DRAW); without one, the clock moves past the wait.
     fn run_to_end(&self, body: &Value) -> usize {
+        let mut plain = body.clone();
+        let public = plain
+            .as_object_mut()
+            .and_then(|o| o.remove("seed").or_else(|| o.remove("public_value")));
+        let mut awaiting = false;
         for n in 1..=10_000 {
-            let (s, v) = self.advance(body);
+            let req = match (&public, awaiting) {
+                (Some(p), true) => {
+                    let mut b = plain.clone();
+                    b["public_value"] = p.clone();
+                    b
+                }
+                _ => plain.clone(),
+            };
+            let (s, v) = self.advance(&req);
             assert_eq!(s, StatusCode::OK, "{v}");
             if v["done"] == json!(true) {
                 return n;
+            }
+            awaiting = v["frozen"] == json!(true) && v["seed_fixed"] == json!(false);
+            if awaiting && public.is_none() {
+                self.later(30);
             }
         }
         panic!("the run never finished")
     }
 
+    /// The run as the bureau sees it (every class, the seed once fixed).
     fn published(&self, run: &str) -> Value {
+        self.published_to(run, &admin())
+    }
+
+    fn published_to(&self, run: &str, token: &str) -> Value {
         let (s, v) = self.call(
             Method::GET,
             &format!("/api/v1/spot-checks/runs/{run}?limit=1000"),
-            &inspector("any"),
+            token,
             None,
             &[],
         );
@@ -286,8 +340,8 @@ fn a_run_includes_every_class_in_training_with_its_sc_size_and_an_identical_seco
     w.register_inspectors(&["insp-a", "insp-b", "insp-c"]);
     let body = json!({"window": WINDOW, "seed": "314159", "page_size": 2});
     let calls = w.run_to_end(&body);
-    // 6 classes in training: 3 freeze pages (the last fixes the seed), 3 draw pages.
-    assert_eq!(calls, 6);
+    // 6 classes in training: 3 freeze pages, the public value (which fixes the seed), 3 draw pages.
+    assert_eq!(calls, 7);
 
     let published = w.published(WINDOW);
     let sizes: BTreeMap<String, (u64, String)> = published["classes"]
@@ -319,7 +373,13 @@ fn a_run_includes_every_class_in_training_with_its_sc_size_and_an_identical_seco
     // The published run recomputes.
     let run: PublishedRun = serde_json::from_value(published.clone()).unwrap();
     assert_eq!(sampling::verify(&run), vec![]);
-    assert_eq!(run.seed, "314159");
+    assert_eq!(run.public_value.as_deref(), Some("314159"));
+    assert_eq!(
+        run.seed,
+        Some(protocol::run_seed(&[7; 32], Some("314159"))),
+        "SC-DRAW: SHA-256 of the committed bytes and the public value"
+    );
+    assert_eq!(run.commitment, protocol::commitment(&[7; 32]));
 
     // Tasks are balanced across the three inspectors.
     let counts: Vec<usize> = ["insp-a", "insp-b", "insp-c"]
@@ -349,7 +409,7 @@ fn a_run_includes_every_class_in_training_with_its_sc_size_and_an_identical_seco
     assert_eq!(
         w.kv.dump(),
         before,
-        "a call without the seed changed the store"
+        "a call without the public value changed the store"
     );
     let (s, v) = w.advance(&json!({"window": WINDOW, "seed": "271828"}));
     assert_eq!(
@@ -379,7 +439,7 @@ fn a_run_interrupted_after_page_k_and_resumed_gives_the_same_samples_and_tasks_w
             in_training: true,
         })
         .collect();
-    let body = json!({"window": WINDOW, "seed": "01382438112797316654", "page_size": 2});
+    let body = json!({"window": WINDOW, "page_size": 2});
 
     let whole = World::new();
     let ids = whole.seed_classes(&classes);
@@ -389,8 +449,12 @@ fn a_run_interrupted_after_page_k_and_resumed_gives_the_same_samples_and_tasks_w
     let broken = World::new();
     assert_eq!(broken.seed_classes(&classes), ids);
     broken.register_inspectors(&["insp-a", "insp-b"]);
-    // Pages 1..=6: five freeze pages (the fifth fixes the seed) and the first draw page.
-    for _ in 0..6 {
+    // Five freeze pages; after the wait for a public value, the seed; the first draw page.
+    for _ in 0..5 {
+        assert_eq!(broken.advance(&body).0, StatusCode::OK);
+    }
+    broken.later(30);
+    for _ in 0..2 {
         assert_eq!(broken.advance(&body).0, StatusCode::OK);
     }
     // Page 7 crashes after its first write (the task records), before the run moves on.
@@ -428,39 +492,148 @@ fn a_run_interrupted_after_page_k_and_resumed_gives_the_same_samples_and_tasks_w
 }
 
 #[test]
-fn a_run_without_a_public_seed_fixes_32_random_bytes_after_the_freeze() {
+fn sc_draw_without_a_public_value_the_seed_is_fixed_from_the_committed_bytes_once_the_wait_is_over()
+{
     let w = World::new();
     w.seed_classes(&mixed()[..2]);
     w.register_inspectors(&["insp-a"]);
     let (_, v) = w.advance(&json!({"window": WINDOW, "page_size": 1}));
     assert_eq!(
-        v["seed_fixed"],
-        json!(false),
+        (v["seed_fixed"].clone(), v["frozen"].clone()),
+        (json!(false), json!(false)),
         "the freeze is not complete: {v}"
     );
+    // Only the commitment is published at creation.
+    assert_eq!(v["commitment"], json!(protocol::commitment(&[7; 32])));
     let before_seed = w.published(WINDOW);
     assert_eq!(before_seed["seed"], Value::Null);
+    assert_eq!(before_seed["revealed"], Value::Null);
     assert_eq!(before_seed["undrawn"].as_array().unwrap().len(), 1);
     assert!(before_seed["undrawn"][0]["population_digest"].is_string());
+    let (_, v) = w.advance(&json!({"window": WINDOW}));
+    assert_eq!(
+        (
+            v["frozen"].clone(),
+            v["seed_fixed"].clone(),
+            v["steps"].clone()
+        ),
+        (
+            json!(true),
+            json!(false),
+            json!(["froze", "awaiting_public_value"])
+        )
+    );
+    // 29 minutes after the freeze: still waiting; 30: fixed from the bytes alone.
+    w.later(29);
+    let (_, v) = w.advance(&json!({"window": WINDOW}));
+    assert_eq!(v["steps"], json!(["awaiting_public_value"]), "{v}");
+    w.later(1);
+    let (_, v) = w.advance(&json!({"window": WINDOW}));
+    assert_eq!(v["steps"], json!(["fixed_seed"]), "{v}");
     w.run_to_end(&json!({"window": WINDOW}));
     let p = w.published(WINDOW);
-    assert_eq!(p["seed"], json!("07".repeat(32)));
-    assert_eq!(p["seed_source"], json!("random"));
+    assert_eq!(p["seed"], json!(protocol::run_seed(&[7; 32], None)));
+    assert_eq!(p["revealed"], json!("07".repeat(32)));
+    assert_eq!(p["seed_source"], json!("committed_bytes"));
+    assert_ne!(
+        p["seed"], p["commitment"],
+        "the seed was not public from the start"
+    );
     let run: PublishedRun = serde_json::from_value(p).unwrap();
     assert_eq!(sampling::verify(&run), vec![]);
+}
+
+#[test]
+fn sc_draw_a_public_value_offered_before_the_freeze_is_complete_is_refused_and_changes_nothing() {
+    let w = World::new();
+    w.seed_classes(&mixed()[..2]);
+    w.register_inspectors(&["insp-a"]);
+    // Before the run exists, and while it freezes (page 1 of 2).
+    for _ in 0..2 {
+        let before = w.kv.dump();
+        let (s, v) =
+            w.advance(&json!({"window": WINDOW, "public_value": "314159", "page_size": 1}));
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::CONFLICT, Some("public_value_before_freeze")),
+            "SC-DRAW: {v}"
+        );
+        assert_eq!(w.kv.dump(), before, "a refused public value wrote nothing");
+        w.advance(&json!({"window": WINDOW, "page_size": 1}));
+    }
+    // The old name of the member is the same thing.
+    let (s, v) = w.advance(&json!({"window": WINDOW, "seed": "314159"}));
+    assert_eq!(
+        (s, v["steps"].clone()),
+        (StatusCode::OK, json!(["public_value", "fixed_seed"])),
+        "{v}"
+    );
+    // A second public value is a conflict; the same one again changes nothing.
+    let (s, v) = w.advance(&json!({"window": WINDOW, "public_value": "271828"}));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("seed_conflict"))
+    );
+}
+
+#[test]
+fn sc_draw_runs_are_named_by_real_days_and_the_same_window_is_the_same_run() {
+    let w = World::new();
+    w.seed_classes(&mixed()[..2]);
+    w.register_inspectors(&["insp-a"]);
+    for (window, ok) in [
+        ("2022-02-28", true),
+        ("2022-02-29", false),
+        ("2022-W25", false), // runs are days by default (sc_window_days = 1)
+        ("e2e-2022-06-20", false),
+        ("scale", false),
+    ] {
+        let before = w.kv.dump();
+        let (s, v) = w.advance(&json!({"window": window}));
+        if ok {
+            assert_eq!(s, StatusCode::OK, "{window}: {v}");
+        } else {
+            assert_eq!(
+                (s, v["errors"][0]["field"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("window")),
+                "{window}: {v}"
+            );
+            assert_eq!(w.kv.dump(), before);
+        }
+    }
+    // The same window twice: the same run, and no new tasks.
+    let calls = w.run_to_end(&json!({"window": WINDOW}));
+    assert!(calls > 1);
+    let tasks = sc::get_run(&w.kv, WINDOW).unwrap().unwrap().tasks;
+    let before = w.kv.dump();
+    let (s, v) = w.advance(&json!({"window": WINDOW, "page_size": 1}));
+    assert_eq!(
+        (s, v["created"].clone(), v["tasks"].clone()),
+        (StatusCode::OK, json!(false), json!(tasks))
+    );
+    assert_eq!(
+        w.kv.dump(),
+        before,
+        "a second creation of the window changed nothing"
+    );
 }
 
 #[test]
 fn a_run_waits_for_an_inspector_before_it_fixes_its_seed() {
     let w = World::new();
     w.seed_classes(&mixed()[..1]);
+    let (s, v) = w.advance(&json!({"window": WINDOW}));
+    assert_eq!((s, v["frozen"].clone()), (StatusCode::OK, json!(true)));
+    let before = w.kv.dump();
     let (s, v) = w.advance(&json!({"window": WINDOW, "seed": "1"}));
     assert_eq!(
         (s, v["code"].as_str()),
         (StatusCode::CONFLICT, Some("no_inspectors"))
     );
+    assert_eq!(w.kv.dump(), before, "the public value is not kept");
     w.register_inspectors(&["insp-a"]);
-    assert_eq!(w.run_to_end(&json!({"window": WINDOW, "seed": "1"})), 2);
+    // The public value (the run is frozen already), then the one draw page.
+    assert_eq!(w.run_to_end(&json!({"window": WINDOW, "seed": "1"})), 3);
 }
 
 #[test]
@@ -774,7 +947,7 @@ fn key_value_calls_per_page_are_bounded_whatever_the_number_of_classes() {
         .collect();
     w.seed_classes(&many);
     w.register_inspectors(&["insp-a", "insp-b", "insp-c"]);
-    let body = json!({"window": WINDOW, "seed": "314159", "page_size": 20});
+    let body = json!({"window": WINDOW, "page_size": 20});
     let mut per_page = Vec::new();
     loop {
         let before = w.kv.calls();
@@ -783,6 +956,9 @@ fn key_value_calls_per_page_are_bounded_whatever_the_number_of_classes() {
         per_page.push((v["steps"].to_string(), w.kv.calls() - before));
         if v["done"] == json!(true) {
             break;
+        }
+        if v["frozen"] == json!(true) && v["seed_fixed"] == json!(false) {
+            w.later(30);
         }
     }
     println!("page size 20, key-value calls per request: {per_page:?}");
@@ -823,22 +999,31 @@ fn four_schedulers_racing_on_one_window_draw_the_same_samples_as_one_with_no_dup
             let kv = raced.kv.clone();
             let actor = actor.clone();
             std::thread::spawn(move || {
-                let req = sc::Advance {
+                let day: chrono::NaiveDate = "2022-06-20".parse().unwrap();
+                let mut req = sc::Advance {
                     window: WINDOW.into(),
-                    public_seed: Some("271828".into()),
+                    window_days: (day, day),
+                    public_value: None,
                     page_size: Some(3),
                 };
                 for _ in 0..100 {
-                    let p = sc::advance(
+                    let p = match sc::advance(
                         &kv,
                         Parameters::shipped(),
                         &req,
                         &actor,
                         now(),
-                        "2022-06-20".parse().unwrap(),
+                        day,
                         &sevens,
-                    )
-                    .unwrap();
+                    ) {
+                        Ok(p) => p,
+                        // Another thread gave the public value first.
+                        Err(sc::RunError::PublicValueTooEarly) => panic!("given before the freeze"),
+                        Err(e) => panic!("{e}"),
+                    };
+                    if p.run.frozen {
+                        req.public_value = Some("271828".into());
+                    }
                     if p.run.phase == sc::Phase::Done {
                         return;
                     }
@@ -868,7 +1053,7 @@ fn a_run_over_2000_classes_of_40_trainees_on_the_in_memory_store_prints_its_page
     store::fixtures::classes_in_training(&w.kv, &w.kv, &PiiHasher::new(HMAC), &ids, now()).unwrap();
     w.register_inspectors(&["insp-1", "insp-2", "insp-3", "insp-4", "insp-5"]);
     let page_size = 100;
-    let body = json!({"window": "scale", "seed": "01382438112797316654", "page_size": page_size});
+    let body = json!({"window": WINDOW, "page_size": page_size});
     let mut pages = Vec::new();
     loop {
         let calls = w.kv.calls();
@@ -883,6 +1068,9 @@ fn a_run_over_2000_classes_of_40_trainees_on_the_in_memory_store_prints_its_page
         if v["done"] == json!(true) {
             break;
         }
+        if v["frozen"] == json!(true) && v["seed_fixed"] == json!(false) {
+            w.later(30);
+        }
     }
     let worst = pages.iter().map(|p| p.1).fold(0.0, f64::max);
     let most = pages.iter().map(|p| p.2).max().unwrap();
@@ -896,22 +1084,24 @@ fn a_run_over_2000_classes_of_40_trainees_on_the_in_memory_store_prints_its_page
             i + 1
         );
     }
-    assert_eq!(pages.len(), 40);
+    // 20 freeze pages, the seed after the wait, 20 draw pages.
+    assert!(pages.len() <= 42, "{}", pages.len());
     assert!(most <= 40, "{most}");
-    let run = sc::get_run(&w.kv, "scale").unwrap().unwrap();
+    let run = sc::get_run(&w.kv, WINDOW).unwrap().unwrap();
     assert_eq!((run.classes, run.tasks), (2000, 8000));
 }
 
 #[test]
-fn a_public_seed_given_while_the_run_freezes_is_the_one_fixed_after_the_freeze() {
+fn sc_draw_a_public_value_given_after_the_freeze_fixes_the_seed_with_the_committed_bytes() {
     let w = World::new();
     w.seed_classes(&mixed()[..3]);
     w.register_inspectors(&["insp-a"]);
-    let (_, v) = w.advance(&json!({"window": WINDOW, "page_size": 1}));
-    assert_eq!(v["seed_fixed"], json!(false));
-    let (_, v) = w.advance(&json!({"window": WINDOW, "seed": "20220620-lottery-0815"}));
-    assert_eq!(v["seed_fixed"], json!(false), "page 2 of 3 froze");
-    let (s, v) = w.advance(&json!({"window": WINDOW, "seed": "another"}));
+    for _ in 0..3 {
+        w.advance(&json!({"window": WINDOW, "page_size": 1}));
+    }
+    let (_, v) = w.advance(&json!({"window": WINDOW, "public_value": "20220620-lottery-0815"}));
+    assert_eq!(v["seed_fixed"], json!(true), "{v}");
+    let (s, v) = w.advance(&json!({"window": WINDOW, "public_value": "another"}));
     assert_eq!(
         (s, v["code"].as_str()),
         (StatusCode::CONFLICT, Some("seed_conflict"))
@@ -919,12 +1109,364 @@ fn a_public_seed_given_while_the_run_freezes_is_the_one_fixed_after_the_freeze()
     w.run_to_end(&json!({"window": WINDOW}));
     let p = w.published(WINDOW);
     assert_eq!(
-        (p["seed"].as_str(), p["seed_source"].as_str()),
-        (Some("20220620-lottery-0815"), Some("public"))
+        (
+            p["seed"].as_str(),
+            p["seed_source"].as_str(),
+            p["public_value"].as_str()
+        ),
+        (
+            Some(protocol::run_seed(&[7; 32], Some("20220620-lottery-0815")).as_str()),
+            Some("public"),
+            Some("20220620-lottery-0815")
+        )
     );
     assert!(
         w.audit_actions()
             .iter()
-            .any(|a| a == "spot_check.run.seed_proposed")
+            .any(|a| a == "spot_check.run.public_value")
     );
+}
+
+fn institution_token() -> String {
+    token(Role::Institution, "inst-1", None)
+}
+
+#[test]
+fn an_institution_sees_nothing_of_its_classs_sample_until_every_call_of_it_is_closed_then_everything()
+ {
+    let w = World::new();
+    let ids = w.seed_classes(&mixed()[..1]); // 40 trainees, 4 called
+    w.register_inspectors(&["insp-a"]);
+    w.run_to_end(&json!({"window": WINDOW, "seed": "314159"}));
+    let inst = institution_token();
+    // While calls are open: the commitment, the state, the population digest and size; no sample.
+    let before = w.published_to(WINDOW, &inst);
+    assert_eq!(before["classes"], json!([]), "no class part: {before}");
+    assert_eq!(before["sealed"][0]["class_id"], json!(ids[0]));
+    assert_eq!(before["sealed"][0]["population_size"], json!(40));
+    assert!(before["sealed"][0]["population_digest"].is_string());
+    assert!(before["sealed"][0].get("sample").is_none());
+    assert_eq!(before["seed"], Value::Null);
+    assert_eq!(before["revealed"], Value::Null);
+    assert!(before["commitment"].is_string());
+    let text = before.to_string();
+    for t in w.my_tasks("insp-a") {
+        let task = t["task_id"].as_str().unwrap();
+        assert!(
+            !text.contains(task),
+            "the run names no task to the institution"
+        );
+    }
+    // An inspector and an officer of another district see no sample either; the class's district does.
+    assert_eq!(
+        w.published_to(WINDOW, &inspector("insp-a"))["classes"],
+        json!([])
+    );
+    assert_eq!(
+        w.published_to(WINDOW, &officer("530103"))["classes"],
+        json!([])
+    );
+    assert_eq!(
+        w.published_to(WINDOW, &officer("530102"))["classes"][0]["class_id"],
+        json!(ids[0])
+    );
+    // Three of four calls answered: still nothing.
+    let tasks = w.my_tasks("insp-a");
+    for t in &tasks[..3] {
+        let (s, v) = w.record_call(
+            "insp-a",
+            t["task_id"].as_str().unwrap(),
+            answered(true, false),
+        );
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    assert_eq!(
+        w.published_to(WINDOW, &inst)["classes"],
+        json!([]),
+        "one call open"
+    );
+    let (s, _) = w.record_call(
+        "insp-a",
+        tasks[3]["task_id"].as_str().unwrap(),
+        answered(true, false),
+    );
+    assert_eq!(s, StatusCode::OK);
+    // Every call closed: the class's part in full, recomputable from its class seed; and, the
+    // run's only class being closed, the run seed and the revealed bytes to everyone.
+    let after = w.published_to(WINDOW, &inst);
+    assert_eq!(after["classes"][0]["class_id"], json!(ids[0]));
+    assert_eq!(after["classes"][0]["sample"].as_array().unwrap().len(), 4);
+    assert_eq!(after["calls_closed"], json!(true));
+    let run: PublishedRun = serde_json::from_value(after.clone()).unwrap();
+    assert!(run.revealed.is_some());
+    assert_eq!(
+        sampling::verify(&run),
+        vec![],
+        "recomputed from the institution's answer"
+    );
+    // Another institution sees no class part of it.
+    let other = token(
+        Role::Institution,
+        "inst-2",
+        Some(policy::fixtures::OTHER_INSTITUTION),
+    );
+    assert_eq!(w.published_to(WINDOW, &other)["classes"], json!([]));
+}
+
+#[test]
+fn a_finding_shown_to_the_institution_names_neither_the_roster_line_nor_the_task() {
+    let w = World::new();
+    let ids = w.seed_classes(&mixed()[..1]);
+    w.register_inspectors(&["insp-a"]);
+    w.run_to_end(&json!({"window": WINDOW, "seed": "314159"}));
+    let task = w.my_tasks("insp-a")[0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = w.record_call("insp-a", &task, answered(false, false));
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let finding = v["finding"]["id"].as_str().unwrap().to_string();
+    assert!(
+        finding.starts_with("F-") && !finding.contains(&ids[0]),
+        "{finding}"
+    );
+    let (_, f) = w.call(
+        Method::GET,
+        &format!("/api/v1/spot-checks/findings/{finding}"),
+        &institution_token(),
+        None,
+        &[],
+    );
+    assert_eq!(f["id"], json!(finding));
+    assert!(
+        f.get("roster_line").is_none() && f.get("source").is_none(),
+        "{f}"
+    );
+    assert!(!f.to_string().contains(&task), "{f}");
+    let (_, h) = w.call(
+        Method::GET,
+        &format!("/api/v1/spot-checks/classes/{}/hold", ids[0]),
+        &institution_token(),
+        None,
+        &[],
+    );
+    assert!(!h.to_string().contains(&task), "{h}");
+    // The district office sees where it came from.
+    let (_, f) = w.call(
+        Method::GET,
+        &format!("/api/v1/spot-checks/findings/{finding}"),
+        &officer("530102"),
+        None,
+        &[],
+    );
+    assert!(f["source"].as_str().unwrap().contains(&task));
+}
+
+#[test]
+fn sc_draw_a_run_in_pages_of_1_has_the_same_seed_and_samples_as_one_page_of_100() {
+    let classes: Vec<Seeded> = (0..5)
+        .map(|i| Seeded {
+            roster: 12 + i * 7,
+            shared_phone: i == 2,
+            in_training: true,
+        })
+        .collect();
+    let run_with = |page_size: usize| {
+        let w = World::new();
+        let ids = w.seed_classes(&classes);
+        w.register_inspectors(&["insp-a", "insp-b"]);
+        w.run_to_end(&json!({"window": WINDOW, "seed": "314159", "page_size": page_size}));
+        let p = w.published(WINDOW);
+        (
+            p["seed"].clone(),
+            p["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| (c["class_id"].clone(), c["sample"].clone()))
+                .collect::<Vec<_>>(),
+            ids,
+        )
+    };
+    let (seed_1, samples_1, ids) = run_with(1);
+    let (seed_100, samples_100, _) = run_with(100);
+    assert_eq!(seed_1, seed_100);
+    assert_eq!(samples_1.len(), ids.len());
+    assert_eq!(samples_1, samples_100);
+}
+
+#[test]
+fn sc_every_a_class_whose_in_training_check_passed_is_sampled_again_in_the_next_run() {
+    let w = World::new();
+    let ids = w.seed_classes(&mixed()[..1]); // 2022-06-13 .. 2022-06-27
+    w.register_inspectors(&["insp-a"]);
+    w.run_to_end(&json!({"window": WINDOW}));
+    classes::record_check(
+        &w.kv,
+        &ids[0],
+        CheckRecord {
+            kind: CheckKind::InTraining,
+            officer: "王科长".into(),
+            at: now(),
+            result: CheckResult::Passed,
+            notes: String::new(),
+            recorded_by: Actor {
+                sub: "officer-1".into(),
+                role: "district_officer".into(),
+            },
+            recorded_at: now(),
+        },
+        |c| policy::checks::decide_order(CheckKind::InTraining, c.status, false),
+        now(),
+    )
+    .unwrap();
+    // The next day's run, and the run of the last class day, still sample it; the day after does not.
+    for (window, sampled) in [
+        ("2022-06-21", true),
+        ("2022-06-27", true),
+        ("2022-06-28", false),
+    ] {
+        w.run_to_end(&json!({"window": window}));
+        let p = w.published(window);
+        let n = p["classes"].as_array().unwrap().len();
+        assert_eq!(n == 1, sampled, "SC-EVERY in {window}: {p}");
+    }
+}
+
+/// Records a passed check straight in the store (CK-ORDER only; the route's
+/// CK-WINDOW is tested in the class-opening tests), as officer `officer-1`.
+fn check_in_store(w: &World, class_id: &str, kind: CheckKind, at: DateTime<Utc>) {
+    classes::record_check(
+        &w.kv,
+        class_id,
+        CheckRecord {
+            kind,
+            officer: "王科长".into(),
+            at,
+            result: CheckResult::Passed,
+            notes: String::new(),
+            recorded_by: Actor {
+                sub: "officer-1".into(),
+                role: "district_officer".into(),
+            },
+            recorded_at: at,
+        },
+        |c| policy::checks::decide_order(kind, c.status, c.has_passed(CheckKind::InTraining)),
+        at,
+    )
+    .unwrap();
+}
+
+/// 50 rounds: the last open call of a class is a denial, sent at the same
+/// moment as the settlement of the denying trainee's voucher (all other gates
+/// open). Whatever the interleaving, the voucher is never settled: before the
+/// call the open task stops it (VO-CALLS); after the call's swap the task
+/// names its denial, whether or not the finding is in the hold yet (SC-DENY).
+#[test]
+fn sc_deny_fifty_rounds_of_a_settlement_racing_a_denial_never_settle_the_deniers_voucher() {
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for round in 0..50 {
+        let w = std::sync::Arc::new(World::new());
+        let ids = w.seed_classes(&mixed()[..1]);
+        let class_id = ids[0].clone();
+        w.register_inspectors(&["insp-a"]);
+        w.run_to_end(&json!({"window": WINDOW, "seed": "314159"}));
+        let tasks = w.my_tasks("insp-a");
+        let target = tasks[round % tasks.len()].clone();
+        let line = target["roster_line"].as_u64().unwrap() as usize - 1;
+        // The denier's voucher, issued and redeemed while the class trains.
+        let (app, _) = fixtures::valid_class_from(
+            "2022-06-13".parse().unwrap(),
+            "2022-06-01".parse().unwrap(),
+            40,
+            1,
+        );
+        let id_number = app.roster[line].id_number.expose().to_string();
+        let (s, v) = w.vouchers(
+            Method::POST,
+            "/api/v1/cards/activations",
+            &token(Role::SocialSecurity, "cards", None),
+            Some(json!({"id_number": id_number, "active": true})),
+        );
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let inst = token(Role::Institution, "inst-1", None);
+        let (s, v) = w.vouchers(
+            Method::POST,
+            &format!("/api/v1/classes/{class_id}/vouchers"),
+            &inst,
+            Some(json!({"lines": [line]})),
+        );
+        assert_eq!((s, v["issued"].clone()), (StatusCode::OK, json!(1)), "{v}");
+        let code = v["results"][0]["voucher"]["code_compact"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (s, v) = w.vouchers(
+            Method::POST,
+            &format!("/api/v1/vouchers/{code}/redeem"),
+            &inst,
+            None,
+        );
+        assert_eq!(s, StatusCode::OK, "{v}");
+        // Every other call answered; the class checked and assessed; the last day past.
+        for t in tasks.iter().filter(|t| t["task_id"] != target["task_id"]) {
+            let (s, _) = w.record_call(
+                "insp-a",
+                t["task_id"].as_str().unwrap(),
+                answered(true, false),
+            );
+            assert_eq!(s, StatusCode::OK);
+        }
+        check_in_store(&w, &class_id, CheckKind::InTraining, now());
+        w.later(8 * 24 * 60); // 2022-06-28 10:00 CST
+        let assessed = *w.now.lock().unwrap();
+        check_in_store(&w, &class_id, CheckKind::PostAssessment, assessed);
+        // The race.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let settle = {
+            let (w, barrier, code) = (w.clone(), barrier.clone(), code.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                w.vouchers(
+                    Method::POST,
+                    &format!("/api/v1/vouchers/{code}/settle"),
+                    &token(Role::DistrictOfficer, "officer-2", Some("530102")),
+                    Some(json!({"certificate_no": "Y530000220600001"})),
+                )
+            })
+        };
+        let deny = {
+            let (w, barrier) = (w.clone(), barrier.clone());
+            let task = target["task_id"].as_str().unwrap().to_string();
+            std::thread::spawn(move || {
+                barrier.wait();
+                w.record_call("insp-a", &task, answered(false, false))
+            })
+        };
+        let (settled, denied) = (settle.join().unwrap(), deny.join().unwrap());
+        assert_eq!(
+            denied.0,
+            StatusCode::OK,
+            "round {round}: the denial is recorded: {}",
+            denied.1
+        );
+        assert!(denied.1["finding"]["id"].is_string());
+        assert_ne!(
+            settled.0,
+            StatusCode::OK,
+            "round {round}: the denier's voucher was settled: {}",
+            settled.1
+        );
+        let v = store::vouchers::get(&w.kv, &code).unwrap().unwrap();
+        assert_eq!(
+            v.state,
+            policy::vouchers::VoucherState::Redeemed,
+            "round {round}"
+        );
+        *outcomes
+            .entry(settled.1["code"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+    }
+    // Which gate stopped each settlement: the open call (VO-CALLS) or the denial (SC-DENY).
+    println!("settlements refused by: {outcomes:?}");
 }

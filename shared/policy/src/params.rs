@@ -39,6 +39,8 @@ pub mod names {
     pub const CK_PRE_OPENING_DAYS: &str = "ck_pre_opening_days";
     pub const CK_BACKDATE_HOURS: &str = "ck_backdate_hours";
     pub const VO_FOUR_EYES: &str = "vo_four_eyes";
+    pub const SC_WINDOW_DAYS: &str = "sc_window_days";
+    pub const SC_PUBLIC_VALUE_WAIT_MINUTES: &str = "sc_public_value_wait_minutes";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -67,6 +69,8 @@ pub mod names {
         CK_PRE_OPENING_DAYS,
         CK_BACKDATE_HOURS,
         VO_FOUR_EYES,
+        SC_WINDOW_DAYS,
+        SC_PUBLIC_VALUE_WAIT_MINUTES,
     ];
 }
 

@@ -25,10 +25,12 @@ use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
+pub mod protocol;
+
 /// Name of the sampling algorithm, as a run publishes it.
 pub const ALGORITHM: &str = "rivest-consistent-sampler";
 /// Version of the algorithm: changes whenever any published figure would change.
-pub const ALGORITHM_VERSION: &str = "1";
+pub const ALGORITHM_VERSION: &str = "2";
 
 /// SC-EVERY: every class in training is sampled in every run.
 pub const SC_EVERY: Rule = Rule {
@@ -485,6 +487,29 @@ pub fn propose_blacklist(classes: usize, limit: i64) -> bool {
     limit > 0 && classes as i64 >= limit
 }
 
+/// SC-UNREACH: who calls the second sample of a class: the inspectors of its
+/// first sample, in the order they first appear there, each second-sample id
+/// in turn (`j`-th id to the `j mod k`-th of them).
+pub fn second_sample_inspector(first_sample_inspectors: &[&str], j: usize) -> Option<String> {
+    let mut who: Vec<&str> = Vec::new();
+    for i in first_sample_inspectors {
+        if !who.contains(i) {
+            who.push(i);
+        }
+    }
+    if who.is_empty() {
+        return None;
+    }
+    Some(who[j % who.len()].to_string())
+}
+
+/// SC-REPEAT: the calendar year, in China Standard Time, that a finding
+/// opened at `at` counts in.
+pub fn finding_year(at: chrono::DateTime<chrono::Utc>) -> i32 {
+    use chrono::Datelike;
+    (at + chrono::Duration::hours(8)).year()
+}
+
 /// The inspector of the task with run-wide ordinal `ordinal`: round robin over
 /// the inspectors in sorted order, so any two inspectors' counts differ by at most one.
 pub fn assign(ordinal: u64, inspectors: &[String]) -> Option<&String> {
@@ -502,6 +527,8 @@ pub fn assign(ordinal: u64, inspectors: &[String]) -> Option<&String> {
 pub struct PublishedClass {
     /// Class id.
     pub class_id: String,
+    /// The class's seed ([`protocol::class_seed`] of the run seed): its sample's seed.
+    pub class_seed: String,
     /// [`population_digest`] of `population`.
     pub population_digest: String,
     /// The frozen population (sample ids).
@@ -516,14 +543,25 @@ pub struct PublishedClass {
 }
 
 /// A run as published: enough for anyone to recompute every sample.
+///
+/// `classes` holds the classes whose samples the reader may see; the run seed
+/// and the revealed bytes are present once the reader may see them (the
+/// bureau, or anyone once every call of the run is closed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedRun {
     /// Run id.
     pub run: String,
-    /// The seed, exactly as used.
-    pub seed: String,
-    /// [`seed_hash`] of the seed.
-    pub seed_hash: String,
+    /// [`protocol::commitment`] of the committed bytes, published at creation.
+    pub commitment: String,
+    /// The committed bytes in hex, once revealed.
+    #[serde(default)]
+    pub revealed: Option<String>,
+    /// The public value the seed was fixed with (None: the bytes alone).
+    #[serde(default)]
+    pub public_value: Option<String>,
+    /// The run seed, once shown.
+    #[serde(default)]
+    pub seed: Option<String>,
     /// [`ALGORITHM`].
     pub algorithm: String,
     /// [`ALGORITHM_VERSION`].
@@ -541,9 +579,18 @@ pub enum Mismatch {
         /// What the document names.
         found: String,
     },
-    /// The published seed hash is not the hash of the seed.
-    #[error("seed_hash is not SHA-256 of the seed")]
-    SeedHash,
+    /// SHA-256 of the revealed bytes is not the commitment published at creation.
+    #[error("the revealed bytes do not hash to the commitment")]
+    Commitment,
+    /// The run seed is not SHA-256 of the revealed bytes and the public value.
+    #[error("the run seed is not SHA-256 of the revealed bytes and the public value")]
+    RunSeed,
+    /// A class's seed is not derived from the run seed.
+    #[error("class {class_id}: class seed is not derived from the run seed")]
+    ClassSeed {
+        /// The class.
+        class_id: String,
+    },
     /// A class's population digest does not match its population.
     #[error("class {class_id}: population digest does not match the population")]
     Digest {
@@ -573,16 +620,32 @@ pub fn verify(run: &PublishedRun) -> Vec<Mismatch> {
         });
         return out;
     }
-    if seed_hash(&run.seed) != run.seed_hash {
-        out.push(Mismatch::SeedHash);
+    if let Some(revealed) = &run.revealed {
+        match protocol::unhex(revealed) {
+            Some(bytes) if protocol::commitment(&bytes) == run.commitment => {
+                if run.seed.as_deref()
+                    != Some(protocol::run_seed(&bytes, run.public_value.as_deref()).as_str())
+                {
+                    out.push(Mismatch::RunSeed);
+                }
+            }
+            _ => out.push(Mismatch::Commitment),
+        }
     }
     for c in &run.classes {
+        if let Some(seed) = &run.seed
+            && protocol::class_seed(seed, &c.class_id) != c.class_seed
+        {
+            out.push(Mismatch::ClassSeed {
+                class_id: c.class_id.clone(),
+            });
+        }
         if population_digest(&c.population) != c.population_digest {
             out.push(Mismatch::Digest {
                 class_id: c.class_id.clone(),
             });
         }
-        let all = order(&run.seed, &c.population);
+        let all = order(&c.class_seed, &c.population);
         let first: Vec<Drawn> = all.iter().take(c.sample_size).cloned().collect();
         if first != c.sample {
             out.push(Mismatch::Sample {

@@ -1,19 +1,24 @@
 //! The `recompute-run` command on a published run: it agrees with a correct
 //! run and names the class whose population was changed.
 
-use policy::sampling::{self, Drawn, PublishedClass, PublishedRun};
+use policy::sampling::{self, Drawn, PublishedClass, PublishedRun, protocol};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// A run published whole: the committed bytes revealed with the seed.
 fn published() -> PublishedRun {
-    let seed = "01382438112797316654";
+    let bytes = [9u8; protocol::COMMITTED_BYTES];
+    let public = "01382438112797316654";
+    let seed = protocol::run_seed(&bytes, Some(public));
     let classes = [("KM-2022-000001", 40, 4), ("KM-2022-000002", 12, 3)]
         .iter()
         .map(|(id, roster, n)| {
             let population = sampling::population(id, *roster);
-            let sample: Vec<Drawn> = sampling::sample(seed, &population, *n);
+            let class_seed = protocol::class_seed(&seed, id);
+            let sample: Vec<Drawn> = sampling::sample(&class_seed, &population, *n);
             PublishedClass {
                 class_id: id.to_string(),
+                class_seed,
                 population_digest: sampling::population_digest(&population),
                 population,
                 sample_size: *n,
@@ -24,8 +29,10 @@ fn published() -> PublishedRun {
         .collect();
     PublishedRun {
         run: "2022-06-20".into(),
-        seed: seed.into(),
-        seed_hash: sampling::seed_hash(seed),
+        commitment: protocol::commitment(&bytes),
+        revealed: Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        public_value: Some(public.into()),
+        seed: Some(seed),
         algorithm: sampling::ALGORITHM.into(),
         algorithm_version: sampling::ALGORITHM_VERSION.into(),
         classes,
@@ -85,4 +92,16 @@ fn the_command_reads_several_pages_and_refuses_a_run_without_a_seed() {
     );
     let (code, _, stderr) = run_command(r#"{"run":"x","seed":null}"#);
     assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn sc_draw_the_command_checks_the_revealed_bytes_against_the_commitment_published_at_creation() {
+    let mut run = published();
+    // Bytes that are not the committed ones (with a seed made to match them).
+    let other = [8u8; protocol::COMMITTED_BYTES];
+    run.revealed = Some(other.iter().map(|b| format!("{b:02x}")).collect());
+    run.seed = Some(protocol::run_seed(&other, run.public_value.as_deref()));
+    let (code, _, stderr) = run_command(&serde_json::to_string(&run).unwrap());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("commitment"), "{stderr}");
 }

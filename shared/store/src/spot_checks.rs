@@ -48,7 +48,7 @@ use crate::index::{self, Position};
 use crate::keys::{self, PREFIX};
 use crate::kv::KeyValue;
 use crate::records::{StoreError, UpdateError, decode, encode, get_json, put_json, update_json};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use policy::Parameters;
 use policy::params::names;
 use policy::sampling::{self, Denial, Drawn, TaskState};
@@ -80,6 +80,21 @@ pub fn tasks_key(run: &str, class_id: &str) -> String {
 pub fn assign_key(run: &str, page: usize, inspector: &str) -> String {
     format!("{PREFIX}sc:assign:{run}:{page}:{inspector}")
 }
+/// Key of the counter of a run's classes whose every call is closed.
+pub fn closed_classes_key(run: &str) -> String {
+    format!("{PREFIX}sc:closed:{run}")
+}
+
+/// Whether every call of every class of `run` is closed: the run is drawn
+/// and each of its classes has seen its last open call close (one read).
+pub fn run_closed(kv: &impl KeyValue, run: &Run) -> Result<bool, StoreError> {
+    if run.phase != Phase::Done {
+        return Ok(false);
+    }
+    let closed = kv.increment(&closed_classes_key(&run.id), 0)?;
+    Ok(closed >= run.classes as i64)
+}
+
 /// Key of the inspector registry.
 pub fn inspectors_key() -> String {
     format!("{PREFIX}sc:inspectors")
@@ -126,16 +141,19 @@ pub enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SeedSource {
-    /// A public value given by the caller (digits drawn at a meeting, a lottery result).
+    /// The committed bytes and a public value given after the freeze
+    /// (digits drawn at a meeting, a lottery result).
     Public,
-    /// 32 random bytes from the host, in hex.
-    Random,
+    /// The committed bytes alone: no public value came within the wait.
+    #[serde(alias = "random")]
+    CommittedBytes,
 }
 
-/// The seed of a run, fixed after the freeze.
+/// The seed of a run, fixed after the freeze (SC-DRAW,
+/// `policy::sampling::protocol`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seed {
-    /// The seed exactly as the sampler uses it.
+    /// The run seed: each class is sampled with its class seed derived from it.
     pub value: String,
     /// Its source.
     pub source: SeedSource,
@@ -156,6 +174,12 @@ pub struct FrozenClass {
     pub rule: String,
     /// Whether the raised rate applied.
     pub raised: bool,
+    /// The class's district (who may see its sample).
+    #[serde(default)]
+    pub district: String,
+    /// The class's institution (who may see its sample once its calls are closed).
+    #[serde(default)]
+    pub institution: String,
 }
 
 impl FrozenClass {
@@ -176,6 +200,18 @@ pub struct Run {
     pub started_by: Actor,
     /// Legal date of the parameters (the start date in China Standard Time).
     pub evaluated_on: NaiveDate,
+    /// First and last day of the run's window (China Standard Time).
+    pub window_days: (NaiveDate, NaiveDate),
+    /// SHA-256 of the committed bytes, published from the creation.
+    pub commitment: String,
+    /// The committed bytes, hex: shown only with the seed (sealed at rest like every value).
+    pub committed: String,
+    /// When the freeze completed.
+    #[serde(default)]
+    pub frozen_at: Option<DateTime<Utc>>,
+    /// The public value given after the freeze, if any.
+    #[serde(default)]
+    pub public_value: Option<String>,
     /// Parameters used, as `name@since`.
     pub parameters: Vec<String>,
     /// Index entries (freeze) and classes (draw) per page.
@@ -193,9 +229,6 @@ pub struct Run {
     pub chunks: Vec<Chunk>,
     /// Classes frozen so far.
     pub classes: usize,
-    /// A public seed given before the seed was fixed.
-    #[serde(default)]
-    pub proposed_seed: Option<String>,
     /// The seed, once fixed.
     #[serde(default)]
     pub seed: Option<Seed>,
@@ -383,9 +416,12 @@ pub enum RunError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A different public seed than the one already given or fixed.
-    #[error("the run already has a different seed")]
+    /// A different public value than the one already given.
+    #[error("the run already has a different public value; a seed never changes")]
     SeedConflict,
+    /// A public value before the population is frozen (SC-DRAW).
+    #[error("a public value is accepted only after the freeze is complete")]
+    PublicValueTooEarly,
     /// The freeze is complete but no inspector is registered and active.
     #[error("no active inspector is registered")]
     NoInspectors,
@@ -411,6 +447,10 @@ pub enum Step {
     Froze,
     /// Fixed the seed (after the freeze completed).
     FixedSeed,
+    /// Recorded the public value.
+    PublicValue,
+    /// The freeze is complete; waiting for a public value until `awaiting_until`.
+    AwaitingPublicValue,
     /// Drew a page of samples.
     Drew,
     /// Nothing: the run is done (or another request did the work).
@@ -429,12 +469,14 @@ pub struct Progress {
 }
 
 /// What the scheduler asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advance {
-    /// The window (the run id).
+    /// The window (the run id, canonical: `policy::sampling::protocol::Window::id`).
     pub window: String,
-    /// A public seed, if the caller has one.
-    pub public_seed: Option<String>,
+    /// Its first and last day.
+    pub window_days: (NaiveDate, NaiveDate),
+    /// A public value, once the freeze is complete.
+    pub public_value: Option<String>,
     /// Page size (only at creation).
     pub page_size: Option<usize>,
 }
@@ -503,6 +545,11 @@ pub fn advance(
     let key = run_key(&req.window);
     let mut created = false;
     let existing = get_run(kv, &req.window)?;
+    // SC-DRAW: a public value before the freeze is complete is refused before
+    // anything is written (not even the run's creation).
+    if req.public_value.is_some() && !existing.as_ref().is_some_and(|r| r.frozen) {
+        return Err(RunError::PublicValueTooEarly);
+    }
     let mut run = match existing {
         Some(r) => r,
         None => {
@@ -519,11 +566,18 @@ pub fn advance(
             .iter()
             .map(|n| params.at_or_first(n, today).label())
             .collect();
+            let mut bytes = [0u8; sampling::protocol::COMMITTED_BYTES];
+            random(&mut bytes);
             let fresh = Run {
                 id: req.window.clone(),
                 started_at: now,
                 started_by: actor.clone(),
                 evaluated_on: today,
+                window_days: req.window_days,
+                commitment: sampling::protocol::commitment(&bytes),
+                committed: crate::pii::hex(&bytes),
+                frozen_at: None,
+                public_value: None,
                 parameters: labels,
                 page_size: req
                     .page_size
@@ -535,7 +589,6 @@ pub fn advance(
                 frozen: false,
                 chunks: Vec::new(),
                 classes: 0,
-                proposed_seed: req.public_seed.clone(),
                 seed: None,
                 inspectors: Vec::new(),
                 drawn_pages: 0,
@@ -556,66 +609,77 @@ pub fn advance(
                     actor,
                     "spot_check.run.started",
                     &stored,
-                    format!("page_size {}", stored.page_size),
+                    format!(
+                        "page_size {}; commitment {}",
+                        stored.page_size, stored.commitment
+                    ),
                     now,
                 )?;
             }
             stored
         }
     };
-    // A public seed: recorded until the seed is fixed; never a different one.
-    if let Some(seed) = &req.public_seed {
-        match (&run.seed, &run.proposed_seed) {
-            (Some(s), _) if s.value != *seed || s.source != SeedSource::Public => {
-                return Err(RunError::SeedConflict);
-            }
-            (None, Some(p)) if p != seed => return Err(RunError::SeedConflict),
-            (None, None) => {
-                let s = seed.clone();
+    let mut steps = Vec::new();
+    // A public value (SC-DRAW): only once the population is frozen, once.
+    if let Some(value) = &req.public_value {
+        if !run.frozen {
+            return Err(RunError::PublicValueTooEarly);
+        }
+        match &run.public_value {
+            Some(v) if v == value => {}
+            Some(_) => return Err(RunError::SeedConflict),
+            None if run.seed.is_some() => return Err(RunError::SeedConflict),
+            None => {
+                // The seed is fixed in the same call: refuse before writing
+                // anything when it could not be.
+                if !inspectors(kv)?.values().any(|i| i.active) {
+                    return Err(RunError::NoInspectors);
+                }
+                let v = value.clone();
                 let mut wrote = false;
                 run = update_json::<Run, RunError>(kv, &key, "run", |cur| {
                     wrote = false;
                     let mut r = cur.ok_or(RunError::Store(StoreError::Contention))?;
-                    match (&r.seed, &r.proposed_seed) {
+                    match (&r.public_value, &r.seed) {
+                        (Some(p), _) if *p == v => Ok(None),
+                        (Some(_), _) | (None, Some(_)) => Err(RunError::SeedConflict),
                         (None, None) => {
-                            r.proposed_seed = Some(s.clone());
+                            r.public_value = Some(v.clone());
                             wrote = true;
                             Ok(Some(r))
                         }
-                        (None, Some(p)) if *p == s => Ok(None),
-                        (Some(f), _) if f.value == s => Ok(None),
-                        _ => Err(RunError::SeedConflict),
                     }
                 })
                 .map_err(run_error)?
                 .ok_or(StoreError::Contention)?;
                 if wrote {
+                    steps.push(Step::PublicValue);
                     audit_run(
                         kv,
                         actor,
-                        "spot_check.run.seed_proposed",
+                        "spot_check.run.public_value",
                         &run,
-                        "public seed recorded; fixed after the freeze".into(),
+                        "public value recorded after the freeze".into(),
                         now,
                     )?;
                 }
             }
-            _ => {}
         }
     }
-    let mut steps = Vec::new();
     match run.phase {
         Phase::Freezing if !run.frozen => {
             run = freeze_page(kv, params, run, actor, now, random)?;
             steps.push(Step::Froze);
             if run.frozen {
-                run = fix_seed(kv, run, actor, now, random)?;
-                steps.push(Step::FixedSeed);
+                let (r, step) = fix_seed(kv, params, run, actor, now)?;
+                run = r;
+                steps.push(step);
             }
         }
         Phase::Freezing => {
-            run = fix_seed(kv, run, actor, now, random)?;
-            steps.push(Step::FixedSeed);
+            let (r, step) = fix_seed(kv, params, run, actor, now)?;
+            run = r;
+            steps.push(step);
         }
         Phase::Drawing => {
             run = draw_page(kv, run, actor, now)?;
@@ -654,7 +718,15 @@ fn freeze_page(
             continue;
         };
         let record: ClassRecord = decode(bytes, "class")?;
-        if record.status != ClassStatus::InTraining || !seen.insert(id.clone()) {
+        let a = &record.application;
+        // SC-EVERY: in training, on class days overlapping the window.
+        if !sampling::protocol::in_run(
+            record.status == ClassStatus::InTraining,
+            a.start_date,
+            a.end_date,
+            run.window_days,
+        ) || !seen.insert(id.clone())
+        {
             continue;
         }
         let hold: findings::ClassHold = match values.get(ids.len() + i).and_then(|v| v.as_deref()) {
@@ -670,6 +742,8 @@ fn freeze_page(
             n: size.n,
             rule: size.rule,
             raised,
+            district: a.district.code().to_string(),
+            institution: a.institution.as_str().to_string(),
         });
     }
     let page = run.freeze_pages;
@@ -695,6 +769,9 @@ fn freeze_page(
             r.freeze_pages += 1;
             r.freeze_cursor = next;
             r.frozen = next.is_none();
+            if r.frozen {
+                r.frozen_at = Some(now);
+            }
             wrote = true;
             Ok(Some(r))
         })
@@ -765,16 +842,33 @@ pub fn put_inspector(
     Ok(entry)
 }
 
+/// Fixes the seed once the freeze is complete (SC-DRAW): with the public
+/// value, or, when none came within the wait, with the committed bytes alone;
+/// until then the run waits.
 fn fix_seed(
     kv: &impl KeyValue,
+    params: &Parameters,
     run: Run,
     actor: &Actor,
     now: DateTime<Utc>,
-    random: &dyn Fn(&mut [u8]),
-) -> Result<Run, RunError> {
+) -> Result<(Run, Step), RunError> {
     if run.seed.is_some() {
-        return Ok(run);
+        return Ok((run, Step::Nothing));
     }
+    let frozen_at = run.frozen_at.unwrap_or(run.started_at);
+    let (public, source) = match sampling::protocol::seed_step(
+        run.public_value.as_deref(),
+        frozen_at,
+        now,
+        params,
+        run.evaluated_on,
+    ) {
+        sampling::protocol::SeedStep::AwaitPublicValue { .. } => {
+            return Ok((run, Step::AwaitingPublicValue));
+        }
+        sampling::protocol::SeedStep::WithPublicValue(v) => (Some(v), SeedSource::Public),
+        sampling::protocol::SeedStep::WithoutPublicValue => (None, SeedSource::CommittedBytes),
+    };
     let active: Vec<String> = inspectors(kv)?
         .into_iter()
         .filter(|(_, i)| i.active)
@@ -783,28 +877,20 @@ fn fix_seed(
     if active.is_empty() {
         return Err(RunError::NoInspectors);
     }
-    let mut bytes = [0u8; 32];
-    random(&mut bytes);
-    let random_seed = crate::pii::hex(&bytes);
+    let bytes = sampling::protocol::unhex(&run.committed).ok_or(StoreError::Corrupt("run"))?;
+    let value = sampling::protocol::run_seed(&bytes, public.as_deref());
     let mut wrote = false;
     let updated =
         update_json::<Run, std::convert::Infallible>(kv, &run_key(&run.id), "run", |cur| {
             wrote = false;
             let Some(mut r) = cur else { return Ok(None) };
-            if r.seed.is_some() || !r.frozen {
+            if r.seed.is_some() || !r.frozen || r.public_value != public {
                 return Ok(None);
             }
-            r.seed = Some(match &r.proposed_seed {
-                Some(p) => Seed {
-                    value: p.clone(),
-                    source: SeedSource::Public,
-                    fixed_at: now,
-                },
-                None => Seed {
-                    value: random_seed.clone(),
-                    source: SeedSource::Random,
-                    fixed_at: now,
-                },
+            r.seed = Some(Seed {
+                value: value.clone(),
+                source,
+                fixed_at: now,
             });
             r.inspectors = active.clone();
             r.phase = if r.classes == 0 {
@@ -818,7 +904,6 @@ fn fix_seed(
         .map_err(never)?
         .ok_or(StoreError::Contention)?;
     if wrote {
-        let source = updated.seed.as_ref().map(|s| s.source);
         audit_run(
             kv,
             actor,
@@ -828,17 +913,24 @@ fn fix_seed(
             now,
         )?;
     }
-    Ok(updated)
+    Ok((updated, Step::FixedSeed))
+}
+
+impl Run {
+    /// The seed a class of this run is sampled with, once the run seed is fixed.
+    pub fn class_seed(&self, class_id: &str) -> Option<String> {
+        self.seed
+            .as_ref()
+            .map(|s| sampling::protocol::class_seed(&s.value, class_id))
+    }
 }
 
 /// The task record a draw page writes for a frozen class (a function of the run record and the chunk).
 fn first_sample(run: &Run, c: &FrozenClass, page: usize, ordinal: u64) -> ClassTasks {
-    let seed = &run
-        .seed
-        .as_ref()
-        .expect("drawn after the seed is fixed")
-        .value;
-    let drawn = sampling::sample(seed, &c.population(), c.n);
+    let seed = run
+        .class_seed(&c.class_id)
+        .expect("drawn after the seed is fixed");
+    let drawn = sampling::sample(&seed, &c.population(), c.n);
     let tasks = drawn
         .into_iter()
         .enumerate()
@@ -1217,21 +1309,23 @@ pub struct CallOutcome {
 }
 
 /// Records a call attempt on task `id` by `inspector` (SC-CALL, SC-UNREACH, SC-DENY, SC-REPEAT).
+///
+/// `finding_id` names the finding a denial opens, from the task id: an
+/// opaque keyed digest, so that a finding shown to the institution does not
+/// name the roster line of the trainee who reported it.
+#[allow(clippy::too_many_arguments)]
 pub fn record_call(
     kv: &impl KeyValue,
     params: &Parameters,
     id: &str,
     report: &CallReport,
+    finding_id: &dyn Fn(&str) -> String,
     inspector: &Actor,
     now: DateTime<Utc>,
 ) -> Result<CallOutcome, CallError> {
     let (run_id, class_id, line) = parse_task_id(id).ok_or(CallError::NotFound)?;
     let run = get_run(kv, &run_id)?.ok_or(CallError::NotFound)?;
-    let seed = run
-        .seed
-        .as_ref()
-        .map(|s| s.value.clone())
-        .unwrap_or_default();
+    let seed = run.class_seed(&class_id).unwrap_or_default();
     let limit = params
         .at_or_first(names::SC_CALL_ATTEMPTS, run.evaluated_on)
         .value;
@@ -1240,6 +1334,7 @@ pub fn record_call(
         .value;
     let mut replay = false;
     let mut second = false;
+    let mut closed_now = false;
     let mut result_task = None;
     update_json::<ClassTasks, CallError>(
         kv,
@@ -1252,6 +1347,8 @@ pub fn record_call(
             }
             replay = false;
             second = false;
+            closed_now = false;
+            let was_open = rec.tasks.iter().any(|t| t.state == TaskState::Pending);
             let i = rec
                 .tasks
                 .iter()
@@ -1280,7 +1377,7 @@ pub fn record_call(
             });
             t.state = sampling::state_after(t.attempts.len(), report.answered, limit);
             if sampling::denial(report.answered, report.attended, report.fee_asked).is_some() {
-                t.finding = Some(t.id.clone());
+                t.finding = Some(finding_id(&t.id));
             }
             result_task = Some(t.clone());
             if t.state == TaskState::Unreachable && !rec.second_drawn {
@@ -1290,12 +1387,8 @@ pub fn record_call(
                     .filter(|t| t.state == TaskState::Unreachable)
                     .count();
                 if sampling::needs_second_sample(first.len(), unreachable, share) {
-                    let mut who: Vec<String> = Vec::new();
-                    for t in &first {
-                        if !who.contains(&t.inspector) {
-                            who.push(t.inspector.clone());
-                        }
-                    }
+                    let first_inspectors: Vec<&str> =
+                        first.iter().map(|t| t.inspector.as_str()).collect();
                     let all = sampling::order(&seed, &rec.frozen.population());
                     let extra: Vec<Task> = all
                         .into_iter()
@@ -1311,7 +1404,8 @@ pub fn record_call(
                                 roster_line: line,
                                 ticket: d.ticket,
                                 round: 2,
-                                inspector: who[j % who.len()].clone(),
+                                inspector: sampling::second_sample_inspector(&first_inspectors, j)
+                                    .unwrap_or_default(),
                                 state: TaskState::Pending,
                                 attempts: Vec::new(),
                                 finding: None,
@@ -1323,6 +1417,7 @@ pub fn record_call(
                     rec.second_drawn = true;
                 }
             }
+            closed_now = was_open && !rec.tasks.iter().any(|t| t.state == TaskState::Pending);
             Ok(Some(rec))
         },
     )
@@ -1331,6 +1426,11 @@ pub fn record_call(
         Err(c) => c,
     })?;
     let task = result_task.ok_or(CallError::NotFound)?;
+    if closed_now && !replay {
+        // The class's last open call closed: count it. A crash before this
+        // leaves the count short, so the run seed stays hidden (the safe side).
+        kv.increment(&closed_classes_key(&run_id), 1)?;
+    }
     if !replay {
         audit::record(
             kv,
@@ -1418,7 +1518,7 @@ fn open_finding(
     )?;
     // SC-REPEAT: classes of the institution with findings in the year of the finding (CST).
     let institution = class.application.institution.as_str().to_string();
-    let year = (stored.opened_at + chrono::Duration::hours(8)).year();
+    let year = sampling::finding_year(stored.opened_at);
     let with_findings = update_json::<BTreeSet<String>, std::convert::Infallible>(
         kv,
         &repeat_key(&institution, year),
@@ -1553,9 +1653,21 @@ pub fn latest_run(kv: &impl KeyValue) -> Result<Option<String>, StoreError> {
     }
 }
 
-/// How many spot-check call tasks of `class_id`, over every run, are not
-/// closed (answered, or unreachable after SC-CALL's attempts).
-pub fn open_tasks(kv: &impl KeyValue, class_id: &str) -> Result<usize, StoreError> {
+/// The calls of one class over every run, as settlement needs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassCalls {
+    /// Tasks not closed yet (neither answered nor unreachable).
+    pub open: usize,
+    /// Tasks closed by a denial (SC-DENY): their finding id and roster line
+    /// (0-based). The task names its finding in the same compare-and-swap that
+    /// closes it, before the finding itself is opened, so a reader who sees
+    /// the task closed sees the denial too.
+    pub denials: Vec<(String, usize)>,
+}
+
+/// The calls of `class_id` in every run (one read of the runs index, one
+/// `get_many` of the class's task records).
+pub fn class_calls(kv: &impl KeyValue, class_id: &str) -> Result<ClassCalls, StoreError> {
     let mut runs = Vec::new();
     let mut from = Position::default();
     loop {
@@ -1566,18 +1678,21 @@ pub fn open_tasks(kv: &impl KeyValue, class_id: &str) -> Result<usize, StoreErro
             None => break,
         }
     }
+    let mut calls = ClassCalls::default();
     if runs.is_empty() {
-        return Ok(0);
+        return Ok(calls);
     }
     let keys: Vec<String> = runs.iter().map(|r| tasks_key(r, class_id)).collect();
-    let mut open = 0;
     for bytes in kv.get_many(&keys)?.into_iter().flatten() {
         let tasks: ClassTasks = decode(&bytes, "class tasks")?;
-        open += tasks
-            .tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Pending)
-            .count();
+        for t in &tasks.tasks {
+            if t.state == TaskState::Pending {
+                calls.open += 1;
+            }
+            if let Some(f) = &t.finding {
+                calls.denials.push((f.clone(), t.roster_line));
+            }
+        }
     }
-    Ok(open)
+    Ok(calls)
 }

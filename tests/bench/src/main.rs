@@ -1018,29 +1018,47 @@ async fn routes(opts: &Opts) -> Result<()> {
     )
     .await;
 
-    // Spot-check run page: each connection runs its own windows page by page.
+    // Spot-check run page: each connection runs its own windows (days from
+    // the seeded classes' first class day on) page by page, giving the public
+    // value once the freeze is complete (SC-DRAW).
     let windows: Arc<Vec<AtomicUsize>> =
         Arc::new((0..opts.connections).map(|_| AtomicUsize::new(0)).collect());
+    let awaiting: Arc<Vec<std::sync::atomic::AtomicBool>> = Arc::new(
+        (0..opts.connections)
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect(),
+    );
     let (tok, w1, w2, page) = (
         scheduler.clone(),
         windows.clone(),
         windows.clone(),
         opts.page_size,
     );
+    let (a1, a2) = (awaiting.clone(), awaiting.clone());
+    let first_day: chrono::NaiveDate = "2022-06-13".parse().expect("a date");
     b.route(
         &format!("spot-check run page ({page} classes of 40)"),
         usize::MAX,
         checked(
             move |w, _| {
                 let k = w1[w].load(Ordering::Relaxed);
+                let day = first_day + chrono::Duration::days((w * 10_000 + k) as i64);
+                let mut b = json!({"window": day.to_string(), "page_size": page});
+                if a1[w].load(Ordering::Relaxed) {
+                    b["public_value"] = json!("314159");
+                }
                 Some(Req::new(
                     "POST",
                     "/api/v1/spot-checks/runs",
                     Some(&tok),
-                    body(&json!({"window": format!("bench-{w}-{k}"), "seed": "314159", "page_size": page})),
+                    body(&b),
                 ))
             },
             move |w, _, v| {
+                a2[w].store(
+                    v["frozen"] == true && v["seed_fixed"] == false,
+                    Ordering::Relaxed,
+                );
                 if v["done"] == true {
                     w2[w].fetch_add(1, Ordering::Relaxed);
                 }
@@ -1323,14 +1341,15 @@ async fn scale(opts: &Opts) -> Result<Vec<ScaleRow>> {
         let kv0 = host.kv_calls();
         let started = Instant::now();
         let (mut requests, mut freeze_s, mut draw_s, mut slowest_s) = (0, 0.0, 0.0, 0.0f64);
+        let mut awaiting = false;
         let tasks = loop {
             let t = Instant::now();
-            let v = send(
-                "/api/v1/spot-checks/runs".into(),
-                &sched,
-                json!({"window": "scale", "seed": "01382438112797316654", "page_size": opts.page_size}),
-            )
-            .await?;
+            let mut b = json!({"window": "2022-06-20", "page_size": opts.page_size});
+            if awaiting {
+                b["public_value"] = json!("01382438112797316654");
+            }
+            let v = send("/api/v1/spot-checks/runs".into(), &sched, b).await?;
+            awaiting = v["frozen"] == true && v["seed_fixed"] == false;
             let secs = t.elapsed().as_secs_f64();
             requests += 1;
             slowest_s = slowest_s.max(secs);

@@ -22,22 +22,24 @@ use std::time::Instant;
 use tempfile::TempDir;
 use web::auth::Role;
 
-/// Runs the window to the end; returns per request its steps, seconds and key-value calls.
+/// Runs the window to the end; returns per request its steps, seconds and
+/// key-value calls. A `seed` (public value) in `body` is given once, when the
+/// freeze is complete (SC-DRAW): before, it would be refused.
 /// `offset` is the host's clock offset ([`Host::set_clock_offset_secs`]).
 async fn run_to_end(host: &Host, body: &Value, offset: i64) -> Vec<(String, f64, u64)> {
     let scheduler = token_shifted(Role::Scheduler, "cron-e2e", None, offset);
+    let mut plain = body.clone();
+    let public = plain.as_object_mut().and_then(|o| o.remove("seed"));
+    let mut awaiting = false;
     let mut pages = Vec::new();
     for _ in 0..10_000 {
         let t = Instant::now();
         let calls = host.kv_calls();
-        let v = ok(
-            host,
-            "POST",
-            "/api/v1/spot-checks/runs",
-            &scheduler,
-            body.clone(),
-        )
-        .await;
+        let mut req = plain.clone();
+        if awaiting && let Some(p) = &public {
+            req["public_value"] = p.clone();
+        }
+        let v = ok(host, "POST", "/api/v1/spot-checks/runs", &scheduler, req).await;
         pages.push((
             v["steps"].to_string(),
             t.elapsed().as_secs_f64(),
@@ -46,6 +48,11 @@ async fn run_to_end(host: &Host, body: &Value, offset: i64) -> Vec<(String, f64,
         if v["done"] == json!(true) {
             return pages;
         }
+        awaiting = v["frozen"] == json!(true) && v["seed_fixed"] == json!(false);
+        assert!(
+            !awaiting || public.is_some(),
+            "a run without a public value waits sc_public_value_wait_minutes"
+        );
     }
     panic!("the run never finished");
 }
@@ -90,7 +97,8 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
         json!({"name": "抽查员一"}),
     )
     .await;
-    let window = "e2e-2022-06-20";
+    let window = app.start_date.to_string();
+    let window = window.as_str();
     run_to_end(&host, &json!({"window": window, "seed": "314159"}), offset).await;
     let published = ok(
         &host,
@@ -104,6 +112,19 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
     assert_eq!(published["classes"][0]["sample_size"], 4, "SC-SIZE of 40");
     let run: policy::sampling::PublishedRun = serde_json::from_value(published).unwrap();
     assert_eq!(policy::sampling::verify(&run), vec![]);
+    // The institution sees the commitment and its class's population, not its sample.
+    let sealed = ok(
+        &host,
+        "GET",
+        &format!("/api/v1/spot-checks/runs/{window}"),
+        &inst,
+        json!(null),
+    )
+    .await;
+    assert_eq!(sealed["classes"], json!([]), "{sealed}");
+    assert_eq!(sealed["sealed"][0]["class_id"], class_id.as_str());
+    assert_eq!(sealed["seed"], Value::Null);
+    assert_eq!(sealed["commitment"], run.commitment.as_str());
 
     // The inspector's list: full numbers of the roster, for their own tasks.
     let mine = ok(
@@ -252,6 +273,26 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
         .await;
     }
 
+    // Every call of the class closed: its part of the run is published to the
+    // institution in full, with the revealed bytes, and recomputes.
+    let inst = token_shifted(Role::Institution, "inst-e2e", None, offset);
+    let open = ok(
+        &host,
+        "GET",
+        &format!("/api/v1/spot-checks/runs/{window}"),
+        &inst,
+        json!(null),
+    )
+    .await;
+    assert_eq!(open["classes"][0]["class_id"], class_id.as_str(), "{open}");
+    let run: policy::sampling::PublishedRun = serde_json::from_value(open).unwrap();
+    assert!(run.revealed.is_some());
+    assert_eq!(
+        policy::sampling::verify(&run),
+        vec![],
+        "recomputed, commitment checked"
+    );
+
     // The rectification releases both.
     let rect = ok(
         &host,
@@ -338,7 +379,7 @@ async fn a_run_over_2000_classes_of_40_trainees_completes_in_bounded_pages() {
     let t = Instant::now();
     let pages = run_to_end(
         &host,
-        &json!({"window": "scale", "seed": "01382438112797316654", "page_size": page_size}),
+        &json!({"window": "2022-06-20", "seed": "01382438112797316654", "page_size": page_size}),
         0,
     )
     .await;

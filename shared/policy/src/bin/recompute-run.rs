@@ -8,11 +8,16 @@
 //!
 //! The input is the JSON of `GET /api/v1/spot-checks/runs/{id}`: one page, or
 //! several pages one after another (as `curl` of each `next_cursor` appends
-//! them). For every class the command recomputes the population digest, the
-//! sample (Rivest's consistent sampler, DESIGN.md "Sampling") and any second
-//! sample from the published seed and population. Exit status: 0 when every
-//! class agrees, 1 when one disagrees (each named on stderr), 2 when the
-//! input cannot be read.
+//! them). The command checks the chain SC-DRAW publishes: when the committed
+//! bytes are revealed, that their SHA-256 is the commitment published at the
+//! run's creation and that the run seed is SHA-256 of the bytes and the public
+//! value; that each class seed derives from the run seed (when it is shown);
+//! and for every class it recomputes the population digest, the sample
+//! (Rivest's consistent sampler, DESIGN.md "Sampling") and any second sample
+//! from its class seed and population. An institution's copy, taken before
+//! the run seed is revealed, holds only its own classes and checks their
+//! samples. Exit status: 0 when everything agrees, 1 when something
+//! disagrees (each named on stderr), 2 when the input cannot be read.
 
 use policy::sampling::{self, PublishedRun};
 use std::io::Read;

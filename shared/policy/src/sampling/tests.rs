@@ -369,20 +369,27 @@ fn assignment_is_round_robin_and_counts_differ_by_at_most_one() {
     assert_eq!(assign(0, &[]), None);
 }
 
-fn published(seed: &str, classes: &[(&str, usize, usize, usize)]) -> PublishedRun {
+/// A run published whole: committed bytes revealed, the seed fixed with a public value.
+fn published(public_value: &str, classes: &[(&str, usize, usize, usize)]) -> PublishedRun {
+    let bytes = [42u8; protocol::COMMITTED_BYTES];
+    let seed = protocol::run_seed(&bytes, Some(public_value));
     PublishedRun {
         run: "2022-06-20".into(),
-        seed: seed.into(),
-        seed_hash: seed_hash(seed),
+        commitment: protocol::commitment(&bytes),
+        revealed: Some(protocol::hex(&bytes)),
+        public_value: Some(public_value.into()),
+        seed: Some(seed.clone()),
         algorithm: ALGORITHM.into(),
         algorithm_version: ALGORITHM_VERSION.into(),
         classes: classes
             .iter()
             .map(|(id, roster, n, second)| {
                 let pop = population(id, *roster);
-                let all = order(seed, &pop);
+                let class_seed = protocol::class_seed(&seed, id);
+                let all = order(&class_seed, &pop);
                 PublishedClass {
                     class_id: id.to_string(),
+                    class_seed,
                     population_digest: population_digest(&pop),
                     population: pop,
                     sample_size: *n,
@@ -415,9 +422,36 @@ fn verify_agrees_with_a_correct_run_and_names_the_class_whose_population_changed
     assert!(verify(&swapped).contains(&Mismatch::Sample {
         class_id: "KM-2022-000001".into()
     }));
-    let mut other_seed = run;
-    other_seed.seed = "271828".into();
-    assert!(verify(&other_seed).contains(&Mismatch::SeedHash));
+    let mut other_seed = run.clone();
+    other_seed.seed = Some("271828".into());
+    assert!(verify(&other_seed).contains(&Mismatch::RunSeed));
+    assert!(verify(&other_seed).contains(&Mismatch::ClassSeed {
+        class_id: "KM-2022-000001".into()
+    }));
+    let mut other_value = run.clone();
+    other_value.public_value = Some("314160".into());
+    assert_eq!(verify(&other_value), vec![Mismatch::RunSeed]);
+}
+
+#[test]
+fn sc_draw_the_recompute_checks_the_revealed_bytes_against_the_commitment() {
+    let run = published("314159", &[("KM-2022-000001", 40, 4, 0)]);
+    // One revealed byte changed: the commitment published at creation no longer matches.
+    let mut forged = run.clone();
+    let mut hex = forged.revealed.take().unwrap();
+    hex.replace_range(0..2, if &hex[0..2] == "00" { "01" } else { "00" });
+    forged.revealed = Some(hex);
+    assert_eq!(verify(&forged), vec![Mismatch::Commitment]);
+    // A class part published to its institution alone (no run seed yet) recomputes from its class seed.
+    let mut part = run;
+    part.revealed = None;
+    part.seed = None;
+    part.public_value = None;
+    assert_eq!(verify(&part), vec![]);
+    part.classes[0].class_seed = "00".repeat(32);
+    assert!(verify(&part).contains(&Mismatch::Sample {
+        class_id: "KM-2022-000001".into()
+    }));
 }
 
 proptest! {
@@ -518,4 +552,22 @@ proptest! {
         for b in e.iter_mut().take(zeros) { *b = 0; }
         prop_assert_eq!(ticket_of_digest(&e), ticket_by_definition(&e));
     }
+}
+
+#[test]
+fn sc_unreach_the_second_sample_goes_round_the_first_samples_inspectors_in_order() {
+    let first = ["insp-b", "insp-a", "insp-b", "insp-c"];
+    let got: Vec<String> = (0..5)
+        .map(|j| second_sample_inspector(&first, j).unwrap())
+        .collect();
+    assert_eq!(got, ["insp-b", "insp-a", "insp-c", "insp-b", "insp-a"]);
+    assert_eq!(second_sample_inspector(&[], 0), None);
+}
+
+#[test]
+fn sc_repeat_a_finding_counts_in_the_china_standard_time_year() {
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    // 2022-12-31 16:00 UTC is 2023-01-01 00:00 in Kunming.
+    assert_eq!(finding_year(at("2022-12-31T15:59:59Z")), 2022);
+    assert_eq!(finding_year(at("2022-12-31T16:00:00Z")), 2023);
 }
