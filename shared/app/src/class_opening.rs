@@ -128,17 +128,17 @@ fn parse_application(req: &Request, who: &Principal) -> Result<ClassApplication,
     Ok(app)
 }
 
+/// The CO-* rules with the shipped parameters and catalogue.
+fn evaluate(app: &ClassApplication, ctx: &class_opening::Context) -> policy::Decision {
+    class_opening::evaluate(app, ctx, Parameters::shipped(), Catalogue::shipped())
+}
+
 fn decide<K: KeyValue>(
     env: &Env<'_, K>,
     app: &ClassApplication,
 ) -> Result<policy::Decision, Problem> {
     let ctx = classes::load_context(env.kv, &env.hasher(), app, env.today())?;
-    Ok(class_opening::evaluate(
-        app,
-        &ctx,
-        Parameters::shipped(),
-        Catalogue::shipped(),
-    ))
+    Ok(evaluate(app, &ctx))
 }
 
 fn validate<K: KeyValue>(
@@ -195,8 +195,19 @@ fn file<K: KeyValue>(
     who.require(&[Role::Institution])?;
     idempotent::run(env, req, "classes.file", &who.claims.sub, || {
         let app = parse_application(req, who)?;
-        let decision = decide(env, &app)?;
-        let filed = classes::file(env.kv, &env.hasher(), app, decision, who.actor(), env.now)?;
+        let rules = classes::Rules {
+            decide: evaluate,
+            clashes: class_opening::clashes,
+        };
+        let filed = classes::file(
+            env.kv,
+            &env.hasher(),
+            app,
+            &rules,
+            env.today(),
+            who.actor(),
+            env.now,
+        )?;
         let status = if filed.created {
             StatusCode::CREATED
         } else {

@@ -1295,3 +1295,20 @@ fn the_audit_chain_verifies_and_a_changed_byte_is_reported_at_its_event() {
     );
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[test]
+fn filing_a_60_trainee_class_stays_within_its_key_value_call_budget() {
+    let w = World::new();
+    let before = w.kv.calls();
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(60, 0)),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let calls = w.kv.calls() - before;
+    println!("filing 60 trainees: {calls} key-value calls");
+    assert!(calls <= 540, "{calls} key-value calls");
+}

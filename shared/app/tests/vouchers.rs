@@ -123,7 +123,8 @@ impl World {
             &kv,
             &hasher,
             app.clone(),
-            d,
+            &classes::Rules::new(|_, _| d.clone(), class_opening::clashes),
+            ctx.today,
             Actor {
                 sub: "inst".into(),
                 role: "institution".into(),

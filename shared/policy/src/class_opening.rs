@@ -499,6 +499,47 @@ impl Booking {
     }
 }
 
+impl Enrolment {
+    /// Whether this other class's days overlap the application's (CO-ROSTER).
+    fn overlaps(&self, app: &ClassApplication) -> bool {
+        self.start_date <= app.end_date && app.start_date <= self.end_date
+    }
+}
+
+/// What one occupancy record holds for other classes, as the store meets it
+/// while it reserves the record for a filing (decide after reserving).
+#[derive(Debug, Clone, Copy)]
+pub enum Held<'a> {
+    /// Sessions of other classes that hold a trainer (registration number).
+    Trainer(&'a str, &'a [Booking]),
+    /// Sessions of other classes that hold a site (normalised with [`normalize_site`]).
+    Site(&'a str, &'a [Booking]),
+    /// Other classes of one trainee.
+    Enrolments(&'a [Enrolment]),
+}
+
+/// Whether what one record holds blocks the application: true exactly when
+/// [`evaluate`], given those entries in its context, fails CO-CLASH (a
+/// trainer or site booked at an overlapping time) or CO-ROSTER (a trainee in
+/// another class on overlapping days). The store stops reserving at the first
+/// record this is true of, so that of concurrent filings that clash exactly
+/// one holds every record it needs.
+pub fn clashes(app: &ClassApplication, held: Held<'_>) -> bool {
+    match held {
+        Held::Trainer(trainer, bookings) => app
+            .sessions
+            .iter()
+            .filter(|s| s.trainer == trainer)
+            .any(|s| bookings.iter().any(|b| b.overlaps(s))),
+        Held::Site(site, bookings) => app
+            .sessions
+            .iter()
+            .filter(|s| s.site.as_deref().is_some_and(|x| normalize_site(x) == site))
+            .any(|s| bookings.iter().any(|b| b.overlaps(s))),
+        Held::Enrolments(enrolments) => enrolments.iter().any(|e| e.overlaps(app)),
+    }
+}
+
 /// Another class a trainee is enrolled in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrolment {
@@ -1153,7 +1194,7 @@ fn check_roster(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>) {
             first_seen.insert(t.id_number.packed(), i);
         }
         for e in ctx.enrolments.get(&i).into_iter().flatten() {
-            if e.start_date <= app.end_date && app.start_date <= e.end_date {
+            if e.overlaps(app) {
                 failed = true;
                 f.push(
                     CO_ROSTER

@@ -3,9 +3,13 @@
 //!
 //! Everything validation needs is read in one `get_many` ([`load_context`]).
 //! Filing writes in an order a retry can repair: first the claim of the
-//! application's digest (holding the whole record), then the class record, then
-//! the idempotent side effects (occupancy, yearly counts, indexes), then a flag
-//! that they are done, then the audit event.
+//! application's digest (holding the whole record, decided on that reading),
+//! then, if that decision approves, the class's entries in the occupancy
+//! records, after which the rules decide again on what those records held
+//! (module `reserve`: filings made at the same moment see each other, and a
+//! rejected one takes its entries out again), then the class record with the
+//! final decision, then the idempotent index entries, then a flag that they
+//! are done, then the audit event.
 
 use crate::audit::{self, Actor, Change};
 use crate::index::{self, Position};
@@ -17,13 +21,43 @@ use crate::records::{
 };
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use policy::class_opening::{
-    Booking, ClassApplication, Context, Enrolment, YearCounts, normalize_site,
+    Booking, ClassApplication, Context, Enrolment, Held, YearCounts, normalize_site,
 };
 use policy::decision::{Decision, Outcome};
-use policy::reference::Certificate;
 use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, normalize_isbn};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+mod reserve;
+
+/// The rules filing applies, from `policy` (the store decides nothing):
+/// `decide` is the whole decision on an application in a context
+/// ([`policy::class_opening::evaluate`]); `clashes` tells whether what one
+/// occupancy record holds blocks the application
+/// ([`policy::class_opening::clashes`]), and must agree with `decide`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<D, C> {
+    /// The decision on an application in a context.
+    pub decide: D,
+    /// Whether what one occupancy record holds blocks the application.
+    pub clashes: C,
+}
+
+impl<D, C> Rules<D, C>
+where
+    D: Fn(&ClassApplication, &Context) -> Decision,
+    C: Fn(&ClassApplication, Held<'_>) -> bool,
+{
+    /// The rules of `decide` and `clashes`.
+    pub fn new(decide: D, clashes: C) -> Self {
+        Self { decide, clashes }
+    }
+}
+
+/// How long a filing that finds the claim of the same application without its
+/// class record waits for the filing in flight before it finishes that
+/// filing's work itself (the claim is older than this: its filing died).
+pub const FILING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A class's status, the checks of 每班必查 and their results are policy's
 /// (`policy::checks`, CK-ORDER): the store keeps them as they are.
@@ -89,7 +123,7 @@ pub struct ClassRecord {
     /// Checks recorded.
     #[serde(default)]
     pub checks: Vec<CheckRecord>,
-    /// Whether occupancy, counts and indexes were written.
+    /// Whether the index entries were written (occupancy and counts are written before the class record).
     #[serde(default)]
     pub side_effects_done: bool,
 }
@@ -203,6 +237,16 @@ pub struct YearClasses {
     pub completion: BTreeSet<String>,
 }
 
+/// How many other people use a phone in live classes other than `app`'s
+/// (uses of the phone by `person` itself, or ended before `app` starts, do not count).
+fn phone_users_elsewhere(uses: &[PhoneUse], person: &str, app: &ClassApplication) -> u32 {
+    uses.iter()
+        .filter(|u| u.person != person && u.end_date >= app.start_date)
+        .map(|u| u.person.as_str())
+        .collect::<BTreeSet<&str>>()
+        .len() as u32
+}
+
 /// Reads everything the CO-* rules need for `app`, in one `get_many`.
 pub fn load_context(
     kv: &impl KeyValue,
@@ -210,6 +254,19 @@ pub fn load_context(
     app: &ClassApplication,
     today: NaiveDate,
 ) -> Result<Context, StoreError> {
+    load(kv, hasher, app, today, None)
+}
+
+/// [`load_context`], leaving out the entries of class `own` (a filing that
+/// finishes the work of an earlier one under the same class id).
+fn load(
+    kv: &impl KeyValue,
+    hasher: &PiiHasher,
+    app: &ClassApplication,
+    today: NaiveDate,
+    own: Option<&str>,
+) -> Result<Context, StoreError> {
+    let others = |class_id: &str| own != Some(class_id);
     let ck = context_keys(app, hasher);
     let values = kv.get_many(&ck.keys)?;
     let mut v = Values(values.iter());
@@ -220,15 +277,16 @@ pub fn load_context(
     ctx.institution = v.next::<Institution>("institution")?;
     if let Some(y) = v.next::<YearClasses>("year counts")? {
         ctx.year = YearCounts {
-            classes: y.classes.len() as u32,
-            completion_classes: y.completion.len() as u32,
+            classes: y.classes.iter().filter(|c| others(c)).count() as u32,
+            completion_classes: y.completion.iter().filter(|c| others(c)).count() as u32,
         };
     }
     for t in app.trainer_numbers() {
         if let Some(r) = v.next::<Trainer>("trainer")? {
             ctx.trainers.insert(t.to_string(), r);
         }
-        if let Some(b) = v.next::<Vec<Booking>>("bookings")? {
+        if let Some(mut b) = v.next::<Vec<Booking>>("bookings")? {
+            b.retain(|b| others(&b.class_id));
             ctx.trainer_bookings.insert(t.to_string(), b);
         }
     }
@@ -243,22 +301,21 @@ pub fn load_context(
         }
     }
     for s in ck.sites {
-        if let Some(b) = v.next::<Vec<Booking>>("bookings")? {
+        if let Some(mut b) = v.next::<Vec<Booking>>("bookings")? {
+            b.retain(|b| others(&b.class_id));
             ctx.site_bookings.insert(s, b);
         }
     }
     for (i, RosterRef { person, .. }) in ck.refs.iter().enumerate() {
-        if let Some(e) = v.next::<Vec<Enrolment>>("enrolments")? {
+        if let Some(mut e) = v.next::<Vec<Enrolment>>("enrolments")? {
+            e.retain(|e| others(&e.class_id));
             ctx.enrolments.insert(i, e);
         }
-        if let Some(uses) = v.next::<Vec<PhoneUse>>("phone uses")? {
-            let others: BTreeSet<&str> = uses
-                .iter()
-                .filter(|u| u.person != *person && u.end_date >= app.start_date)
-                .map(|u| u.person.as_str())
-                .collect();
-            if !others.is_empty() {
-                ctx.phone_users_elsewhere.insert(i, others.len() as u32);
+        if let Some(mut uses) = v.next::<Vec<PhoneUse>>("phone uses")? {
+            uses.retain(|u| others(&u.class_id));
+            let n = phone_users_elsewhere(&uses, person, app);
+            if n > 0 {
+                ctx.phone_users_elsewhere.insert(i, n);
             }
         }
     }
@@ -284,29 +341,37 @@ struct Claim {
     record: ClassRecord,
 }
 
-/// Files a decided application. The same application content from the same
-/// institution files once: a second filing, concurrent or later, returns the first class.
-pub fn file(
+/// Decides and files an application. The rules decide on a first reading of
+/// the store; an approval then reserves what the class occupies and is
+/// decided again on what the occupancy records held besides it (module `reserve`),
+/// so that of filings made at the same moment that clash, exactly one is
+/// approved, and the later of two that share a mobile or count toward the
+/// same year sees the earlier. The same application content from the same
+/// institution files once: a second filing, concurrent or later, returns the
+/// first class. `today` is the filing date (CST) the rules count from.
+pub fn file<D, C>(
     kv: &impl KeyValue,
     hasher: &PiiHasher,
     app: ClassApplication,
-    decision: Decision,
+    rules: &Rules<D, C>,
+    today: NaiveDate,
     actor: Actor,
     now: DateTime<Utc>,
-) -> Result<Filed, StoreError> {
+) -> Result<Filed, StoreError>
+where
+    D: Fn(&ClassApplication, &Context) -> Decision,
+    C: Fn(&ClassApplication, Held<'_>) -> bool,
+{
     let digest = application_digest(&app);
     let claim_key = keys::class_claim(app.institution.as_str(), &digest);
     if let Some(existing) = get_json::<Claim>(kv, &claim_key, "class claim")? {
-        return finish_existing(kv, existing.record);
+        return finish_existing(kv, hasher, rules, today, existing.record, now);
     }
+    let ctx = load_context(kv, hasher, &app, today)?;
+    let decision = (rules.decide)(&app, &ctx);
     let year = app.start_date.year();
     let seq = kv.increment(&keys::class_seq(year), 1)?;
     let id = format!("KM-{year}-{seq:06}");
-    let status = if decision.outcome == Outcome::Approved {
-        ClassStatus::Approved
-    } else {
-        ClassStatus::Rejected
-    };
     let roster_refs = app
         .roster
         .iter()
@@ -314,7 +379,7 @@ pub fn file(
         .collect();
     let record = ClassRecord {
         id: id.clone(),
-        status,
+        status: status_of(&decision),
         application: app,
         roster_refs,
         decision,
@@ -334,9 +399,9 @@ pub fn file(
         // Another request claimed this application first.
         let existing =
             get_json::<Claim>(kv, &claim_key, "class claim")?.ok_or(StoreError::Contention)?;
-        return finish_existing(kv, existing.record);
+        return finish_existing(kv, hasher, rules, today, existing.record, now);
     }
-    put_json(kv, &keys::class(&id), &record)?;
+    let record = settle(kv, rules, record, ctx)?;
     let record = complete_side_effects(kv, record)?;
     audit::record(
         kv,
@@ -356,13 +421,78 @@ pub fn file(
     })
 }
 
-fn finish_existing(kv: &impl KeyValue, claimed: ClassRecord) -> Result<Filed, StoreError> {
-    let record = match get_json::<ClassRecord>(kv, &keys::class(&claimed.id), "class")? {
+fn status_of(decision: &Decision) -> ClassStatus {
+    if decision.outcome == Outcome::Approved {
+        ClassStatus::Approved
+    } else {
+        ClassStatus::Rejected
+    }
+}
+
+/// Takes a claimed record to its final decision and writes the class record:
+/// a provisional approval reserves and is decided again.
+fn settle<D, C>(
+    kv: &impl KeyValue,
+    rules: &Rules<D, C>,
+    mut record: ClassRecord,
+    ctx: Context,
+) -> Result<ClassRecord, StoreError>
+where
+    D: Fn(&ClassApplication, &Context) -> Decision,
+    C: Fn(&ClassApplication, Held<'_>) -> bool,
+{
+    if record.decision.outcome == Outcome::Approved {
+        let decision = reserve::reserve_and_decide(kv, rules, &record, ctx)?;
+        record.status = status_of(&decision);
+        record.decision = decision;
+    }
+    put_json(kv, &keys::class(&record.id), &record)?;
+    Ok(record)
+}
+
+/// The class record of a claim, waiting while the claiming filing may still
+/// be at work (until [`FILING_PATIENCE`] after it began, by `now`).
+fn wait_for_class(
+    kv: &impl KeyValue,
+    claimed: &ClassRecord,
+    now: DateTime<Utc>,
+) -> Result<Option<ClassRecord>, StoreError> {
+    let patience = chrono::Duration::from_std(FILING_PATIENCE).unwrap_or_default();
+    let left = (claimed.filed_at + patience - now)
+        .to_std()
+        .unwrap_or_default();
+    let began = std::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        if let Some(r) = get_json::<ClassRecord>(kv, &keys::class(&claimed.id), "class")? {
+            return Ok(Some(r));
+        }
+        if began.elapsed() >= left {
+            return Ok(None);
+        }
+        attempt += 1;
+        crate::records::backoff(attempt);
+    }
+}
+
+fn finish_existing<D, C>(
+    kv: &impl KeyValue,
+    hasher: &PiiHasher,
+    rules: &Rules<D, C>,
+    today: NaiveDate,
+    claimed: ClassRecord,
+    now: DateTime<Utc>,
+) -> Result<Filed, StoreError>
+where
+    D: Fn(&ClassApplication, &Context) -> Decision,
+    C: Fn(&ClassApplication, Held<'_>) -> bool,
+{
+    let record = match wait_for_class(kv, &claimed, now)? {
         Some(r) => r,
         None => {
-            // The first filing stopped after its claim: finish its work.
-            put_json(kv, &keys::class(&claimed.id), &claimed)?;
-            claimed
+            // The first filing stopped after its claim: finish its work, under its class id.
+            let ctx = load(kv, hasher, &claimed.application, today, Some(&claimed.id))?;
+            settle(kv, rules, claimed, ctx)?
         }
     };
     let record = if record.side_effects_done {
@@ -376,123 +506,13 @@ fn finish_existing(kv: &impl KeyValue, claimed: ClassRecord) -> Result<Filed, St
     })
 }
 
-fn push_unique<T: Clone + PartialEq + Serialize + serde::de::DeserializeOwned>(
-    kv: &impl KeyValue,
-    key: &str,
-    what: &'static str,
-    items: &[T],
-    keep: impl Fn(&T) -> bool,
-) -> Result<(), StoreError> {
-    update_json::<Vec<T>, std::convert::Infallible>(kv, key, what, |cur| {
-        let mut list: Vec<T> = cur
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|x| keep(x))
-            .collect();
-        let before = list.len();
-        for i in items {
-            if !list.contains(i) {
-                list.push(i.clone());
-            }
-        }
-        Ok((list.len() != before || before == 0).then_some(list))
-    })
-    .map_err(|e| match e {
-        UpdateError::Store(s) => s,
-        UpdateError::Refused(never) => match never {},
-    })?;
-    Ok(())
-}
-
-/// Writes occupancy, yearly counts and index entries for a class, then marks them done. Idempotent.
+/// Writes the index entries of a class, then marks them done. Idempotent.
 fn complete_side_effects(
     kv: &impl KeyValue,
     mut record: ClassRecord,
 ) -> Result<ClassRecord, StoreError> {
     let app = &record.application;
     let id = record.id.clone();
-    if record.status != ClassStatus::Rejected {
-        let today = record.filed_at.date_naive();
-        let mut by_trainer: BTreeMap<&str, Vec<Booking>> = BTreeMap::new();
-        let mut by_site: BTreeMap<String, Vec<Booking>> = BTreeMap::new();
-        for s in &app.sessions {
-            let b = Booking {
-                class_id: id.clone(),
-                date: s.date,
-                start: s.start,
-                end: s.end,
-            };
-            by_trainer
-                .entry(s.trainer.as_str())
-                .or_default()
-                .push(b.clone());
-            if let Some(site) = &s.site {
-                by_site.entry(site.clone()).or_default().push(b);
-            }
-        }
-        for (t, bookings) in by_trainer {
-            push_unique(
-                kv,
-                &keys::trainer_bookings(t),
-                "bookings",
-                &bookings,
-                |b: &Booking| b.date >= today,
-            )?;
-        }
-        for (site, bookings) in by_site {
-            push_unique(
-                kv,
-                &site_key(&site),
-                "bookings",
-                &bookings,
-                |b: &Booking| b.date >= today,
-            )?;
-        }
-        let enrolment = Enrolment {
-            class_id: id.clone(),
-            start_date: app.start_date,
-            end_date: app.end_date,
-        };
-        for r in &record.roster_refs {
-            push_unique(
-                kv,
-                &keys::person_enrolments(&r.person),
-                "enrolments",
-                std::slice::from_ref(&enrolment),
-                |e: &Enrolment| e.end_date >= today,
-            )?;
-            let usage = PhoneUse {
-                class_id: id.clone(),
-                person: r.person.clone(),
-                end_date: app.end_date,
-            };
-            push_unique(
-                kv,
-                &keys::phone_users(&r.phone),
-                "phone uses",
-                &[usage],
-                |u: &PhoneUse| u.end_date >= today,
-            )?;
-        }
-        let completion = app.certificate == Certificate::TrainingCompletion;
-        update_json::<YearClasses, std::convert::Infallible>(
-            kv,
-            &keys::institution_year(app.institution.as_str(), app.start_date.year()),
-            "year counts",
-            |cur| {
-                let mut y = cur.unwrap_or_default();
-                let fresh = y.classes.insert(id.clone());
-                if completion {
-                    y.completion.insert(id.clone());
-                }
-                Ok(fresh.then_some(y))
-            },
-        )
-        .map_err(|e| match e {
-            UpdateError::Store(s) => s,
-            UpdateError::Refused(never) => match never {},
-        })?;
-    }
     index::append(kv, "classes:all", &id)?;
     index::append(
         kv,

@@ -190,3 +190,82 @@ async fn a_dump_of_the_store_holds_no_id_number_phone_number_or_name_in_clear() 
         app["roster"][0]["name"]
     );
 }
+
+mod races {
+    //! Concurrent filings of two different applications (CO-CLASH, CO-ROSTER,
+    //! CO-SHARED-PHONE, CO-ENTRY), on SQLite.
+
+    use super::start;
+    use crate::common::races::{self, ROUNDS, Rule};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    async fn run(rule: Rule, overlapping: bool) {
+        let (_dir, host) = start();
+        let began = Instant::now();
+        races::concurrent_filings(Arc::new(host), rule, overlapping, ROUNDS).await;
+        eprintln!(
+            "sqlite: {ROUNDS} races {rule:?} overlapping {overlapping}: {:?}",
+            began.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn co_clash_of_twenty_concurrent_filings_sharing_a_trainer_at_overlapping_times_one_is_approved()
+     {
+        run(Rule::Clash, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn co_clash_twenty_concurrent_filings_sharing_a_trainer_on_following_days_are_all_approved()
+     {
+        run(Rule::Clash, false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn co_roster_of_twenty_concurrent_filings_sharing_a_trainee_on_overlapping_days_one_is_approved()
+     {
+        run(Rule::Roster, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn co_roster_twenty_concurrent_filings_sharing_a_trainee_on_following_days_are_all_approved()
+     {
+        run(Rule::Roster, false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn co_shared_phone_of_twenty_concurrent_filings_sharing_a_mobile_exactly_one_carries_the_warning()
+     {
+        run(Rule::SharedPhone, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn co_shared_phone_twenty_concurrent_filings_of_one_trainee_with_one_mobile_carry_no_warning()
+     {
+        run(Rule::SharedPhone, false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn co_entry_two_concurrent_entry_level_classes_after_three_exactly_one_is_over_the_share()
+    {
+        let (_dir, host) = start();
+        let began = Instant::now();
+        races::concurrent_entry_level_filings(Arc::new(host), 3, ROUNDS).await;
+        eprintln!(
+            "sqlite: {ROUNDS} entry-level races after 3: {:?}",
+            began.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn co_entry_two_concurrent_entry_level_classes_after_five_stay_within_the_share() {
+        let (_dir, host) = start();
+        let began = Instant::now();
+        races::concurrent_entry_level_filings(Arc::new(host), 5, ROUNDS).await;
+        eprintln!(
+            "sqlite: {ROUNDS} entry-level races after 5: {:?}",
+            began.elapsed()
+        );
+    }
+}

@@ -212,3 +212,85 @@ async fn on_redis_a_run_takes_no_public_value_before_its_freeze_is_one_per_windo
     };
     crate::spot_checks::run_protocol(&host).await;
 }
+
+mod races {
+    //! Concurrent filings of two different applications (CO-CLASH, CO-ROSTER,
+    //! CO-SHARED-PHONE, CO-ENTRY), on Redis.
+
+    use super::start;
+    use crate::common::races::{self, ROUNDS, Rule};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    async fn run(rule: Rule, overlapping: bool) {
+        let Some((_redis, host)) = start("redis races") else {
+            return;
+        };
+        let began = Instant::now();
+        races::concurrent_filings(Arc::new(host), rule, overlapping, ROUNDS).await;
+        eprintln!(
+            "redis: {ROUNDS} races {rule:?} overlapping {overlapping}: {:?}",
+            began.elapsed()
+        );
+    }
+
+    async fn entry(earlier: u32) {
+        let Some((_redis, host)) = start("redis entry-level races") else {
+            return;
+        };
+        let began = Instant::now();
+        races::concurrent_entry_level_filings(Arc::new(host), earlier, ROUNDS).await;
+        eprintln!(
+            "redis: {ROUNDS} entry-level races after {earlier}: {:?}",
+            began.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_redis_co_clash_of_twenty_concurrent_filings_sharing_a_trainer_at_overlapping_times_one_is_approved()
+     {
+        run(Rule::Clash, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_redis_co_clash_twenty_concurrent_filings_sharing_a_trainer_on_following_days_are_all_approved()
+     {
+        run(Rule::Clash, false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_redis_co_roster_of_twenty_concurrent_filings_sharing_a_trainee_on_overlapping_days_one_is_approved()
+     {
+        run(Rule::Roster, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_redis_co_roster_twenty_concurrent_filings_sharing_a_trainee_on_following_days_are_all_approved()
+     {
+        run(Rule::Roster, false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_redis_co_shared_phone_of_twenty_concurrent_filings_sharing_a_mobile_exactly_one_carries_the_warning()
+     {
+        run(Rule::SharedPhone, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_redis_co_shared_phone_twenty_concurrent_filings_of_one_trainee_with_one_mobile_carry_no_warning()
+     {
+        run(Rule::SharedPhone, false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_redis_co_entry_two_concurrent_entry_level_classes_after_three_exactly_one_is_over_the_share()
+     {
+        entry(3).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_redis_co_entry_two_concurrent_entry_level_classes_after_five_stay_within_the_share()
+    {
+        entry(5).await;
+    }
+}

@@ -953,3 +953,62 @@ proptest::proptest! {
         proptest::prop_assert_eq!(normalize_site(&site), normalize_site_by_definition(&site));
     }
 }
+
+/// The store stops reserving at the first record [`clashes`] is true of and
+/// relies on [`evaluate`] then failing: the two must agree, on both sides of
+/// each overlap (the other class's last session ends as this one's starts, or
+/// an hour later; its last day is the day before this one's first, or the same).
+#[test]
+fn clashes_is_true_exactly_when_evaluate_fails_co_clash_or_co_roster_on_that_record() {
+    let (app, base) = fixtures::valid_class(10);
+    let first = &app.sessions[0];
+    let site = normalize_site(first.site.as_deref().unwrap());
+    let booking = |end: NaiveTime| Booking {
+        class_id: "KM-2022-000009".into(),
+        date: first.date,
+        start: NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
+        end,
+    };
+    let enrolment = |end_date: NaiveDate| Enrolment {
+        class_id: "KM-2022-000009".into(),
+        start_date: day("2022-05-01"),
+        end_date,
+    };
+    let touching = first.start;
+    let overlapping = first.start + chrono::Duration::hours(1);
+    for (end, clash) in [(touching, false), (overlapping, true)] {
+        let held = vec![booking(end)];
+        let mut ctx = base.clone();
+        ctx.trainer_bookings
+            .insert(first.trainer.clone(), held.clone());
+        assert_eq!(clashes(&app, Held::Trainer(&first.trainer, &held)), clash);
+        assert_eq!(
+            decide(&app, &ctx).failed("CO-CLASH"),
+            clash,
+            "trainer, until {end}"
+        );
+        let mut ctx = base.clone();
+        ctx.site_bookings.insert(site.clone(), held.clone());
+        assert_eq!(clashes(&app, Held::Site(&site, &held)), clash);
+        assert_eq!(
+            decide(&app, &ctx).failed("CO-CLASH"),
+            clash,
+            "site, until {end}"
+        );
+        assert!(
+            !clashes(&app, Held::Trainer("YN-T-0099", &held)),
+            "a trainer this class does not name never clashes"
+        );
+    }
+    for (end_date, clash) in [(day("2022-06-12"), false), (day("2022-06-13"), true)] {
+        let held = vec![enrolment(end_date)];
+        let mut ctx = base.clone();
+        ctx.enrolments.insert(3, held.clone());
+        assert_eq!(clashes(&app, Held::Enrolments(&held)), clash);
+        assert_eq!(
+            decide(&app, &ctx).failed("CO-ROSTER"),
+            clash,
+            "until {end_date}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod races;
 pub mod scenarios;
 
 use e2e::{Client, Host, HostConfig, Reply};
