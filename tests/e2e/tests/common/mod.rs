@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod scenarios;
+pub mod voucher_races;
 
 use e2e::{Client, Host, HostConfig, Reply};
 use serde_json::{Value, json};
