@@ -13,13 +13,15 @@
 use crate::view::mask_personal;
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
+use policy::checks::{self, CheckRefusal};
 use policy::class_opening::{self, ClassApplication};
 use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, registry_id_ok};
 use policy::{Catalogue, Parameters};
 use serde::{Deserialize, Serialize};
 use store::KeyValue;
 use store::classes::{
-    self, CheckError, CheckKind, CheckRecord, CheckResult, ClassRecord, ClassStatus, ListFilter,
+    self, CheckError, CheckKind, CheckRecord, CheckResult, ClassPhase, ClassRecord, ClassStatus,
+    ListFilter,
 };
 use store::registry::{self as reg, Entry};
 use web::json::{self, respond};
@@ -161,13 +163,14 @@ fn validate<K: KeyValue>(
 }
 
 /// A class as the API shows it: personal identifiers masked.
-pub fn class_view(r: &ClassRecord) -> serde_json::Value {
+pub fn class_view(r: &ClassRecord, today: chrono::NaiveDate) -> serde_json::Value {
     let mut application = serde_json::to_value(&r.application).expect("serialises");
     mask_personal(&mut application);
+    let phase = r.phase_on(today);
     serde_json::json!({
         "id": r.id,
-        "status": r.status,
-        "status_zh": r.status.name_zh(),
+        "status": phase,
+        "status_zh": phase.name_zh(),
         "institution": r.application.institution,
         "district": r.application.district,
         "title": r.application.title,
@@ -199,7 +202,7 @@ fn file<K: KeyValue>(
         } else {
             StatusCode::OK
         };
-        let mut body = class_view(&filed.record);
+        let mut body = class_view(&filed.record, env.today());
         body["duplicate"] = serde_json::Value::Bool(!filed.created);
         let mut res = respond(status, &body);
         if let Ok(v) = http::HeaderValue::from_str(&format!("/api/v1/classes/{}", filed.record.id))
@@ -217,7 +220,7 @@ fn get<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
     let r = crate::view::visible_class(env, &m.params["id"], who)?;
-    Ok(respond(StatusCode::OK, &class_view(&r)))
+    Ok(respond(StatusCode::OK, &class_view(&r, env.today())))
 }
 
 fn list<K: KeyValue>(
@@ -252,20 +255,19 @@ fn list<K: KeyValue>(
     let status = q
         .get("status")
         .map(|s| {
-            serde_json::from_value::<ClassStatus>(serde_json::Value::String(s.clone())).map_err(
-                |_| {
-                    Problem::invalid("status is not a class status").field(
-                        "status",
-                        "approved, rejected, in_training, completed or assessed",
-                    )
-                },
-            )
+            ClassPhase::parse(s).ok_or_else(|| {
+                Problem::invalid("status is not a class status").field(
+                    "status",
+                    "approved, rejected, in_training, training_ended or assessed",
+                )
+            })
         })
         .transpose()?;
     let mut filter = ListFilter {
         district: district.map(|d| d.code().to_string()),
         institution: institution.map(|i| i.as_str().to_string()),
         status,
+        on: env.today(),
     };
     match who.role() {
         Role::Institution => {
@@ -299,12 +301,13 @@ fn list<K: KeyValue>(
         .transpose()?
         .unwrap_or_default();
     let page = classes::list(env.kv, &filter, from, limit)?;
+    let today = env.today();
     let items: Vec<serde_json::Value> = page
         .items
         .iter()
         .map(|r| {
             serde_json::json!({
-                "id": r.id, "status": r.status, "status_zh": r.status.name_zh(),
+                "id": r.id, "status": r.phase_on(today), "status_zh": r.phase_on(today).name_zh(),
                 "institution": r.application.institution, "district": r.application.district,
                 "title": r.application.title, "start_date": r.application.start_date,
                 "end_date": r.application.end_date, "trainees": r.application.roster.len(),
@@ -354,12 +357,6 @@ fn check<K: KeyValue>(
             return Err(Problem::invalid("notes are at most 2000 characters")
                 .field("notes", "at most 2000 characters"));
         }
-        if body.at > env.now + chrono::Duration::minutes(5) {
-            return Err(
-                Problem::invalid("a check cannot be recorded before it happens")
-                    .field("at", "must not be in the future"),
-            );
-        }
         crate::view::visible_class(env, &id, who)?;
         let record = CheckRecord {
             kind: body.kind,
@@ -370,42 +367,108 @@ fn check<K: KeyValue>(
             recorded_by: who.actor(),
             recorded_at: env.now,
         };
-        match classes::record_check(env.kv, &id, record, env.now) {
-            Ok(r) => Ok(respond(StatusCode::OK, &class_view(&r))),
+        let decide = |c: &ClassRecord| {
+            checks::decide_check(
+                &checks::CheckFacts {
+                    kind: body.kind,
+                    at: body.at,
+                    recorded_at: env.now,
+                    status: c.status,
+                    in_training_passed: c.has_passed(CheckKind::InTraining),
+                    first_day: c.application.start_date,
+                    last_day: c.application.end_date,
+                },
+                Parameters::shipped(),
+            )
+            .map(|allowed| allowed.on_pass)
+        };
+        match classes::record_check(env.kv, &id, record, decide, env.now) {
+            Ok(r) => Ok(respond(StatusCode::OK, &class_view(&r, env.today()))),
             Err(store::UpdateError::Store(e)) => Err(e.into()),
             Err(store::UpdateError::Refused(CheckError::NotFound)) => {
                 Err(Problem::not_found(format!("no class {id}")))
             }
-            Err(store::UpdateError::Refused(CheckError::OutOfOrder {
-                kind,
-                needed,
-                status,
-            })) => Err(Problem::conflict(
-                "class_state_conflict",
-                format!(
-                    "班级当前状态为“{}”，不能记录{}（需为“{}”）",
-                    status.name_zh(),
-                    kind.name_zh(),
-                    needed.name_zh()
-                ),
-                format!(
-                    "the class is {}; a {} check needs it {}",
-                    status.id(),
-                    kind_id(kind),
-                    needed.id()
-                ),
-            )
-            .with("state", status)
-            .with("needed_state", needed)),
+            Err(store::UpdateError::Refused(CheckError::Refused(r))) => Err(check_problem(&r)),
         }
     })
 }
 
-fn kind_id(kind: CheckKind) -> &'static str {
-    match kind {
-        CheckKind::PreOpening => "pre_opening",
-        CheckKind::InTraining => "in_training",
-        CheckKind::PostAssessment => "post_assessment",
+/// The problem details of a check the rules refused.
+fn check_problem(r: &CheckRefusal) -> Problem {
+    match r {
+        CheckRefusal::OutOfOrder {
+            kind,
+            needed,
+            status,
+        } => Problem::conflict(
+            "class_state_conflict",
+            format!(
+                "班级当前状态为“{}”，不能记录{}（需为“{}”）",
+                status.name_zh(),
+                kind.name_zh(),
+                needed.name_zh()
+            ),
+            format!(
+                "CK-ORDER: the class is {}; a {} check needs it {}",
+                status.id(),
+                kind.id(),
+                needed.id()
+            ),
+        )
+        .with("state", status)
+        .with("needed_state", needed),
+        CheckRefusal::NoInTrainingCheck => Problem::conflict(
+            "in_training_check_missing",
+            "尚未记录合格的培训中检查，不能进行培训后考核",
+            "CK-ORDER: the post-training assessment needs a passed in-training check first",
+        )
+        .with("state", ClassStatus::InTraining),
+        CheckRefusal::OutOfWindow {
+            bound,
+            limit,
+            parameters,
+        } => {
+            let (zh, en, field_msg) = match bound {
+                checks::Bound::NotInFuture => (
+                    "检查时间不能晚于记录时间",
+                    format!("CK-WINDOW: `at` is in the future (the server's clock says {limit})"),
+                    format!("must not be after {limit}"),
+                ),
+                checks::Bound::BackdateLimit => (
+                    "检查须在实施后规定时限内记录，不能倒签",
+                    format!(
+                        "CK-WINDOW: `at` is more than the back-dating limit before now; the earliest allowed is {limit}"
+                    ),
+                    format!("must not be before {limit}"),
+                ),
+                checks::Bound::WindowStart => (
+                    "检查时间早于该项检查的时间窗口",
+                    format!(
+                        "CK-WINDOW: `at` is before this check's window, which opens at {limit}"
+                    ),
+                    format!("must not be before {limit}"),
+                ),
+                checks::Bound::WindowEnd => (
+                    "检查时间晚于该项检查的时间窗口",
+                    format!(
+                        "CK-WINDOW: `at` is not before the end of this check's window, {limit}"
+                    ),
+                    format!("must be before {limit}"),
+                ),
+            };
+            let mut p = Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "check_out_of_window",
+                zh,
+                en,
+            )
+            .field("at", field_msg);
+            p.errors[0].rule = Some(checks::rules::CK_WINDOW.id.to_string());
+            p.with("rule", "CK-WINDOW")
+                .with("bound", bound)
+                .with("limit", limit)
+                .with("parameters", parameters)
+        }
     }
 }
 

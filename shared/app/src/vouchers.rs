@@ -36,9 +36,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::future::Future;
 use store::KeyValue;
-use store::classes::{CheckKind, ClassRecord, ClassStatus};
+use store::classes::{self, CheckKind, CheckResult, ClassPhase, ClassRecord};
 use store::findings::{self, ClassHold};
 use store::records::decode;
+use store::spot_checks;
 use store::vouchers::{self as vs, ClassFacts, Draft, Issued, MoveError, VoucherRecord};
 use web::auth::{Claims, mint};
 use web::json::{self, respond};
@@ -417,9 +418,10 @@ fn issue<K: KeyValue>(
                 .get_many(&card_keys)
                 .map_err(store::StoreError::from)?;
             let facts = class_facts(&class);
+            // VO-CLASS: no voucher for a class whose training has ended.
             let approved = matches!(
-                class.status,
-                ClassStatus::Approved | ClassStatus::InTraining
+                class.phase_on(env.today()),
+                ClassPhase::Approved | ClassPhase::InTraining
             );
             let subsidised = rules::subsidised(class.application.certificate);
             let key = SubsidyKey::for_class(
@@ -607,6 +609,18 @@ fn redeem<K: KeyValue>(
     let raw = m.params["code"].clone();
     idempotent::run(env, req, "vouchers.redeem", &who.claims.sub, || {
         let r = visible_voucher(env, &raw, who)?;
+        // VO-OPEN: the class's pre-opening check only moves forward, so a
+        // class read open here stays open.
+        let status = classes::get(env.kv, &r.class.class_id)?.map(|c| c.status);
+        if !status.is_some_and(rules::may_redeem) {
+            return Err(Problem::conflict(
+                "class_not_opened",
+                "班级尚未通过开班前验证，培训券不能使用",
+                "VO-OPEN: a voucher is used when its class starts; the class's pre-opening check has not passed",
+            )
+            .with("rule", "VO-OPEN")
+            .with("class_state", status));
+        }
         let today = env.today();
         let actor = who.actor();
         let result =
@@ -673,22 +687,50 @@ fn settle<K: KeyValue>(
     idempotent::run(env, req, "vouchers.settle", &who.claims.sub, || {
         let body: SettleRequest = json::body(req)?;
         let r = visible_voucher(env, &raw, who)?;
-        let keys = vec![
-            store::keys::class(&r.class.class_id),
-            findings::hold_key(&r.class.class_id),
-        ];
-        let v = env.kv.get_many(&keys).map_err(store::StoreError::from)?;
-        let class: Option<ClassRecord> = v[0].as_deref().map(|b| decode(b, "class")).transpose()?;
-        let hold: ClassHold = v[1]
-            .as_deref()
-            .map(|b| decode(b, "class hold"))
-            .transpose()?
-            .unwrap_or_default();
-        let assessed = class
-            .as_ref()
-            .is_some_and(|c| c.has_passed(CheckKind::PostAssessment));
+        let class_id = r.class.class_id.clone();
+        let class = classes::get(env.kv, &class_id)?
+            .ok_or_else(|| Problem::not_found(format!("no class {class_id}")))?;
+        // Read the calls before the hold: a denial opens its finding before it
+        // closes its call, so a call seen closed here has its finding in the
+        // hold that is admitted below.
+        let open_calls = spot_checks::open_tasks(env.kv, &class_id)?;
+        let assessment = class
+            .checks
+            .iter()
+            .rev()
+            .find(|c| c.kind == CheckKind::PostAssessment && c.result == CheckResult::Passed);
         let today = env.today();
         let cert = body.certificate_no.trim().to_string();
+        let settler = who.claims.sub.clone();
+        let facts = |state: VoucherState, person: &str, hold: &ClassHold| SettleFacts {
+            state,
+            assessed: assessment.is_some(),
+            certificate_no: cert.clone(),
+            own_finding: hold.holds_person(person),
+            other_findings: hold.open.values().filter(|p| *p != person).count(),
+            last_day: class.application.end_date,
+            open_calls,
+            assessed_by: assessment.map(|c| c.recorded_by.sub.clone()),
+            settled_by: settler.clone(),
+            on: today,
+        };
+        let refused = |f: &SettleFacts| -> Result<(), Problem> {
+            let d = rules::decide_settlement(f, Parameters::shipped());
+            if d.outcome == policy::Outcome::Approved {
+                Ok(())
+            } else {
+                Err(settlement_problem(f, &d))
+            }
+        };
+        // The hold is the one record every finding is opened in: the
+        // settlement is admitted against it by compare-and-swap.
+        let hold = findings::admit_settlement(env.kv, &class_id, &r.code, |h| {
+            refused(&facts(r.state_on(today), &r.person, h))
+        })
+        .map_err(|e| match e {
+            store::UpdateError::Store(s) => Problem::from(s),
+            store::UpdateError::Refused(p) => p,
+        })?;
         let result = vs::apply(
             env.kv,
             &r.code,
@@ -696,51 +738,10 @@ fn settle<K: KeyValue>(
             &who.actor(),
             env.now,
             |c| {
-                let own = hold.holds_person(&c.person);
-                let others = hold.open.values().filter(|p| **p != c.person).count();
-                let state = c.state_on(today);
-                let d = rules::decide_settlement(&SettleFacts {
-                    state,
-                    assessed,
-                    certificate_no: cert.clone(),
-                    own_finding: own,
-                    other_findings: others,
-                    on: today,
-                });
-                if d.outcome == policy::Outcome::Approved {
-                    c.state = VoucherState::Settled;
-                    c.certificate_no = Some(cert.clone());
-                    return Ok(());
-                }
-                let p = if rules::transition(state, Action::Settle).is_err() {
-                    flow_problem(state, Action::Settle, "VO-FLOW")
-                } else if d.failed("SC-DENY") {
-                    Problem::conflict(
-                    "settlement_held",
-                    if own {
-                        "该学员有未整改的电话抽查问题，暂停结算"
-                    } else {
-                        "班级有未整改的电话抽查问题，整班暂停结算"
-                    },
-                    if own {
-                        "SC-DENY: the trainee's own spot-check finding is open; settlement waits for its rectification"
-                    } else {
-                        "SC-DENY: another trainee of the class has an open spot-check finding; the class settles nothing until it is rectified"
-                    },
-                )
-                .with("state", state)
-                .with("rule", "SC-DENY")
-                .with("held_by", if own { "own_finding" } else { "other_finding" })
-                } else {
-                    Problem::conflict(
-                        "settlement_refused",
-                        "不满足结算条件",
-                        format!("VO-FLOW: {}", d.blocking_rules.join(", ")),
-                    )
-                    .with("state", state)
-                    .with("rule", "VO-FLOW")
-                };
-                Err(p.with("decision", &d))
+                refused(&facts(c.state_on(today), &c.person, &hold))?;
+                c.state = VoucherState::Settled;
+                c.certificate_no = Some(cert.clone());
+                Ok(())
             },
         );
         match result {
@@ -748,6 +749,79 @@ fn settle<K: KeyValue>(
             Err(e) => Err(move_error(env, e)),
         }
     })
+}
+
+/// The problem details of a settlement the rules refused, by the first gate that failed.
+fn settlement_problem(f: &SettleFacts, d: &policy::Decision) -> Problem {
+    let state = f.state;
+    let p = if rules::transition(state, Action::Settle).is_err() {
+        flow_problem(state, Action::Settle, "VO-FLOW")
+    } else if d.failed("SC-DENY") {
+        Problem::conflict(
+            "settlement_held",
+            if f.own_finding {
+                "该学员有未整改的电话抽查问题，暂停结算"
+            } else {
+                "班级有未整改的电话抽查问题，整班暂停结算"
+            },
+            if f.own_finding {
+                "SC-DENY: the trainee's own spot-check finding is open; settlement waits for its rectification"
+            } else {
+                "SC-DENY: another trainee of the class has an open spot-check finding; the class settles nothing until it is rectified"
+            },
+        )
+        .with("state", state)
+        .with("rule", "SC-DENY")
+        .with(
+            "held_by",
+            if f.own_finding {
+                "own_finding"
+            } else {
+                "other_finding"
+            },
+        )
+    } else if d.failed("VO-ENDED") {
+        Problem::conflict(
+            "training_not_ended",
+            "培训尚未结束，不能结算",
+            format!(
+                "VO-ENDED: the class's last day is {}; vouchers are settled from the day after",
+                f.last_day
+            ),
+        )
+        .with("state", state)
+        .with("rule", "VO-ENDED")
+        .with("last_day", f.last_day)
+    } else if d.failed("VO-CALLS") {
+        Problem::conflict(
+            "spot_checks_open",
+            "班级电话抽查尚未完成，暂不能结算",
+            format!(
+                "VO-CALLS: {} spot-check call(s) of the class are still open",
+                f.open_calls
+            ),
+        )
+        .with("state", state)
+        .with("rule", "VO-CALLS")
+        .with("open_calls", f.open_calls)
+    } else if d.failed("VO-4EYES") {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "four_eyes",
+            "考核记录人不能结算本班培训券",
+            "VO-4EYES: the officer who recorded the post-training assessment may not settle; another officer must",
+        )
+        .with("rule", "VO-4EYES")
+    } else {
+        Problem::conflict(
+            "settlement_refused",
+            "不满足结算条件",
+            format!("VO-FLOW: {}", d.blocking_rules.join(", ")),
+        )
+        .with("state", state)
+        .with("rule", "VO-FLOW")
+    };
+    p.with("decision", d)
 }
 
 /// Body of `POST /api/v1/vouchers/{code}/revoke`.

@@ -22,10 +22,17 @@ fn now() -> DateTime<Utc> {
 
 fn no_random(_: &mut [u8]) {}
 
+/// An instant given in China Standard Time.
+fn cst(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&format!("{s}+08:00"))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
 struct World {
     kv: MemoryStore,
     secrets: Secrets,
-    now: DateTime<Utc>,
+    now: std::sync::Mutex<DateTime<Utc>>,
 }
 
 impl World {
@@ -33,7 +40,7 @@ impl World {
         let w = Self {
             kv: MemoryStore::new(),
             secrets: secrets(),
-            now: now(),
+            now: std::sync::Mutex::new(now()),
         };
         w.seed();
         w
@@ -65,7 +72,7 @@ impl World {
         let env = Env {
             kv: &self.kv,
             secrets: &self.secrets,
-            now: self.now,
+            now: *self.now.lock().unwrap(),
             random: &no_random,
         };
         let a = support::answer(app::class_opening::handle(&env, &req));
@@ -75,6 +82,19 @@ impl World {
             a.text
         );
         (a.status, a.body, a.headers)
+    }
+
+    /// Moves the world's clock to `at` (China Standard Time, `YYYY-MM-DDTHH:MM:SS`).
+    fn set_clock(&self, at: &str) -> DateTime<Utc> {
+        let t = cst(at);
+        *self.now.lock().unwrap() = t;
+        t
+    }
+
+    /// A token of `role` valid at the world's clock.
+    fn token_now(&self, role: Role) -> String {
+        let t = self.now.lock().unwrap().timestamp();
+        token_at(role, None, t, t + 3600, JWT)
     }
 
     fn seed(&self) {
@@ -679,82 +699,273 @@ fn the_same_application_filed_concurrently_from_eight_threads_makes_one_class() 
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
 
-#[test]
-fn the_three_checks_move_a_class_in_order_and_refuse_moves_out_of_order() {
-    let w = World::new();
-    let (_, v, _) = w.call(
+/// Records a check of `kind` dated `at` (CST) on class `id` at the world's clock.
+fn record(w: &World, id: &str, kind: &str, result: &str, at: &str) -> (StatusCode, Value) {
+    let body = json!({"kind": kind, "officer": "李科员", "at": format!("{at}+08:00"), "result": result, "notes": "现场核验"});
+    let (s, v, _) = w.call(
+        Method::POST,
+        &format!("/api/v1/classes/{id}/checks"),
+        Some(&w.token_now(Role::DistrictOfficer)),
+        Some(body),
+        &[],
+    );
+    (s, v)
+}
+
+fn file_one(w: &World) -> String {
+    let (s, v, _) = w.call(
         Method::POST,
         "/api/v1/classes",
         Some(&institution()),
         Some(application(8, 0)),
         &[],
     );
-    let id = v["id"].as_str().unwrap();
-    let path = format!("/api/v1/classes/{id}/checks");
-    let officer = token(Role::DistrictOfficer, None);
-    let check = |kind: &str, result: &str| json!({"kind": kind, "officer": "李科员", "at": "2022-06-01T01:30:00Z", "result": result, "notes": "现场核验"});
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_three_checks_move_a_class_through_its_life_in_order_and_refuse_moves_out_of_order() {
+    // The fixture class runs 2022-06-13 to 2022-06-27 (CST).
+    let w = World::new();
+    let id = file_one(&w);
+    w.set_clock("2022-06-10T09:00:00");
     let before = w.kv.dump();
-    let (s, v, _) = w.call(
-        Method::POST,
-        &path,
-        Some(&officer),
-        Some(check("post_assessment", "passed")),
-        &[],
-    );
+    let (s, v) = record(&w, &id, "post_assessment", "passed", "2022-06-10T08:30:00");
     assert_eq!(
         (s, v["code"].as_str(), v["state"].as_str()),
         (
             StatusCode::CONFLICT,
             Some("class_state_conflict"),
             Some("approved")
-        )
+        ),
+        "CK-ORDER"
     );
     assert!(v["title"].as_str().unwrap().contains("已批准"));
     assert_eq!(w.kv.dump(), before);
-    let (s, v, _) = w.call(
-        Method::POST,
-        &path,
-        Some(&officer),
-        Some(check("pre_opening", "failed")),
-        &[],
-    );
+    let (s, v) = record(&w, &id, "pre_opening", "failed", "2022-06-10T08:30:00");
     assert_eq!(
         (s, v["status"].as_str()),
         (StatusCode::OK, Some("approved"))
     );
-    for (kind, want) in [
-        ("pre_opening", "in_training"),
-        ("in_training", "completed"),
-        ("post_assessment", "assessed"),
-    ] {
-        let (s, v, _) = w.call(
-            Method::POST,
-            &path,
-            Some(&officer),
-            Some(check(kind, "passed")),
-            &[],
-        );
-        assert_eq!(
-            (s, v["status"].as_str()),
-            (StatusCode::OK, Some(want)),
-            "{kind}: {v}"
-        );
-    }
+    let (s, v) = record(&w, &id, "pre_opening", "passed", "2022-06-10T08:45:00");
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("in_training"))
+    );
+    // CK-ORDER: no assessment before a passed in-training check.
+    w.set_clock("2022-06-28T09:00:00");
+    let (s, v) = record(&w, &id, "post_assessment", "passed", "2022-06-28T08:00:00");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("in_training_check_missing")),
+        "CK-ORDER: {v}"
+    );
+    // The in-training check does not end training.
+    w.set_clock("2022-06-20T15:00:00");
+    let (s, v) = record(&w, &id, "in_training", "passed", "2022-06-20T14:00:00");
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("in_training")),
+        "CK-ORDER: training goes on after the in-training check"
+    );
+    // After the last class day, the class has ended training (a phase of the calendar).
+    w.set_clock("2022-06-28T09:00:00");
     let (_, v, _) = w.call(
         Method::GET,
         &format!("/api/v1/classes/{id}"),
-        Some(&officer),
+        Some(&w.token_now(Role::DistrictOfficer)),
+        None,
+        &[],
+    );
+    assert_eq!(v["status"], "training_ended");
+    assert_eq!(v["status_zh"], "培训已结束");
+    let (s, v) = record(&w, &id, "post_assessment", "passed", "2022-06-28T08:00:00");
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("assessed")),
+        "{v}"
+    );
+    let (_, v, _) = w.call(
+        Method::GET,
+        &format!("/api/v1/classes/{id}"),
+        Some(&w.token_now(Role::DistrictOfficer)),
         None,
         &[],
     );
     assert_eq!(v["checks"].as_array().unwrap().len(), 4);
     assert_eq!(v["checks"][1]["kind_zh"], "开班前验证");
-    let future = json!({"kind": "in_training", "officer": "李", "at": "2030-01-01T00:00:00Z", "result": "passed"});
-    let (s, _, _) = w.call(Method::POST, &path, Some(&officer), Some(future), &[]);
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         store::audit::verify(&w.kv, 1, 10_000).unwrap().is_ok(),
         "the audit chain is intact"
+    );
+}
+
+/// Each case: the clock, the check, its `at`, and the bound it breaks (None: recorded).
+#[test]
+fn ck_window_checks_dated_outside_their_window_are_422_naming_at_and_the_bound() {
+    let cases: &[(&str, &str, &str, &str, Option<&str>)] = &[
+        // Pre-opening: at most 10 days before the first class day (2022-06-13).
+        (
+            "pre 10 days before",
+            "2022-06-03T09:00:00",
+            "2022-06-03T00:00:00",
+            "pre_opening",
+            None,
+        ),
+        (
+            "pre 10 days and a minute before",
+            "2022-06-03T09:00:00",
+            "2022-06-02T23:59:00",
+            "pre_opening",
+            Some("window_start"),
+        ),
+        (
+            "pre on the first day",
+            "2022-06-13T09:00:00",
+            "2022-06-13T00:00:00",
+            "pre_opening",
+            Some("window_end"),
+        ),
+        (
+            "pre the minute before the first day",
+            "2022-06-13T09:00:00",
+            "2022-06-12T23:59:00",
+            "pre_opening",
+            None,
+        ),
+        // Never in the future; never more than 72 h back.
+        (
+            "pre a minute ahead",
+            "2022-06-10T09:00:00",
+            "2022-06-10T09:01:00",
+            "pre_opening",
+            Some("not_in_future"),
+        ),
+        (
+            "pre 72 h back",
+            "2022-06-10T09:00:00",
+            "2022-06-07T09:00:00",
+            "pre_opening",
+            None,
+        ),
+        (
+            "pre 72 h and a minute back",
+            "2022-06-10T09:00:00",
+            "2022-06-07T08:59:00",
+            "pre_opening",
+            Some("backdate_limit"),
+        ),
+    ];
+    for (name, clock, at, kind, bound) in cases {
+        let w = World::new();
+        let id = file_one(&w);
+        w.set_clock(clock);
+        let before = w.kv.dump();
+        let (s, v) = record(&w, &id, kind, "passed", at);
+        match bound {
+            None => assert_eq!(s, StatusCode::OK, "{name}: {v}"),
+            Some(b) => {
+                assert_eq!(
+                    (
+                        s,
+                        v["code"].as_str(),
+                        v["bound"].as_str(),
+                        v["rule"].as_str()
+                    ),
+                    (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Some("check_out_of_window"),
+                        Some(*b),
+                        Some("CK-WINDOW")
+                    ),
+                    "{name}: {v}"
+                );
+                assert_eq!(v["errors"][0]["field"], "at", "{name}");
+                assert_eq!(w.kv.dump(), before, "{name}: the store is unchanged");
+            }
+        }
+    }
+}
+
+#[test]
+fn ck_window_in_training_and_post_training_checks_keep_to_the_class_days() {
+    let w = World::new();
+    let id = file_one(&w);
+    w.set_clock("2022-06-12T20:00:00");
+    assert_eq!(
+        record(&w, &id, "pre_opening", "passed", "2022-06-12T19:00:00").0,
+        StatusCode::OK
+    );
+    // In-training: the eve is outside, the first class day inside.
+    w.set_clock("2022-06-13T00:30:00");
+    let (s, v) = record(&w, &id, "in_training", "passed", "2022-06-12T23:59:00");
+    assert_eq!(
+        (s, v["bound"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("window_start"))
+    );
+    w.set_clock("2022-06-13T00:30:00");
+    assert_eq!(
+        record(&w, &id, "in_training", "passed", "2022-06-13T00:00:00").0,
+        StatusCode::OK
+    );
+    // The day after the last class day (2022-06-27) is outside.
+    w.set_clock("2022-06-28T00:30:00");
+    let (s, v) = record(&w, &id, "in_training", "passed", "2022-06-28T00:00:00");
+    assert_eq!(
+        (s, v["bound"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("window_end"))
+    );
+    assert_eq!(
+        record(&w, &id, "in_training", "passed", "2022-06-27T23:59:00").0,
+        StatusCode::OK
+    );
+    // Post-training: a minute before the last class day is outside; the day itself inside.
+    w.set_clock("2022-06-27T00:30:00");
+    let (s, v) = record(&w, &id, "post_assessment", "passed", "2022-06-26T23:59:00");
+    assert_eq!(
+        (s, v["bound"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("window_start"))
+    );
+    let (s, v) = record(&w, &id, "post_assessment", "passed", "2022-06-27T00:00:00");
+    assert_eq!(
+        (s, v["status"].as_str()),
+        (StatusCode::OK, Some("assessed")),
+        "{v}"
+    );
+}
+
+#[test]
+fn ck_window_an_officer_cannot_record_all_three_checks_on_the_eve_of_the_class() {
+    // The attack of issue 12: the three checks back-dated in minutes before the class starts.
+    let w = World::new();
+    let id = file_one(&w);
+    w.set_clock("2022-06-12T20:00:00");
+    assert_eq!(
+        record(&w, &id, "pre_opening", "passed", "2022-06-12T19:00:00").0,
+        StatusCode::OK
+    );
+    let after_pre = w.kv.dump();
+    for (kind, at, bound) in [
+        ("in_training", "2022-06-15T10:00:00", "not_in_future"),
+        ("in_training", "2022-06-12T19:30:00", "window_start"),
+    ] {
+        let (s, v) = record(&w, &id, kind, "passed", at);
+        assert_eq!(
+            (s, v["bound"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(bound)),
+            "{kind} {at}"
+        );
+    }
+    let (s, v) = record(&w, &id, "post_assessment", "passed", "2022-06-12T19:30:00");
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("in_training_check_missing"))
+    );
+    assert_eq!(
+        w.kv.dump(),
+        after_pre,
+        "nothing but the pre-opening check is recorded"
     );
 }
 

@@ -1062,10 +1062,9 @@ fn worked_flow() -> Vec<Exchange> {
         None,
     );
 
-    // 每班必查: the pre-opening check opens the class; trainees start it.
-    w.now.set(cst("2022-06-13"));
+    // 每班必查: the pre-opening check, on the eve, opens the class; trainees start it.
+    w.now.set(cst("2022-06-12"));
     let officer = w.token(Role::DistrictOfficer, "officer-1");
-    let inst = w.token(Role::Institution, "inst-1");
     let check = |kind: &str| json!({"kind": kind, "officer": "李科员", "at": w.now.get() - Duration::hours(1), "result": "passed", "notes": "现场核验"});
     w.expect(
         409,
@@ -1083,6 +1082,8 @@ fn worked_flow() -> Vec<Exchange> {
         Some(check("pre_opening")),
         Some("check-pre"),
     );
+    w.now.set(cst("2022-06-13"));
+    let inst = w.token(Role::Institution, "inst-1");
     for i in 0..2 {
         w.expect(
             200,
@@ -1102,8 +1103,16 @@ fn worked_flow() -> Vec<Exchange> {
         None,
     );
 
-    // 电话抽查.
+    // 电话抽查, and the in-training check, which does not end training.
     w.now.set(cst("2022-06-20"));
+    w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/classes/{id}/checks"),
+        Some(&w.token(Role::DistrictOfficer, "officer-1")),
+        Some(json!({"kind": "in_training", "officer": "李科员", "at": w.now.get() - Duration::hours(1), "result": "passed"})),
+        None,
+    );
     let bureau = w.token(Role::BureauAdmin, "bureau-1");
     let scheduler2 = w.token(Role::Scheduler, "cron");
     let _ = scheduler;
@@ -1258,21 +1267,52 @@ fn worked_flow() -> Vec<Exchange> {
         None,
     );
 
-    // The class completes and is assessed; settlement waits for the finding.
+    // The class ends and is assessed; settlement waits for the open call
+    // (VO-CALLS), then for the finding (SC-DENY), and is never by the officer
+    // who recorded the assessment (VO-4EYES).
     w.now.set(cst("2022-06-28"));
     let officer = w.token(Role::DistrictOfficer, "officer-1");
-    let check = |kind: &str| json!({"kind": kind, "officer": "李科员", "at": w.now.get() - Duration::hours(1), "result": "passed"});
-    for kind in ["in_training", "post_assessment"] {
+    let settler = w.token(Role::DistrictOfficer, "officer-2");
+    w.expect(
+        200,
+        Method::POST,
+        &format!("/api/v1/classes/{id}/checks"),
+        Some(&officer),
+        Some(json!({"kind": "post_assessment", "officer": "李科员", "at": w.now.get() - Duration::hours(1), "result": "passed"})),
+        None,
+    );
+    let settle = json!({"certificate_no": "Y530000220600001"});
+    w.expect(
+        409,
+        Method::POST,
+        &format!("/api/v1/vouchers/{}/settle", code(0)),
+        Some(&settler),
+        Some(settle.clone()),
+        None,
+    );
+    let inspector = w.token(Role::Inspector, "insp-a");
+    for minutes in [30, 20] {
         w.expect(
             200,
             Method::POST,
-            &format!("/api/v1/classes/{id}/checks"),
-            Some(&officer),
-            Some(check(kind)),
+            &format!("/api/v1/spot-checks/tasks/{}/calls", task(2)),
+            Some(&inspector),
+            Some(json!({"at": w.now.get() - Duration::minutes(minutes), "answered": false})),
             None,
         );
     }
-    let settle = json!({"certificate_no": "Y530000220600001"});
+    for i in 3..tasks["items"].as_array().unwrap().len() {
+        w.expect(
+            200,
+            Method::POST,
+            &format!("/api/v1/spot-checks/tasks/{}/calls", task(i)),
+            Some(&inspector),
+            Some(call(true)),
+            None,
+        );
+    }
+    let assessor = officer;
+    let officer = settler;
     w.expect(
         409,
         Method::POST,
@@ -1288,6 +1328,14 @@ fn worked_flow() -> Vec<Exchange> {
         Some(&officer),
         Some(json!({"notes": "约谈培训机构负责人，核实考勤并补正记录"})),
         Some("rectify-1"),
+    );
+    w.expect(
+        403,
+        Method::POST,
+        &format!("/api/v1/vouchers/{}/settle", code(0)),
+        Some(&assessor),
+        Some(settle.clone()),
+        None,
     );
     w.expect(
         200,

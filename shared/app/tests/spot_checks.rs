@@ -146,6 +146,7 @@ impl World {
                         recorded_by: officer.clone(),
                         recorded_at: at,
                     },
+                    |c| policy::checks::decide_order(CheckKind::PreOpening, c.status, false),
                     at,
                 )
                 .unwrap();

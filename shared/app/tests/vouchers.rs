@@ -214,6 +214,9 @@ impl World {
                 },
                 recorded_at: now,
             },
+            // CK-ORDER only: these checks are written straight to the store,
+            // dated as each test needs (CK-WINDOW is the route's, tested there).
+            |c| policy::checks::decide_order(kind, c.status, c.has_passed(CheckKind::InTraining)),
             now,
         )
         .unwrap();
@@ -284,8 +287,13 @@ impl World {
             .collect()
     }
 
+    /// The pre-opening check, on the eve of the first class day (VO-OPEN).
+    fn opened(&self) {
+        self.check(CheckKind::PreOpening, "2022-06-12");
+    }
+
+    /// The in-training check and the post-training assessment of an opened class.
     fn assessed(&self) {
-        self.check(CheckKind::PreOpening, "2022-06-13");
         self.check(CheckKind::InTraining, "2022-06-20");
         self.check(CheckKind::PostAssessment, "2022-06-28");
     }
@@ -416,6 +424,7 @@ fn vo_flow_illegal_moves_are_refused_naming_the_state_and_change_nothing() {
     assert_eq!(r.body["rule"], "VO-FLOW");
     assert!(r.body["title"].as_str().unwrap().contains("已发放"));
     // Redeem twice.
+    w.opened();
     assert_eq!(w.redeem("2022-06-13", &codes[0]).status, 200);
     let r = unchanged(&w, || w.redeem("2022-06-14", &codes[0]));
     assert_eq!(
@@ -423,7 +432,7 @@ fn vo_flow_illegal_moves_are_refused_naming_the_state_and_change_nothing() {
         (409, Some("redeemed"))
     );
     // Settle before the class's assessment is recorded.
-    let r = unchanged(&w, || w.settle("2022-06-20", &codes[0]));
+    let r = unchanged(&w, || w.settle("2022-06-28", &codes[0]));
     assert_eq!(r.body["code"], "settlement_refused", "{}", r.text);
     // Settle a revoked voucher.
     let rv = w.act(
@@ -464,6 +473,7 @@ fn vo_flow_illegal_moves_are_refused_naming_the_state_and_change_nothing() {
 fn sc_deny_an_open_finding_holds_the_trainees_voucher_and_the_whole_class() {
     let w = World::new(3);
     let codes = w.issued(3);
+    w.opened();
     for c in &codes {
         assert_eq!(w.redeem("2022-06-13", c).status, 200);
     }
@@ -497,6 +507,7 @@ fn sc_deny_an_open_finding_holds_the_trainees_voucher_and_the_whole_class() {
 fn vo_valid_redeeming_on_the_last_valid_day_works_and_the_day_after_expires_the_voucher() {
     let w = World::new(3);
     let codes = w.issued(3);
+    w.opened();
     // Issued 2022-06-05: last valid day 2022-09-04.
     assert_eq!(
         w.redeem("2022-09-04", &codes[0]).status,
@@ -552,6 +563,7 @@ fn vo_valid_redeeming_on_the_last_valid_day_works_and_the_day_after_expires_the_
 fn vo_archive_and_progress_figures_match_the_settled_vouchers_exactly() {
     let w = World::new(6);
     let codes = w.issued(6);
+    w.opened();
     for c in &codes {
         assert_eq!(w.redeem("2022-06-13", c).status, 200);
     }
@@ -688,6 +700,7 @@ fn vo_year_a_fourth_subsidised_training_in_a_year_is_refused_at_issue() {
 fn no_key_or_value_in_the_store_and_no_answer_holds_an_id_or_phone_number() {
     let w = World::new(4);
     let codes = w.issued(4);
+    w.opened();
     assert_eq!(w.redeem("2022-06-13", &codes[0]).status, 200);
     let dump = w.kv.dump();
     let mut numbers: Vec<String> = Vec::new();
@@ -966,6 +979,7 @@ fn key_value_calls_of_issue_redeem_and_settle_are_counted() {
         .unwrap()
         .to_string();
     let c1 = w.kv.calls();
+    w.opened();
     assert_eq!(w.redeem("2022-06-13", &code).status, 200);
     let redeem_calls = w.kv.calls() - c1;
     w.assessed();
@@ -1091,6 +1105,86 @@ fn vo_valid_a_voucher_reads_as_expired_after_its_last_valid_day_before_any_sweep
         )
     });
     assert_eq!((r.status, r.body["state"].as_str()), (409, Some("expired")));
+}
+
+#[test]
+fn vo_open_a_voucher_cannot_be_redeemed_before_the_pre_opening_check_has_passed() {
+    let w = World::new(2);
+    let codes = w.issued(2);
+    // The institution tries to use the voucher of a class the district office has not opened.
+    let r = unchanged(&w, || w.redeem("2022-06-13", &codes[0]));
+    assert_eq!(
+        (r.status, r.body["code"].as_str(), r.body["rule"].as_str()),
+        (409, Some("class_not_opened"), Some("VO-OPEN")),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["class_state"], "approved");
+    // A failed pre-opening check does not open it either.
+    classes::record_check(
+        &w.kv,
+        &w.class_id,
+        CheckRecord {
+            kind: CheckKind::PreOpening,
+            officer: "王科长".into(),
+            at: at("2022-06-12"),
+            result: CheckResult::Failed,
+            notes: "场地不符".into(),
+            recorded_by: Actor {
+                sub: "o".into(),
+                role: "district_officer".into(),
+            },
+            recorded_at: at("2022-06-12"),
+        },
+        |c| policy::checks::decide_order(CheckKind::PreOpening, c.status, false),
+        at("2022-06-12"),
+    )
+    .unwrap();
+    let r = unchanged(&w, || w.redeem("2022-06-13", &codes[0]));
+    assert_eq!(
+        r.body["code"], "class_not_opened",
+        "VO-OPEN after a failed check"
+    );
+    // Once the pre-opening check passes, the same voucher is used.
+    w.opened();
+    let r = w.redeem("2022-06-13", &codes[0]);
+    assert_eq!(
+        (r.status, r.body["state"].as_str()),
+        (200, Some("redeemed")),
+        "{}",
+        r.text
+    );
+}
+
+#[test]
+fn vo_class_no_voucher_is_issued_for_a_class_whose_training_has_ended() {
+    let w = World::new(2);
+    w.activate([0, 1]);
+    w.opened();
+    let issue_on = |day: &str, line: usize| {
+        let now = at(day);
+        w.send(
+            now,
+            request(
+                "POST",
+                &format!("/api/v1/classes/{}/vouchers", w.class_id),
+                Some(&token(Role::Institution, now)),
+                Some(json!({"lines": [line]})),
+                None,
+            ),
+        )
+    };
+    // The last class day (2022-06-27): still in training.
+    let r = issue_on("2022-06-27", 0);
+    assert_eq!(
+        r.body["issued"], 1,
+        "VO-CLASS on the last class day: {}",
+        r.text
+    );
+    // The day after: training has ended; a trainee added now is a ghost.
+    let r = issue_on("2022-06-28", 1);
+    assert_eq!(r.body["refused"], 1, "{}", r.text);
+    assert_eq!(r.body["results"][0]["blocking_rules"], json!(["VO-CLASS"]));
 }
 
 /// Three settled trainings of other occupations whose classes started in 2022.

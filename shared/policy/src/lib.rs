@@ -8,6 +8,7 @@
 
 pub mod calendar;
 pub mod catalogue;
+pub mod checks;
 pub mod class_opening;
 pub mod decision;
 #[cfg(any(test, feature = "fixtures"))]

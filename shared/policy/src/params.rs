@@ -37,6 +37,9 @@ pub mod names {
     pub const SC_REPEAT_CLASSES: &str = "sc_repeat_classes";
     pub const REF_TARGET_TRAININGS: &str = "ref_target_trainings";
     pub const REF_TARGET_CERTIFICATES: &str = "ref_target_certificates";
+    pub const CK_PRE_OPENING_DAYS: &str = "ck_pre_opening_days";
+    pub const CK_BACKDATE_HOURS: &str = "ck_backdate_hours";
+    pub const VO_FOUR_EYES: &str = "vo_four_eyes";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -63,6 +66,9 @@ pub mod names {
         SC_REPEAT_CLASSES,
         REF_TARGET_TRAININGS,
         REF_TARGET_CERTIFICATES,
+        CK_PRE_OPENING_DAYS,
+        CK_BACKDATE_HOURS,
+        VO_FOUR_EYES,
     ];
 }
 

@@ -59,6 +59,26 @@ pub mod rules {
         severity: Block,
         source: "[other]",
     };
+    pub const VO_OPEN: Rule = Rule {
+        id: "VO-OPEN",
+        severity: Block,
+        source: "plan 二(三)8, 四.2",
+    };
+    pub const VO_ENDED: Rule = Rule {
+        id: "VO-ENDED",
+        severity: Block,
+        source: "plan 二(三)8 (settled after the assessment)",
+    };
+    pub const VO_CALLS: Rule = Rule {
+        id: "VO-CALLS",
+        severity: Block,
+        source: "plan 四.2, 四.3",
+    };
+    pub const VO_4EYES: Rule = Rule {
+        id: "VO-4EYES",
+        severity: Block,
+        source: "segregation of duties, [open]",
+    };
     pub const SC_DENY: Rule = Rule {
         id: "SC-DENY",
         severity: Block,
@@ -651,91 +671,6 @@ pub fn redeem(
     transition(state, Action::Redeem)
 }
 
-/// What settlement is decided on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettleFacts {
-    /// The voucher's state.
-    pub state: VoucherState,
-    /// Whether the class's 培训后考核 is recorded as passed.
-    pub assessed: bool,
-    /// The certificate number given (trimmed; empty when none).
-    pub certificate_no: String,
-    /// Whether the trainee has an open spot-check finding.
-    pub own_finding: bool,
-    /// Open findings on other trainees of the class.
-    pub other_findings: usize,
-    /// The legal date (today).
-    pub on: NaiveDate,
-}
-
-/// VO-FLOW (with SC-DENY): whether a voucher may be settled.
-pub fn decide_settlement(f: &SettleFacts) -> Decision {
-    let flow = rules::VO_FLOW;
-    let mut findings = Vec::new();
-    findings.push(match transition(f.state, Action::Settle) {
-        Ok(_) => flow.pass("券已使用，可结算", "the voucher is redeemed"),
-        Err(_) => flow
-            .fail(
-                format!("券状态为“{}”，只有“已使用”的券可以结算", f.state.name_zh()),
-                format!(
-                    "the voucher is {}; only a redeemed voucher can be settled",
-                    f.state.id()
-                ),
-            )
-            .compare("state", f.state.id(), "≠", "redeemed")
-            .field("state"),
-    });
-    findings.push(if f.assessed {
-        flow.pass(
-            "培训后考核已记录",
-            "the post-training assessment is recorded",
-        )
-    } else {
-        flow.fail(
-            "班级尚未记录培训后考核，不能结算",
-            "the class's post-training assessment is not recorded",
-        )
-        .field("class.checks")
-    });
-    let cert = f.certificate_no.trim();
-    findings.push(if !cert.is_empty() && cert.chars().count() <= 64 {
-        flow.pass("已填写证书编号", "a certificate number is given")
-    } else {
-        flow.fail(
-            "结算须填写证书编号（1 至 64 个字符）",
-            "settlement needs a certificate number of 1 to 64 characters",
-        )
-        .field("certificate_no")
-    });
-    let deny = rules::SC_DENY;
-    findings.push(if f.own_finding {
-        deny.fail(
-            "该学员本人有未整改的电话抽查问题，券被冻结",
-            "the trainee has an open spot-check finding; the voucher is held",
-        )
-        .field("class.findings")
-    } else {
-        deny.pass("学员本人无未整改问题", "no open finding on the trainee")
-    });
-    findings.push(if f.other_findings > 0 {
-        deny.fail(
-            format!(
-                "班级其他学员有 {} 个未整改的电话抽查问题，整班暂停结算",
-                f.other_findings
-            ),
-            format!(
-                "the class has {} open spot-check finding(s) on other trainees; settlement of the class stops",
-                f.other_findings
-            ),
-        )
-        .compare("open_findings", f.other_findings, ">", 0)
-        .field("class.findings")
-    } else {
-        deny.pass("班级无其他未整改问题", "no open finding on the class")
-    });
-    Decision::from_findings(f.on, findings)
-}
-
 // ---------------------------------------------------------------------------
 // Eligibility
 
@@ -780,7 +715,7 @@ impl Held {
 pub struct IssueFacts<'a> {
     /// The class id.
     pub class_id: &'a str,
-    /// Whether the class is approved and not yet completed.
+    /// Whether the class is approved or in training and its last class day not past.
     pub class_approved: bool,
     /// Whether the class leads to a subsidised certificate kind.
     pub subsidised_kind: bool,
@@ -843,7 +778,7 @@ pub fn decide_issue(
         .field(line.clone())
     } else if !f.class_approved {
         r.fail(
-            format!("班级 {} 未获批准或已结业，不能发券", f.class_id),
+            format!("班级 {} 未获批准或培训已结束，不能发券", f.class_id),
             format!(
                 "class {} is not approved or has finished; no voucher is issued",
                 f.class_id
@@ -992,6 +927,9 @@ fn same_or_higher(held: &SubsidyKey, asked: &SubsidyKey) -> Option<Same> {
         _ => None,
     }
 }
+
+mod settlement;
+pub use settlement::{SettleFacts, decide_settlement, may_redeem};
 
 #[cfg(test)]
 mod tests;

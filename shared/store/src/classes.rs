@@ -25,87 +25,9 @@ use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, norm
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Where a class is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClassStatus {
-    /// 已批准: may open.
-    Approved,
-    /// 未批准.
-    Rejected,
-    /// 培训中: the pre-opening check passed.
-    InTraining,
-    /// 已结业: the in-training check passed.
-    Completed,
-    /// 已考核: the post-training assessment was recorded; vouchers may be settled.
-    Assessed,
-}
-
-impl ClassStatus {
-    /// Chinese name.
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            Self::Approved => "已批准",
-            Self::Rejected => "未批准",
-            Self::InTraining => "培训中",
-            Self::Completed => "已结业",
-            Self::Assessed => "已考核",
-        }
-    }
-
-    /// The `snake_case` name.
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::InTraining => "in_training",
-            Self::Completed => "completed",
-            Self::Assessed => "assessed",
-        }
-    }
-}
-
-/// The three checks of 每班必查.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckKind {
-    /// 开班前验证.
-    PreOpening,
-    /// 培训中检查.
-    InTraining,
-    /// 培训后考核.
-    PostAssessment,
-}
-
-impl CheckKind {
-    /// Chinese name.
-    pub fn name_zh(self) -> &'static str {
-        match self {
-            Self::PreOpening => "开班前验证",
-            Self::InTraining => "培训中检查",
-            Self::PostAssessment => "培训后考核",
-        }
-    }
-
-    /// The status a class must have for this check, and the status a passed check moves it to.
-    pub fn transition(self) -> (ClassStatus, ClassStatus) {
-        match self {
-            Self::PreOpening => (ClassStatus::Approved, ClassStatus::InTraining),
-            Self::InTraining => (ClassStatus::InTraining, ClassStatus::Completed),
-            Self::PostAssessment => (ClassStatus::Completed, ClassStatus::Assessed),
-        }
-    }
-}
-
-/// Result of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckResult {
-    /// 合格: the class moves on.
-    Passed,
-    /// 不合格: recorded; the class stays where it is until a later check passes.
-    Failed,
-}
+/// A class's status, the checks of 每班必查 and their results are policy's
+/// (`policy::checks`, CK-ORDER): the store keeps them as they are.
+pub use policy::checks::{CheckKind, CheckResult, ClassPhase, ClassStatus};
 
 /// A recorded check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +95,11 @@ pub struct ClassRecord {
 }
 
 impl ClassRecord {
+    /// Where the class is on `today` (`training_ended` once its last class day is past).
+    pub fn phase_on(&self, today: NaiveDate) -> ClassPhase {
+        policy::checks::phase(self.status, self.application.end_date, today)
+    }
+
     /// Whether a passed check of `kind` is recorded.
     pub fn has_passed(&self, kind: CheckKind) -> bool {
         self.checks
@@ -594,8 +521,10 @@ pub struct ListFilter {
     pub district: Option<String>,
     /// Only this institution.
     pub institution: Option<String>,
-    /// Only this status.
-    pub status: Option<ClassStatus>,
+    /// Only this phase (on the day [`ListFilter::on`]).
+    pub status: Option<ClassPhase>,
+    /// The day phases are taken on (`training_ended` follows from the calendar).
+    pub on: NaiveDate,
 }
 
 impl ListFilter {
@@ -608,7 +537,7 @@ impl ListFilter {
     }
 
     fn matches(&self, r: &ClassRecord) -> bool {
-        self.status.is_none_or(|s| s == r.status)
+        self.status.is_none_or(|s| s == r.phase_on(self.on))
             && self
                 .district
                 .as_deref()
@@ -654,29 +583,27 @@ pub fn list(
     Ok(Page { items, next })
 }
 
-/// Why a check was refused.
+/// Why a check was not recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
     /// No such class.
     #[error("class not found")]
     NotFound,
-    /// The class is not in the state this check needs.
-    #[error("a {kind:?} check needs a class in state {needed:?}; the class is {status:?}")]
-    OutOfOrder {
-        /// The check.
-        kind: CheckKind,
-        /// State the check needs.
-        needed: ClassStatus,
-        /// State the class is in.
-        status: ClassStatus,
-    },
+    /// The rules refused it (CK-ORDER, CK-WINDOW).
+    #[error(transparent)]
+    Refused(#[from] policy::checks::CheckRefusal),
 }
 
-/// Records a check and moves the class on when it passed; refuses checks out of order.
+/// Records a check against the class as it is when the write lands, and
+/// moves the class on when it passed. `decide` is the policy's decision
+/// (`policy::checks::decide_check`) over the current record; it answers the
+/// status a passed check leaves the class in, and it may run several times
+/// under contention.
 pub fn record_check(
     kv: &impl KeyValue,
     id: &str,
     check: CheckRecord,
+    decide: impl Fn(&ClassRecord) -> Result<ClassStatus, policy::checks::CheckRefusal>,
     now: DateTime<Utc>,
 ) -> Result<ClassRecord, UpdateError<CheckError>> {
     let mut before_digest = None;
@@ -686,35 +613,22 @@ pub fn record_check(
     let updated = update_json::<ClassRecord, CheckError>(kv, &keys::class(id), "class", |cur| {
         let mut r = cur.ok_or(CheckError::NotFound)?;
         before_digest = Some(audit::digest_of(&r));
-        let (needed, next) = kind.transition();
-        if r.status != needed {
-            return Err(CheckError::OutOfOrder {
-                kind,
-                needed,
-                status: r.status,
-            });
-        }
+        let on_pass = decide(&r)?;
         r.checks.push(check.clone());
         if check.result == CheckResult::Passed {
-            r.status = next;
+            r.status = on_pass;
         }
         Ok(Some(r))
     })?
     .ok_or(UpdateError::Refused(CheckError::NotFound))?;
-    if updated.status == ClassStatus::InTraining && kind == CheckKind::PreOpening {
+    if kind == CheckKind::PreOpening && updated.status == ClassStatus::InTraining {
         index::append(kv, "classes:in_training", id)?;
     }
     audit::record(
         kv,
         Change {
             actor,
-            action: format!(
-                "class.check.{}",
-                serde_json::to_value(kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            ),
+            action: format!("class.check.{}", kind.id()),
             entity: format!("class:{id}"),
             before: before_digest,
             after: Some(audit::digest_of(&updated)),

@@ -12,7 +12,7 @@ use crate::kv::KeyValue;
 use crate::records::{StoreError, UpdateError, create_json, get_json, update_json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Key of a finding.
 pub fn finding_key(id: &str) -> String {
@@ -88,6 +88,12 @@ pub struct ClassHold {
     pub open: BTreeMap<String, String>,
     /// Findings ever opened on the class (the class is flagged once this is non-zero).
     pub total: u32,
+    /// Vouchers whose settlement was admitted against this record
+    /// ([`admit_settlement`]): a finding opened after them does not stop
+    /// them; it is opened after a settlement that counts, and an auditor
+    /// finds the vouchers here.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub settling: BTreeSet<String>,
 }
 
 impl ClassHold {
@@ -105,6 +111,33 @@ impl ClassHold {
 /// The class's hold record (empty when it never had a finding).
 pub fn hold(kv: &impl KeyValue, class_id: &str) -> Result<ClassHold, StoreError> {
     Ok(get_json(kv, &hold_key(class_id), "class hold")?.unwrap_or_default())
+}
+
+/// Admits the settlement of voucher `code` against the class's hold, by
+/// compare-and-swap on the hold record, the record every finding is opened
+/// in. `decide` sees the hold as it is at the swap (it may run several
+/// times); when it refuses nothing is written. When it admits, `code` is
+/// added to [`ClassHold::settling`] in the same swap, so a finding opened
+/// concurrently either lands first (and `decide` sees it) or after the
+/// settlement, never in between unseen. Returns the hold as admitted.
+pub fn admit_settlement<E>(
+    kv: &impl KeyValue,
+    class_id: &str,
+    code: &str,
+    decide: impl Fn(&ClassHold) -> Result<(), E>,
+) -> Result<ClassHold, UpdateError<E>> {
+    let mut admitted = None;
+    update_json::<ClassHold, E>(kv, &hold_key(class_id), "class hold", |cur| {
+        let mut h = cur.unwrap_or_default();
+        decide(&h)?;
+        admitted = Some(h.clone());
+        if h.settling.contains(code) {
+            return Ok(None);
+        }
+        h.settling.insert(code.to_string());
+        Ok(Some(h))
+    })?;
+    Ok(admitted.expect("an admitted settlement saw the hold"))
 }
 
 /// Reads a finding.

@@ -1552,3 +1552,32 @@ pub fn latest_run(kv: &impl KeyValue) -> Result<Option<String>, StoreError> {
         }
     }
 }
+
+/// How many spot-check call tasks of `class_id`, over every run, are not
+/// closed (answered, or unreachable after SC-CALL's attempts).
+pub fn open_tasks(kv: &impl KeyValue, class_id: &str) -> Result<usize, StoreError> {
+    let mut runs = Vec::new();
+    let mut from = Position::default();
+    loop {
+        let (ids, next) = index::read(kv, RUNS_INDEX, from, MAX_PAGE_SIZE)?;
+        runs.extend(ids);
+        match next {
+            Some(n) => from = n,
+            None => break,
+        }
+    }
+    if runs.is_empty() {
+        return Ok(0);
+    }
+    let keys: Vec<String> = runs.iter().map(|r| tasks_key(r, class_id)).collect();
+    let mut open = 0;
+    for bytes in kv.get_many(&keys)?.into_iter().flatten() {
+        let tasks: ClassTasks = decode(&bytes, "class tasks")?;
+        open += tasks
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Pending)
+            .count();
+    }
+    Ok(open)
+}

@@ -12,7 +12,6 @@ use crate::common::{call, token};
 use e2e::kv_redis::RedisSemantics;
 use e2e::redis_server::RedisServer;
 use e2e::{Host, HostConfig};
-use serde_json::json;
 use web::auth::Role;
 
 fn start(test: &str) -> Option<(RedisServer, Host)> {
@@ -49,28 +48,27 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
     // Eight concurrent filings of one application: one class.
     let host = std::sync::Arc::new(host);
     let id = crate::common::scenarios::file_at_once(&host, 8, |i| Some(format!("k-{i}"))).await;
-    // Checks move the class along (compare-and-swap on an existing record).
-    let path = format!("/api/v1/classes/{id}/checks");
-    for (kind, want) in [("pre_opening", "in_training"), ("in_training", "completed")] {
-        let body = json!({"kind": kind, "officer": "李科员", "at": chrono::Utc::now().to_rfc3339(), "result": "passed"});
-        let r = call(
-            &host,
-            "POST",
-            &path,
-            Some(&token(Role::DistrictOfficer, None)),
-            &body.to_string(),
-            &[],
-        )
-        .await;
+    // Checks move the class along (compare-and-swap on an existing record),
+    // each on its day of the class's calendar.
+    let app: policy::class_opening::ClassApplication =
+        serde_json::from_value(crate::common::application(30, 0)).unwrap();
+    for (kind, moment) in [
+        ("pre_opening", crate::common::Moment::Eve),
+        ("in_training", crate::common::Moment::FirstDay),
+    ] {
+        let offset = crate::common::move_clock(&host, &app, moment);
+        let r = crate::common::record_check(&host, &id, kind, "officer-1", offset).await;
         assert_eq!(
             (
                 r.status,
                 r.json().unwrap()["status"].as_str().map(str::to_string)
             ),
-            (200, Some(want.to_string())),
-            "{kind}"
+            (200, Some("in_training".to_string())),
+            "{kind}: {}",
+            r.text()
         );
     }
+    host.set_clock_offset_secs(0);
     let list = call(&host, "GET", "/api/v1/classes", Some(&admin), "", &[]).await;
     assert_eq!(list.json().unwrap()["items"].as_array().unwrap().len(), 1);
     let verify = call(&host, "GET", "/api/v1/audit/verify", Some(&admin), "", &[]).await;

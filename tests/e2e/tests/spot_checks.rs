@@ -12,7 +12,10 @@
 //!   machine, so it is ignored by default:
 //!   `cargo test -p e2e --test e2e spot_checks:: -- --ignored --nocapture`.
 
-use crate::common::{HMAC, PII_KEY, call, ok, product as config, seed, token_as as token};
+use crate::common::{
+    HMAC, Moment, PII_KEY, call, move_clock, ok, product as config, record_check, seed,
+    token_as as token, token_shifted,
+};
 use e2e::Host;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -20,8 +23,9 @@ use tempfile::TempDir;
 use web::auth::Role;
 
 /// Runs the window to the end; returns per request its steps, seconds and key-value calls.
-async fn run_to_end(host: &Host, body: &Value) -> Vec<(String, f64, u64)> {
-    let scheduler = token(Role::Scheduler, "cron-e2e", None);
+/// `offset` is the host's clock offset ([`Host::set_clock_offset_secs`]).
+async fn run_to_end(host: &Host, body: &Value, offset: i64) -> Vec<(String, f64, u64)> {
+    let scheduler = token_shifted(Role::Scheduler, "cron-e2e", None, offset);
     let mut pages = Vec::new();
     for _ in 0..10_000 {
         let t = Instant::now();
@@ -51,10 +55,7 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(config(dir.path().join("sqlite_key_value.db"))).expect("host starts");
     seed(&host).await;
-    let admin = token(Role::BureauAdmin, "bureau-e2e", None);
     let inst = token(Role::Institution, "inst-e2e", None);
-    let officer = token(Role::DistrictOfficer, "officer-e2e", None);
-    let inspector = token(Role::Inspector, "insp-e2e-1", None);
 
     // A class filed and opened through the class-opening routes.
     let today = policy::ids::today_cst();
@@ -70,12 +71,15 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
     .await;
     assert_eq!(filed["status"], "approved", "{filed}");
     let class_id = filed["id"].as_str().unwrap().to_string();
-    let check = |kind: &str| {
-        json!({"kind": kind, "officer": "王科长", "result": "passed", "notes": "",
-               "at": chrono::Utc::now() - chrono::Duration::minutes(1)})
-    };
-    let checks = format!("/api/v1/classes/{class_id}/checks");
-    ok(&host, "POST", &checks, &officer, check("pre_opening")).await;
+    // The pre-opening check on the eve; then the first class day.
+    let offset = move_clock(&host, &app, Moment::Eve);
+    let r = record_check(&host, &class_id, "pre_opening", "officer-1", offset).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let offset = move_clock(&host, &app, Moment::FirstDay);
+    let admin = token_shifted(Role::BureauAdmin, "bureau-e2e", None, offset);
+    let inst = token_shifted(Role::Institution, "inst-e2e", None, offset);
+    let inspector = token_shifted(Role::Inspector, "insp-e2e-1", None, offset);
+    let now = chrono::Utc::now() + chrono::Duration::seconds(offset);
 
     // The run.
     ok(
@@ -87,7 +91,7 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
     )
     .await;
     let window = "e2e-2022-06-20";
-    run_to_end(&host, &json!({"window": window, "seed": "314159"})).await;
+    run_to_end(&host, &json!({"window": window, "seed": "314159"}), offset).await;
     let published = ok(
         &host,
         "GET",
@@ -120,7 +124,7 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
     );
 
     // Vouchers for both sampled trainees, issued and redeemed while the class trains.
-    let social = token(Role::SocialSecurity, "card-e2e", None);
+    let social = token_shifted(Role::SocialSecurity, "card-e2e", None, offset);
     for t in [denier, other] {
         ok(
             &host,
@@ -165,7 +169,7 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
 
     // The denial.
     let call_body = json!({
-        "at": chrono::Utc::now() - chrono::Duration::minutes(5),
+        "at": now - chrono::Duration::minutes(5),
         "answered": true, "identity_confirmed": true, "attended": false, "fee_asked": false,
         "notes": "本人称未参加该培训班",
     });
@@ -183,9 +187,15 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
     let finding = called["finding"]["id"].as_str().unwrap().to_string();
     assert_eq!(called["finding"]["status"], "open");
 
-    // The class finishes and is assessed; settlement is refused for both.
-    ok(&host, "POST", &checks, &officer, check("in_training")).await;
-    ok(&host, "POST", &checks, &officer, check("post_assessment")).await;
+    // The in-training check; the class ends and is assessed; settlement (by
+    // another officer than the assessor, VO-4EYES) is refused for both.
+    let r = record_check(&host, &class_id, "in_training", "officer-1", offset).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let offset = move_clock(&host, &app, Moment::AfterLastDay);
+    let r = record_check(&host, &class_id, "post_assessment", "officer-1", offset).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let officer = token_shifted(Role::DistrictOfficer, "officer-e2e", None, offset);
+    let inspector = token_shifted(Role::Inspector, "insp-e2e-1", None, offset);
     let settle = |code: String| {
         let host = &host;
         let officer = officer.clone();
@@ -220,6 +230,27 @@ async fn a_denial_holds_settlement_of_the_class_until_the_district_office_rectif
     )
     .await;
     assert_eq!(hold["blocks_settlement"], true);
+
+    // VO-CALLS: the class's other calls are still open; they are answered.
+    let open = settle(other_code.clone()).await;
+    assert_eq!(
+        open.json().unwrap()["decision"]["blocking_rules"],
+        json!(["VO-CALLS", "SC-DENY"]),
+        "{}",
+        open.text()
+    );
+    let now = chrono::Utc::now() + chrono::Duration::seconds(offset);
+    for t in &tasks[1..] {
+        ok(
+            &host,
+            "POST",
+            &format!("/api/v1/spot-checks/tasks/{}/calls", t["task_id"].as_str().unwrap()),
+            &inspector,
+            json!({"at": now - chrono::Duration::minutes(5), "answered": true, "identity_confirmed": true,
+                   "attended": true, "fee_asked": false}),
+        )
+        .await;
+    }
 
     // The rectification releases both.
     let rect = ok(
@@ -308,6 +339,7 @@ async fn a_run_over_2000_classes_of_40_trainees_completes_in_bounded_pages() {
     let pages = run_to_end(
         &host,
         &json!({"window": "scale", "seed": "01382438112797316654", "page_size": page_size}),
+        0,
     )
     .await;
     let total = t.elapsed().as_secs_f64();

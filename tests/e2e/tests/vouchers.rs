@@ -2,7 +2,9 @@
 //! filing the class) in the project's Spin test host, over HTTP, with the
 //! key-value data in a SQLite file and WeChat as a mock server on loopback.
 
-use crate::common::{call, dump, file_class, seed};
+use crate::common::{
+    Moment, call, dump, file_class, move_clock, record_check, seed, token_shifted,
+};
 use e2e::{Host, HostConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -58,24 +60,6 @@ async fn activate(
         refs.push(v["person_ref"].as_str().unwrap().to_string());
     }
     refs
-}
-
-async fn record_checks(host: &Host, class_id: &str) {
-    let officer = token(Role::DistrictOfficer, None);
-    let at = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
-    for kind in ["pre_opening", "in_training", "post_assessment"] {
-        let body = json!({"kind": kind, "officer": "王科长", "at": at, "result": "passed"});
-        let r = call(
-            host,
-            "POST",
-            &format!("/api/v1/classes/{class_id}/checks"),
-            Some(&officer),
-            &body.to_string(),
-            &[],
-        )
-        .await;
-        assert_eq!(r.status, 200, "{kind}: {}", r.text());
-    }
 }
 
 /// ID and phone numbers of the roster, as written and in the forms they might leak.
@@ -184,6 +168,26 @@ async fn issue_redeem_and_settle_through_the_spin_host_and_count_progress() {
     assert_eq!(early.status, 409, "{}", early.text());
     assert_eq!(early.json().unwrap()["state"], "issued");
 
+    // VO-OPEN: not used before the pre-opening check, on the eve of the class.
+    let not_open = call(
+        &host,
+        "POST",
+        &format!("/api/v1/vouchers/{}/redeem", codes[0]),
+        Some(&inst),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (not_open.status, not_open.json().unwrap()["code"].clone()),
+        (409, json!("class_not_opened")),
+        "VO-OPEN: {}",
+        not_open.text()
+    );
+    let offset = move_clock(&host, &app, Moment::Eve);
+    let r = record_check(&host, &class_id, "pre_opening", "officer-1", offset).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let inst = token_shifted(Role::Institution, "institution-e2e", None, offset);
     for c in &codes {
         let r = call(
             &host,
@@ -196,7 +200,34 @@ async fn issue_redeem_and_settle_through_the_spin_host_and_count_progress() {
         .await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
-    record_checks(&host, &class_id).await;
+    let offset = move_clock(&host, &app, Moment::FirstDay);
+    let r = record_check(&host, &class_id, "in_training", "officer-1", offset).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let offset = move_clock(&host, &app, Moment::AfterLastDay);
+    let r = record_check(&host, &class_id, "post_assessment", "officer-1", offset).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // VO-4EYES: the officer who recorded the assessment does not settle.
+    let own = call(
+        &host,
+        "POST",
+        &format!("/api/v1/vouchers/{}/settle", codes[0]),
+        Some(&token_shifted(
+            Role::DistrictOfficer,
+            "officer-1",
+            None,
+            offset,
+        )),
+        &settle_body,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (own.status, own.json().unwrap()["code"].clone()),
+        (403, json!("four_eyes")),
+        "{}",
+        own.text()
+    );
+    let officer = token_shifted(Role::DistrictOfficer, "officer-2", None, offset);
     let mut paid = 0;
     for c in &codes[..2] {
         let r = call(
@@ -230,7 +261,12 @@ async fn issue_redeem_and_settle_through_the_spin_host_and_count_progress() {
             "/api/v1/stats/progress?year={}",
             chrono::Datelike::year(&app.start_date)
         ),
-        Some(&token(Role::BureauAdmin, None)),
+        Some(&token_shifted(
+            Role::BureauAdmin,
+            "bureau-e2e",
+            None,
+            offset,
+        )),
         "",
         &[],
     )
@@ -252,13 +288,13 @@ async fn issue_redeem_and_settle_through_the_spin_host_and_count_progress() {
     assert_eq!(archive.status, 200);
     assert_eq!(archive.json().unwrap()["entries"][0]["result"], "settled");
 
-    // The data survive a restart of the host.
+    // The data survive a restart of the host (whose clock is the real one again).
     let host = host.restart().unwrap();
     let got = call(
         &host,
         "GET",
         &format!("/api/v1/vouchers/{}", codes[0]),
-        Some(&inst),
+        Some(&token(Role::Institution, None)),
         "",
         &[],
     )

@@ -421,64 +421,6 @@ fn vo_flow_allows_only_the_documented_moves() {
     }
 }
 
-fn settle_facts() -> SettleFacts {
-    SettleFacts {
-        state: VoucherState::Redeemed,
-        assessed: true,
-        certificate_no: "Y000053010000522000123".into(),
-        own_finding: false,
-        other_findings: 0,
-        on: day("2022-08-01"),
-    }
-}
-
-#[test]
-fn vo_flow_settlement_needs_redeemed_assessed_certificate_and_no_finding() {
-    assert_eq!(
-        decide_settlement(&settle_facts()).outcome,
-        Outcome::Approved
-    );
-    let mut f = settle_facts();
-    f.state = VoucherState::Issued;
-    assert!(
-        decide_settlement(&f).failed("VO-FLOW"),
-        "VO-FLOW before redeem"
-    );
-    let mut f = settle_facts();
-    f.state = VoucherState::Settled;
-    assert!(
-        decide_settlement(&f).failed("VO-FLOW"),
-        "VO-FLOW settled once"
-    );
-    let mut f = settle_facts();
-    f.assessed = false;
-    assert!(
-        decide_settlement(&f).failed("VO-FLOW"),
-        "VO-FLOW assessment"
-    );
-    let mut f = settle_facts();
-    f.certificate_no = "  ".into();
-    assert!(
-        decide_settlement(&f).failed("VO-FLOW"),
-        "VO-FLOW certificate"
-    );
-    let mut f = settle_facts();
-    f.own_finding = true;
-    let d = decide_settlement(&f);
-    assert!(d.failed("SC-DENY"));
-    assert!(
-        d.of("SC-DENY")
-            .any(|x| !x.passed && x.message_en.contains("the trainee"))
-    );
-    let mut f = settle_facts();
-    f.other_findings = 2;
-    let d = decide_settlement(&f);
-    assert!(
-        d.of("SC-DENY")
-            .any(|x| !x.passed && x.message_en.contains("other trainees"))
-    );
-}
-
 #[test]
 fn codes_round_trip_through_grouping_lower_case_and_qr() {
     let code = VoucherCode::from_random(&[0xA5; 12]);

@@ -1,7 +1,7 @@
 //! The class-opening scenarios run on every key-value backend (SQLite in
 //! `class_opening.rs`, Redis in `redis_backend.rs`): same requests, same results.
 
-use super::{application, call, seed, token};
+use super::{Moment, application, call, move_clock, record_check, seed, token};
 use e2e::Host;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -101,55 +101,64 @@ pub async fn files_a_valid_and_an_invalid_application_and_reads_them_back(host: 
     assert_eq!(next.json().unwrap()["items"].as_array().unwrap().len(), 1);
 }
 
-/// Records the three checks of 每班必查 in order and refuses one out of order.
+/// Records the three checks of 每班必查 in order, each on its day of the
+/// class's calendar (CK-WINDOW), and refuses one out of order (CK-ORDER).
 pub async fn records_the_three_checks_in_order_and_refuses_moves_out_of_order(host: &Host) {
     seed(host).await;
+    let app = application(10, 0);
     let filed = call(
         host,
         "POST",
         "/api/v1/classes",
         Some(&token(Role::Institution, None)),
-        &application(10, 0).to_string(),
+        &app.to_string(),
         &[],
     )
     .await;
     let id = filed.json().unwrap()["id"].as_str().unwrap().to_string();
-    let officer = token(Role::DistrictOfficer, None);
-    let path = format!("/api/v1/classes/{id}/checks");
-    let at = chrono::Utc::now().to_rfc3339();
-    let body = |kind: &str| {
-        json!({"kind": kind, "officer": "李科员", "at": at, "result": "passed", "notes": "现场核验"}).to_string()
-    };
-    let early = call(
-        host,
-        "POST",
-        &path,
-        Some(&officer),
-        &body("post_assessment"),
-        &[],
-    )
-    .await;
+    let app: policy::class_opening::ClassApplication = serde_json::from_value(app).unwrap();
+    // CK-WINDOW: on the day of filing, three weeks ahead, the pre-opening check is too early.
+    let early = record_check(host, &id, "pre_opening", "officer-1", 0).await;
+    assert_eq!(
+        (
+            early.status,
+            early.json().unwrap()["code"].as_str().map(str::to_string),
+            early.json().unwrap()["bound"].as_str().map(str::to_string)
+        ),
+        (
+            422,
+            Some("check_out_of_window".to_string()),
+            Some("window_start".to_string())
+        ),
+        "{}",
+        early.text()
+    );
+    let offset = move_clock(host, &app, Moment::Eve);
+    let early = record_check(host, &id, "post_assessment", "officer-1", offset).await;
     assert_eq!(early.status, 409);
     assert_eq!(
         early.header("content-type"),
         Some("application/problem+json")
     );
     assert_eq!(early.json().unwrap()["state"], "approved");
-    for (kind, want) in [
-        ("pre_opening", "in_training"),
-        ("in_training", "completed"),
-        ("post_assessment", "assessed"),
+    for (kind, moment, want) in [
+        ("pre_opening", Moment::Eve, "in_training"),
+        ("in_training", Moment::FirstDay, "in_training"),
+        ("post_assessment", Moment::AfterLastDay, "assessed"),
     ] {
-        let r = call(host, "POST", &path, Some(&officer), &body(kind), &[]).await;
+        let offset = move_clock(host, &app, moment);
+        let r = record_check(host, &id, kind, "officer-1", offset).await;
         assert_eq!(
             (
                 r.status,
                 r.json().unwrap()["status"].as_str().map(str::to_string)
             ),
             (200, Some(want.to_string())),
-            "{kind}"
+            "{kind}: {}",
+            r.text()
         );
     }
+    host.set_clock_offset_secs(0);
 }
 
 /// Every kind of bad request gets its problem details, and `dump` (the
