@@ -19,9 +19,15 @@
 //!
 //! # Order of writes
 //!
-//! Issue: ledger entry (the decision point), voucher record, indexes, audit. A
-//! retry that finds its ledger entry without a voucher record writes the
-//! record ([`issue`] returns it as existing). A move: voucher record (CAS),
+//! Issue: ledger entry (the decision point, with an issue lease,
+//! VO-ISSUE-LEASE), then, by the lease holder only, indexes, the
+//! `voucher.issued` event and last the voucher record, created only if absent
+//! ([`create_json`]). A request that finds the entry without a record waits
+//! for it; only once the lease has lapsed (the winner died) does one such
+//! request take the lease over by compare-and-swap on the ledger and write
+//! the record ([`issue`] returns it as existing). No path writes a voucher
+//! record without reading it: creation is create-if-absent, every later write
+//! a compare-and-swap ([`apply`], [`repair`], [`sweep`]). A move: voucher record (CAS),
 //! ledger entry state, archive and progress (each idempotent, then flagged on
 //! the voucher record), audit. A retried move on a voucher already moved
 //! finishes the flags ([`repair`]).
