@@ -365,3 +365,20 @@ fn two_hundred_concurrent_issues_write_one_record_and_one_event_and_an_early_red
         assert_eq!(written, vec![voucher_key(&first)], "round {round}");
     }
 }
+
+#[test]
+fn a_lapsed_lease_is_taken_over_by_exactly_one_of_two_requests_that_saw_it() {
+    let kv = MemoryStore::new();
+    let t0 = Utc::now();
+    dead_winner(&kv, &code(1), Some(t0));
+    let seen = ledger(&kv, &draft().person).unwrap().entries[0].clone();
+    let later = t0 + lease().duration;
+    let first = take_over(&kv, &draft().person, &seen, later).unwrap();
+    assert!(matches!(first, TakeOver::Won(ref others) if others.is_empty()));
+    let second = take_over(&kv, &draft().person, &seen, later).unwrap();
+    let TakeOver::Lost(now_held) = second else {
+        panic!("VO-ISSUE-LEASE: a second take-over of the same lapsed lease must lose")
+    };
+    assert_eq!(now_held.lease_until, Some(later), "it sees the winner's lease");
+    assert_eq!(ledger(&kv, &draft().person).unwrap().rev, 2, "one take-over written");
+}
