@@ -379,6 +379,14 @@ fn a_lapsed_lease_is_taken_over_by_exactly_one_of_two_requests_that_saw_it() {
     let TakeOver::Lost(now_held) = second else {
         panic!("VO-ISSUE-LEASE: a second take-over of the same lapsed lease must lose")
     };
-    assert_eq!(now_held.lease_until, Some(later), "it sees the winner's lease");
-    assert_eq!(ledger(&kv, &draft().person).unwrap().rev, 2, "one take-over written");
+    assert_eq!(
+        now_held.lease_until,
+        Some(later),
+        "it sees the winner's lease"
+    );
+    assert_eq!(
+        ledger(&kv, &draft().person).unwrap().rev,
+        2,
+        "one take-over written"
+    );
 }
