@@ -177,7 +177,7 @@ impl Prepared {
 
 async fn variable(name: &str) -> Result<String, Reply> {
     spin_sdk::variables::get(name).await.map_err(|_| {
-        eprintln!("configuration: variable {name} is not set");
+        log_line(&format!("configuration: variable {name} is not set"));
         reply(
             Problem::internal(format!(
                 "the service is not configured: variable {name} is missing"
@@ -226,7 +226,7 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
         }
     }
     if let Err(msg) = secrets.check() {
-        eprintln!("configuration: {msg}");
+        log_line(&format!("configuration: {msg}"));
         return Err(reply(
             Problem::internal(format!("the service is not configured: {msg}")).into_response(),
         ));
@@ -251,12 +251,24 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
 
 /// Logs one line about a finished request: method, path, status.
 pub fn log(component: &str, req: &web::Request, res: &web::Response) {
-    eprintln!(
+    log_line(&format!(
         "{component} {} {} {}",
         req.method(),
         req.uri().path(),
         res.status().as_u16()
-    );
+    ));
+}
+
+/// Writes `line` and its newline to stderr in one write. Standard error is
+/// not buffered, and `eprintln!` writes each piece of its format on its own,
+/// so under concurrency the pieces of two requests' lines interleaved
+/// ("vouchersvouchers POST  POST …"); one write of the whole line cannot.
+pub fn log_line(line: &str) {
+    use std::io::Write;
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let _ = std::io::stderr().write_all(&bytes);
 }
 
 /// Prepares the request, runs a synchronous `handler`, logs and replies.

@@ -1324,3 +1324,71 @@ fn vo_issue_lease_a_line_whose_winner_still_holds_its_lease_answers_503_with_ret
         1
     );
 }
+
+/// Settles `code` on `day` as the district officer `sub`.
+fn settle_as(w: &World, day: &str, sub: &str, code: &str) -> Reply {
+    let now = at(day);
+    let mut c = claims(Role::DistrictOfficer, now);
+    c.sub = sub.into();
+    w.send(
+        now,
+        request(
+            "POST",
+            &format!("/api/v1/vouchers/{code}/settle"),
+            Some(&mint(&c, JWT)),
+            Some(json!({"certificate_no": "Y530000220600001"})),
+            None,
+        ),
+    )
+}
+
+#[test]
+fn vo_ended_settlement_waits_for_the_day_after_the_last_class_day() {
+    // The class's last day is 2022-06-27; its assessment is dated on that day.
+    let w = World::new(2);
+    let codes = w.issued(2);
+    w.opened();
+    assert_eq!(w.redeem("2022-06-13", &codes[0]).status, 200);
+    w.check(CheckKind::InTraining, "2022-06-20");
+    w.check(CheckKind::PostAssessment, "2022-06-27");
+    for day in ["2022-06-26", "2022-06-27"] {
+        let r = unchanged(&w, || settle_as(&w, day, "officer-2", &codes[0]));
+        assert_eq!(
+            (r.status, r.body["code"].as_str(), r.body["rule"].as_str()),
+            (409, Some("training_not_ended"), Some("VO-ENDED")),
+            "{day}: {}",
+            r.text
+        );
+        assert_eq!(r.body["last_day"], "2022-06-27");
+    }
+    let r = settle_as(&w, "2022-06-28", "officer-2", &codes[0]);
+    assert_eq!(
+        (r.status, r.body["state"].as_str()),
+        (200, Some("settled")),
+        "{}",
+        r.text
+    );
+}
+
+#[test]
+fn vo_4eyes_the_officer_who_recorded_the_assessment_cannot_settle_its_vouchers() {
+    let w = World::new(2);
+    let codes = w.issued(2);
+    w.opened();
+    assert_eq!(w.redeem("2022-06-13", &codes[0]).status, 200);
+    // The checks are recorded by officer `o` (World::check).
+    w.assessed();
+    let r = unchanged(&w, || settle_as(&w, "2022-06-30", "o", &codes[0]));
+    assert_eq!(
+        (r.status, r.body["code"].as_str(), r.body["rule"].as_str()),
+        (403, Some("four_eyes"), Some("VO-4EYES")),
+        "{}",
+        r.text
+    );
+    let r = settle_as(&w, "2022-06-30", "officer-2", &codes[0]);
+    assert_eq!(
+        r.status, 200,
+        "VO-4EYES: another officer settles: {}",
+        r.text
+    );
+}

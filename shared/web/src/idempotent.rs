@@ -52,11 +52,15 @@ pub fn run<K: KeyValue>(
             "幂等键已用于另一个请求",
             "this Idempotency-Key was used with a different request; use a new key",
         )),
-        NextAction::InProgress => Err(Problem::conflict(
+        NextAction::InProgress { retry_after_secs } => Err(Problem::conflict(
             "request_in_progress",
             "相同幂等键的请求正在处理",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )),
+            format!(
+                "a request with this Idempotency-Key is still being processed; retry in {retry_after_secs} s"
+            ),
+        )
+        .header(http::header::RETRY_AFTER, retry_after_secs.to_string())
+        .with("retry_after", retry_after_secs)),
         NextAction::StartProcessing(claim) => {
             let result = handler();
             match &result {

@@ -37,6 +37,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     // `T`. Only a body that fails is read again, the slow way below, to tell
     // a syntax error from a type error and to name the path (reading a
     // 60-trainee application twice was a tenth of a validation's time).
+    // Every body of the contract is an object. serde reads a struct from a
+    // JSON array too, by position, which would skip the unknown-member and
+    // repeated-member checks: anything but an object is refused first.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(Problem::invalid("body: the body must be a JSON object")
+            .field("body", "must be a JSON object"));
+    }
     let direct = match serde_json::from_slice(bytes) {
         Ok(typed) => return Ok(typed),
         Err(e) => e,
@@ -186,6 +196,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(format!("{direct:?}"), format!("{slow:?}"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_422_naming_the_body() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Activation {
+            id_number: String,
+            active: bool,
+        }
+        for body in [
+            r#"["11010519491231002X", true]"#,
+            r#""text""#,
+            "12",
+            "null",
+            " true",
+            "[]",
+        ] {
+            let p = parse::<Activation>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (p.status, p.code.as_str()),
+                (422, "validation_failed"),
+                "{body}"
+            );
+            assert_eq!(p.errors[0].field, "body", "{body}");
+        }
+        // Broken JSON stays a 400 with its position; an object is read.
+        assert_eq!(parse::<Activation>(b"[1,").unwrap_err().status, 400);
+        assert!(parse::<Activation>(br#"{"id_number":"x","active":true}"#).is_ok());
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Problem {
     /// Further members (a state, a limit).
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Response headers the problem needs (`Allow` on a 405, `Retry-After`).
+    #[serde(skip)]
+    pub headers: Vec<(http::HeaderName, String)>,
 }
 
 impl Problem {
@@ -57,7 +60,14 @@ impl Problem {
             code: code.to_string(),
             errors: Vec::new(),
             extra: serde_json::Map::new(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: http::HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// Adds a field issue.
@@ -89,6 +99,11 @@ impl Problem {
         let body = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
         let mut res = http::Response::new(Bytes::from(body));
         *res.status_mut() = self.status();
+        for (name, value) in &self.headers {
+            if let Ok(v) = http::HeaderValue::from_str(value) {
+                res.headers_mut().insert(name.clone(), v);
+            }
+        }
         res.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/problem+json"),

@@ -86,7 +86,9 @@ impl<T: Copy> Router<T> {
             .iter()
             .find(|(meth, _)| meth == method || (method == Method::HEAD && meth == Method::GET))
             .map(|(_, r)| *r)
-            .ok_or_else(Problem::method_not_allowed)?;
+            .ok_or_else(|| {
+                Problem::method_not_allowed().header(http::header::ALLOW, allow(m.value))
+            })?;
         let params = m
             .params
             .iter()
@@ -94,6 +96,18 @@ impl<T: Copy> Router<T> {
             .collect();
         Ok(Matched { route, params })
     }
+}
+
+/// The `Allow` header of a path served with `methods` (RFC 9110 §10.2.1):
+/// each method once, HEAD wherever GET is (the router answers it).
+fn allow<T>(methods: &[(Method, T)]) -> String {
+    let mut names: Vec<&str> = methods.iter().map(|(m, _)| m.as_str()).collect();
+    if names.contains(&"GET") {
+        names.push("HEAD");
+    }
+    names.sort_unstable();
+    names.dedup();
+    names.join(", ")
 }
 
 /// Decodes `%XX` and `+` in a query component.
