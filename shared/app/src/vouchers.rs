@@ -463,12 +463,14 @@ fn issue<K: KeyValue>(
                             card_active,
                             held,
                             today,
+                            first_day: facts.start_date,
                         },
                         Parameters::shipped(),
                         Subsidies::shipped(),
                     )
                 };
-                let outcome = vs::issue(env.kv, &draft, &code, decide, &actor, env.now)?;
+                let lease = vs::IssueLease::new(rules::issue_lease(today, Parameters::shipped()));
+                let outcome = vs::issue(env.kv, &draft, &code, decide, lease, &actor, env.now)?;
                 let base = json!({
                     "line": line,
                     "name": trainee.name,
@@ -486,6 +488,9 @@ fn issue<K: KeyValue>(
                         n_existing += 1;
                         item["outcome"] = json!("existing");
                         item["voucher"] = voucher_view(&r, today);
+                    }
+                    Issued::Pending { retry_after, .. } => {
+                        return Ok(issue_pending(*line, retry_after));
                     }
                     Issued::Refused(d) => {
                         n_refused += 1;
@@ -508,6 +513,31 @@ fn issue<K: KeyValue>(
             ))
         },
     )
+}
+
+/// 503 `voucher_issue_pending` with `Retry-After`: another request won this
+/// line's voucher and, after the wait, still holds its issue lease
+/// (VO-ISSUE-LEASE) without having written the record. Nothing of this request
+/// is kept (its idempotency key is freed), so a retry, with the same key or
+/// another, answers the voucher once the record exists.
+fn issue_pending(line: usize, retry_after: chrono::Duration) -> Response {
+    let seconds = (retry_after.num_milliseconds().max(0) as u64)
+        .div_ceil(1000)
+        .max(1);
+    let mut res = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "voucher_issue_pending",
+        "该学员的培训券正由另一请求发放，请稍后重试",
+        format!(
+            "another request is issuing the voucher of roster line {line}; retry after {seconds} s"
+        ),
+    )
+    .with("line", line)
+    .with("retry_after", seconds)
+    .into_response();
+    res.headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    res
 }
 
 fn list_class<K: KeyValue>(

@@ -53,6 +53,7 @@ struct Reply {
     status: u16,
     body: Value,
     text: String,
+    headers: http::HeaderMap,
 }
 
 fn request(
@@ -78,6 +79,7 @@ fn reply(res: web::Response) -> Reply {
         status: a.status.as_u16(),
         body: a.body,
         text: a.text,
+        headers: a.headers,
     }
 }
 
@@ -109,8 +111,14 @@ impl WeChat for FakeWeChat {
 impl World {
     /// An approved 养老护理员 class of `n` trainees (filed 2022-06-01, first day 2022-06-13).
     fn new(n: usize) -> World {
+        World::starting(n, "2022-06-13", "2022-06-01")
+    }
+
+    /// An approved class of `n` trainees with first day `start`, filed on `filed`.
+    fn starting(n: usize, start: &str, filed: &str) -> World {
         let kv = MemoryStore::new();
-        let (app, ctx) = fixtures::valid_class(n);
+        let (app, ctx) =
+            fixtures::valid_class_from(start.parse().unwrap(), filed.parse().unwrap(), n, 0);
         let d = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
         assert_eq!(
             d.outcome,
@@ -129,7 +137,7 @@ impl World {
                 sub: "inst".into(),
                 role: "institution".into(),
             },
-            at("2022-06-01"),
+            at(filed),
         )
         .unwrap();
         World {
@@ -374,9 +382,14 @@ fn one_hundred_concurrent_issues_for_one_trainee_give_exactly_one_voucher() {
     let vouchers_in_store =
         w.kv.dump()
             .keys()
-            .filter(|k| k.starts_with("vt:voucher:"))
+            .filter(|k| k.starts_with("vt:voucher:") && !k.contains('#'))
             .count();
     assert_eq!(vouchers_in_store, 1);
+    assert_eq!(
+        w.kv.writes_to(&store::vouchers::voucher_key(&ledger.entries[0].code)),
+        1,
+        "one writer: the record is written once"
+    );
     let codes: std::collections::BTreeSet<&str> = replies
         .iter()
         .map(|r| r.body["results"][0]["voucher"]["code"].as_str().unwrap())
@@ -669,6 +682,8 @@ fn vo_year_a_fourth_subsidised_training_in_a_year_is_refused_at_issue() {
                 issued_on: "2022-05-01".parse().unwrap(),
                 last_valid_day: "2022-07-31".parse().unwrap(),
                 state: policy::vouchers::VoucherState::Redeemed,
+                first_day: None,
+                lease_until: None,
             })
             .collect(),
     };
@@ -1171,6 +1186,144 @@ fn vo_class_no_voucher_is_issued_for_a_class_whose_training_has_ended() {
     let r = issue_on("2022-06-28", 1);
     assert_eq!(r.body["refused"], 1, "{}", r.text);
     assert_eq!(r.body["results"][0]["blocking_rules"], json!(["VO-CLASS"]));
+}
+
+/// Three settled trainings of other occupations whose classes started in 2022.
+fn three_trainings_of_2022(w: &World, line: usize) {
+    let ledger = store::vouchers::Ledger {
+        rev: 1,
+        entries: (0..3)
+            .map(|i| store::vouchers::LedgerEntry {
+                code: format!("OTHER{i}"),
+                class_id: format!("KM-2022-90000{i}"),
+                roster_line: 0,
+                key: policy::vouchers::SubsidyKey::Level(
+                    policy::ids::OccupationCode::parse(
+                        ["4-10-01-06", "4-10-01-02", "4-03-02-01"][i],
+                    )
+                    .unwrap(),
+                    policy::ids::SkillLevel::Five,
+                ),
+                issued_on: "2022-05-01".parse().unwrap(),
+                last_valid_day: "2022-07-31".parse().unwrap(),
+                state: policy::vouchers::VoucherState::Settled,
+                first_day: Some("2022-05-09".parse().unwrap()),
+                lease_until: None,
+            })
+            .collect(),
+    };
+    w.kv.set(
+        &store::vouchers::ledger_key(&w.person(line)),
+        &serde_json::to_vec(&ledger).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn vo_year_a_class_starting_2023_01_05_issued_on_2022_12_20_does_not_count_against_2022_and_one_starting_2022_12_31_does()
+ {
+    for (first_day, refused) in [("2023-01-05", false), ("2022-12-31", true)] {
+        let w = World::starting(1, first_day, "2022-12-12");
+        w.activate([0]);
+        three_trainings_of_2022(&w, 0);
+        let now = at("2022-12-20");
+        let r = w.send(
+            now,
+            request(
+                "POST",
+                &format!("/api/v1/classes/{}/vouchers", w.class_id),
+                Some(&token(Role::Institution, now)),
+                Some(json!({"lines": [0]})),
+                None,
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        let item = &r.body["results"][0];
+        if refused {
+            assert_eq!(
+                item["blocking_rules"],
+                json!(["VO-YEAR"]),
+                "VO-YEAR: a class starting {first_day} is the fourth training of 2022: {item}"
+            );
+        } else {
+            assert_eq!(
+                item["outcome"], "issued",
+                "VO-YEAR: a class starting {first_day} counts in 2023, not in 2022 when it was issued: {item}"
+            );
+            let e = store::vouchers::ledger(&w.kv, &w.person(0))
+                .unwrap()
+                .entries[3]
+                .clone();
+            assert_eq!(e.first_day, Some("2023-01-05".parse().unwrap()));
+        }
+    }
+}
+
+#[test]
+fn vo_issue_lease_a_line_whose_winner_still_holds_its_lease_answers_503_with_retry_after_and_writes_nothing()
+ {
+    let w = World::new(1);
+    w.activate([0]);
+    let now = at("2022-06-05");
+    let code = policy::vouchers::VoucherCode::from_random(&[7; 12]);
+    // Another request won line 0's ledger entry a moment ago and has not written the record yet.
+    let ledger = store::vouchers::Ledger {
+        rev: 1,
+        entries: vec![store::vouchers::LedgerEntry {
+            code: code.as_str().to_string(),
+            class_id: w.class_id.clone(),
+            roster_line: 0,
+            key: policy::vouchers::SubsidyKey::Level(
+                policy::ids::OccupationCode::parse("4-10-01-05").unwrap(),
+                policy::ids::SkillLevel::Five,
+            ),
+            issued_on: "2022-06-05".parse().unwrap(),
+            last_valid_day: "2022-09-04".parse().unwrap(),
+            state: policy::vouchers::VoucherState::Issued,
+            first_day: Some("2022-06-13".parse().unwrap()),
+            lease_until: Some(now + chrono::Duration::seconds(30)),
+        }],
+    };
+    w.kv.set(
+        &store::vouchers::ledger_key(&w.person(0)),
+        &serde_json::to_vec(&ledger).unwrap(),
+    )
+    .unwrap();
+    let began = std::time::Instant::now();
+    let r = unchanged(&w, || w.issue(json!({"lines": [0]}), Some("lease-1")));
+    let waited = began.elapsed();
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["code"], "voucher_issue_pending");
+    assert_eq!(r.body["line"], 0);
+    let after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(r.body["retry_after"], after);
+    assert!(
+        (1..=30).contains(&after) && after <= 30 - waited.as_secs(),
+        "VO-ISSUE-LEASE: Retry-After is what is left of the lease: {after}"
+    );
+    assert!(
+        waited >= store::vouchers::ISSUE_PATIENCE,
+        "it waited for the record first: {waited:?}"
+    );
+    // After the lease, the same key finishes the issue with the ledger's code.
+    let later = now + chrono::Duration::seconds(31);
+    let r = w.send(
+        later,
+        request(
+            "POST",
+            &format!("/api/v1/classes/{}/vouchers", w.class_id),
+            Some(&token(Role::Institution, later)),
+            Some(json!({"lines": [0]})),
+            Some("lease-1"),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["existing"], 1, "{}", r.text);
+    assert_eq!(r.body["results"][0]["voucher"]["code"], code.to_string());
+    assert_eq!(
+        w.kv.writes_to(&store::vouchers::voucher_key(code.as_str())),
+        1
+    );
 }
 
 /// Settles `code` on `day` as the district officer `sub`.

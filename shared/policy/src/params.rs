@@ -26,6 +26,7 @@ pub mod names {
     pub const CO_SHARED_PHONE_LIMIT: &str = "co_shared_phone_limit";
     pub const VO_MAX_PER_YEAR: &str = "vo_max_per_year";
     pub const VO_VALID_MONTHS: &str = "vo_valid_months";
+    pub const VO_ISSUE_LEASE_SECONDS: &str = "vo_issue_lease_seconds";
     pub const SC_MIN_SAMPLE: &str = "sc_min_sample";
     pub const SC_RATE_PERCENT: &str = "sc_rate_percent";
     pub const SC_RAISED_RATE_PERCENT: &str = "sc_raised_rate_percent";
@@ -56,6 +57,7 @@ pub mod names {
         CO_SHARED_PHONE_LIMIT,
         VO_MAX_PER_YEAR,
         VO_VALID_MONTHS,
+        VO_ISSUE_LEASE_SECONDS,
         SC_MIN_SAMPLE,
         SC_RATE_PERCENT,
         SC_RAISED_RATE_PERCENT,

@@ -634,6 +634,18 @@ pub fn last_valid_day(issued_on: NaiveDate, params: &Parameters) -> NaiveDate {
         .unwrap_or(NaiveDate::MAX)
 }
 
+/// VO-ISSUE-LEASE: how long, from winning a voucher's ledger entry on
+/// `issued_on`, the winning request alone may write the voucher's record and
+/// its `voucher.issued` event. Until it ends every other request waits; after
+/// it, one other request may take the lease over and finish the issue.
+pub fn issue_lease(issued_on: NaiveDate, params: &Parameters) -> chrono::Duration {
+    let seconds = params
+        .at_or_first(names::VO_ISSUE_LEASE_SECONDS, issued_on)
+        .value
+        .clamp(1, 86_400);
+    chrono::Duration::seconds(seconds)
+}
+
 /// The state as of `today`: an issued voucher past its last valid day is expired (VO-VALID).
 pub fn effective_state(
     state: VoucherState,
@@ -673,6 +685,11 @@ pub struct Held {
     pub key: SubsidyKey,
     /// Issue date.
     pub issued_on: NaiveDate,
+    /// The class's first day (the training's legal date, VO-YEAR). `None` on
+    /// ledger entries written before it was recorded: those count by their
+    /// issue date instead (see [`Held::training_day`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_day: Option<NaiveDate>,
     /// Last valid day.
     pub last_valid_day: NaiveDate,
     /// State as recorded.
@@ -682,6 +699,14 @@ pub struct Held {
 impl Held {
     fn counts_on(&self, today: NaiveDate) -> bool {
         effective_state(self.state, self.last_valid_day, today).counts()
+    }
+
+    /// The day VO-YEAR dates this training by: the class's first day, or, for
+    /// an entry recorded before first days were kept, its issue date (the
+    /// rule as it was; such entries are all issued before their class began,
+    /// so at worst they count in the year before their class's).
+    pub fn training_day(&self) -> NaiveDate {
+        self.first_day.unwrap_or(self.issued_on)
     }
 }
 
@@ -706,8 +731,11 @@ pub struct IssueFacts<'a> {
     pub card_active: Option<bool>,
     /// The person's earlier vouchers.
     pub held: &'a [Held],
-    /// Issue date (the legal date).
+    /// Issue date (VO-VALID and VO-SAME's reading of earlier vouchers).
     pub today: NaiveDate,
+    /// The class's first day: the training's legal date, whose calendar year
+    /// VO-YEAR counts in (as the progress counters do).
+    pub first_day: NaiveDate,
 }
 
 /// An issue decision with its amount when approved.
@@ -790,31 +818,41 @@ pub fn decide_issue(
             .field(line.clone()),
     });
 
-    let year = f.today.year();
-    let max = params.at_or_first(names::VO_MAX_PER_YEAR, f.today);
+    // VO-YEAR: trainings are dated by their class's first day, as progress
+    // counts them, not by the day the voucher was issued.
+    let year = f.first_day.year();
+    let max = params.at_or_first(names::VO_MAX_PER_YEAR, f.first_day);
     let this_year: Vec<&Held> = f
         .held
         .iter()
-        .filter(|h| h.issued_on.year() == year && h.counts_on(f.today) && h.class_id != f.class_id)
+        .filter(|h| {
+            h.training_day().year() == year && h.counts_on(f.today) && h.class_id != f.class_id
+        })
         .collect();
     let n = this_year.len() as i64 + 1;
     let r = rules::VO_YEAR;
     findings.push(if n <= max.value {
         r.pass(
-            format!("本年度第 {n} 次补贴性培训，上限 {} 次", max.value),
-            format!("subsidised training {n} of at most {} in {year}", max.value),
+            format!(
+                "按开班首日计，{year} 年第 {n} 次补贴性培训，上限 {} 次",
+                max.value
+            ),
+            format!(
+                "subsidised training {n} of at most {} in {year}, the calendar year of the class's first day",
+                max.value
+            ),
         )
         .compare("trainings_in_year", n, "≤", max.value)
         .cite(&max)
     } else {
         r.fail(
             format!(
-                "{year} 年已有 {} 次补贴性培训，达到上限 {} 次",
+                "按开班首日计，{year} 年已有 {} 次补贴性培训，达到上限 {} 次",
                 n - 1,
                 max.value
             ),
             format!(
-                "{} subsidised trainings in {year} already; at most {} a year",
+                "{} subsidised trainings already in {year} (counted by each class's first day, as this class starts in {year}); at most {} a year",
                 n - 1,
                 max.value
             ),

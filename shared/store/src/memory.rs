@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 struct Inner {
     values: HashMap<String, (u64, Vec<u8>)>,
     next_version: u64,
+    /// Writes that landed, per key (a failed swap is no write).
+    writes: HashMap<String, u64>,
 }
 
 /// An in-memory store; clones share the same data.
@@ -63,6 +65,12 @@ impl MemoryStore {
             .collect()
     }
 
+    /// Writes that landed on `key` so far (set, set-many, a swap that applied).
+    pub fn writes_to(&self, key: &str) -> u64 {
+        let inner = self.inner.lock().expect("store lock");
+        inner.writes.get(key).copied().unwrap_or(0)
+    }
+
     /// After `n` more writes, every call fails (a crash); `None` heals the store.
     pub fn fail_after_writes(&self, n: Option<u32>) {
         self.writes_left
@@ -90,6 +98,7 @@ impl MemoryStore {
         inner.next_version += 1;
         let v = inner.next_version;
         inner.values.insert(key.to_string(), (v, value));
+        *inner.writes.entry(key.to_string()).or_default() += 1;
     }
 }
 

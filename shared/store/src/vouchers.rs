@@ -19,9 +19,15 @@
 //!
 //! # Order of writes
 //!
-//! Issue: ledger entry (the decision point), voucher record, indexes, audit. A
-//! retry that finds its ledger entry without a voucher record writes the
-//! record ([`issue`] returns it as existing). A move: voucher record (CAS),
+//! Issue: ledger entry (the decision point, with an issue lease,
+//! VO-ISSUE-LEASE), then, by the lease holder only, indexes, the
+//! `voucher.issued` event and last the voucher record, created only if absent
+//! ([`create_json`]). A request that finds the entry without a record waits
+//! for it; only once the lease has lapsed (the winner died) does one such
+//! request take the lease over by compare-and-swap on the ledger and write
+//! the record ([`issue`] returns it as existing). No path writes a voucher
+//! record without reading it: creation is create-if-absent, every later write
+//! a compare-and-swap ([`apply`], [`repair`], [`sweep`]). A move: voucher record (CAS),
 //! ledger entry state, archive and progress (each idempotent, then flagged on
 //! the voucher record), audit. A retried move on a voucher already moved
 //! finishes the flags ([`repair`]).
@@ -34,7 +40,9 @@ use crate::index::{self, Position};
 use crate::keys::PREFIX;
 use crate::kv::KeyValue;
 use crate::pii::hex;
-use crate::records::{StoreError, UpdateError, decode, get_json, put_json, update_json};
+use crate::records::{
+    StoreError, UpdateError, create_json, decode, get_json, put_json, update_json,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -224,6 +232,18 @@ pub struct LedgerEntry {
     pub last_valid_day: NaiveDate,
     /// State as last written.
     pub state: VoucherState,
+    /// The class's first day, which VO-YEAR dates the training by. Entries
+    /// written before it was kept have none (serde default) and count by
+    /// their issue date instead ([`Held::training_day`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_day: Option<NaiveDate>,
+    /// Until when the request holding this entry's issue lease alone may write
+    /// the voucher's record and its `voucher.issued` event (VO-ISSUE-LEASE).
+    /// Set by the request that wins the entry, moved on by the one request
+    /// that takes a lapsed lease over (compare-and-swap on this ledger).
+    /// Entries written before leases have none: their lease counts as lapsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<DateTime<Utc>>,
 }
 
 impl LedgerEntry {
@@ -234,9 +254,15 @@ impl LedgerEntry {
             class_id: self.class_id.clone(),
             key: self.key.clone(),
             issued_on: self.issued_on,
+            first_day: self.first_day,
             last_valid_day: self.last_valid_day,
             state: self.state,
         }
+    }
+
+    /// Whether the issue lease still holds at `t` (it holds strictly before `lease_until`).
+    pub fn leased_at(&self, t: DateTime<Utc>) -> bool {
+        self.lease_until.is_some_and(|until| t < until)
     }
 }
 
@@ -401,6 +427,39 @@ pub enum Issued {
     Existing(Box<VoucherRecord>),
     /// The rules refused.
     Refused(Decision),
+    /// Another request won this voucher's ledger entry and, at the end of the
+    /// wait, still held its issue lease without having written the record:
+    /// nothing was written; retry after `retry_after` (the lease's remainder).
+    Pending {
+        /// Voucher code of the ledger entry.
+        code: String,
+        /// Until the lease ends.
+        retry_after: chrono::Duration,
+    },
+}
+
+/// The issue lease (VO-ISSUE-LEASE) and how long a request waits for another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssueLease {
+    /// How long the winner of a ledger entry alone may write its record
+    /// (`policy::vouchers::issue_lease`).
+    pub duration: chrono::Duration,
+    /// How long a request that finds the entry but no record waits for the
+    /// record before it answers [`Issued::Pending`] (while the lease holds).
+    pub patience: std::time::Duration,
+}
+
+/// How long, by default, a request waits for another request's voucher record.
+pub const ISSUE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl IssueLease {
+    /// The lease of `duration` with the default patience.
+    pub fn new(duration: chrono::Duration) -> Self {
+        Self {
+            duration,
+            patience: ISSUE_PATIENCE,
+        }
+    }
 }
 
 enum LedgerRefusal {
@@ -408,20 +467,53 @@ enum LedgerRefusal {
     Refused(Decision),
 }
 
+/// A request's clock: the `now` it was given plus the time it has run since.
+struct Clock {
+    now: DateTime<Utc>,
+    started: std::time::Instant,
+}
+
+impl Clock {
+    fn at(&self) -> DateTime<Utc> {
+        self.now + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+}
+
 /// Issues a voucher for `draft` if `decide` approves it against the person's ledger.
 ///
 /// `decide` gets the person's earlier vouchers and returns the VO-* decision
 /// (it may run several times under contention). `code` is the new voucher's
 /// code, drawn by the caller from the host's randomness.
+///
+/// # One writer
+///
+/// The request whose compare-and-swap adds the ledger entry wins it and a
+/// lease on it until `now + lease.duration`; it alone writes the voucher's
+/// indexes, its `voucher.issued` event and its record (created only if
+/// absent, [`create_json`]). Another request for the same class line that
+/// finds the entry but no record waits for the record and answers it
+/// ([`Issued::Existing`]); only once the lease has lapsed (the winner died
+/// between its entry and its record) does it take the lease over, by a
+/// compare-and-swap on the ledger that exactly one request wins, and finish
+/// the issue; until then, after `lease.patience`, it answers
+/// [`Issued::Pending`]. The winner checks its lease on its own clock before
+/// writing, and if it lapsed takes it over like anyone else, so two requests
+/// write the event only if one stalls for longer than the lease between that
+/// check and its next host call; even then the record is written once.
 pub fn issue(
     kv: &impl KeyValue,
     draft: &Draft,
     code: &VoucherCode,
     decide: impl Fn(&[Held]) -> IssueDecision,
+    lease: IssueLease,
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Issued, StoreError> {
-    let mut approved: Option<IssueDecision> = None;
+    let clock = Clock {
+        now,
+        started: std::time::Instant::now(),
+    };
+    let mut approved: Option<(IssueDecision, LedgerEntry)> = None;
     let result = update_existing::<Ledger, LedgerRefusal>(
         kv,
         &ledger_key(&draft.person),
@@ -439,7 +531,7 @@ pub fn issue(
             if d.decision.outcome != Outcome::Approved || d.amount.is_none() {
                 return Err(LedgerRefusal::Refused(d.decision));
             }
-            ledger.entries.push(LedgerEntry {
+            let entry = LedgerEntry {
                 code: code.as_str().to_string(),
                 class_id: draft.class.class_id.clone(),
                 roster_line: draft.roster_line,
@@ -447,46 +539,147 @@ pub fn issue(
                 issued_on: draft.today,
                 last_valid_day: d.last_valid_day,
                 state: VoucherState::Issued,
-            });
+                first_day: Some(draft.class.start_date),
+                lease_until: Some(clock.at() + lease.duration),
+            };
+            ledger.entries.push(entry.clone());
             ledger.rev += 1;
-            approved = Some(d);
+            approved = Some((d, entry));
             Ok(Some(ledger))
         },
     );
     match result {
         Ok(_) => {
-            let d = approved.expect("an approved update set the decision");
+            let (d, entry) = approved.expect("an approved update set the decision");
+            if !entry.leased_at(clock.at()) {
+                // The lease lapsed before we could write: finish as any latecomer would.
+                return finish_issue(kv, draft, entry, &decide, lease, actor, &clock);
+            }
             let record = new_record(draft, code.as_str(), d, actor, now);
-            write_new(kv, &record, actor, now)?;
-            Ok(Issued::New(Box::new(record)))
+            Ok(match write_new(kv, &record, actor, now)? {
+                Some(theirs) => Issued::Existing(Box::new(theirs)),
+                None => Issued::New(Box::new(record)),
+            })
         }
         Err(UpdateError::Store(e)) => Err(e),
         Err(UpdateError::Refused(LedgerRefusal::Refused(d))) => Ok(Issued::Refused(d)),
         Err(UpdateError::Refused(LedgerRefusal::Existing(entry))) => {
-            if let Some(r) = get(kv, &entry.code)? {
-                return Ok(Issued::Existing(Box::new(r)));
-            }
-            // The first request stopped after its ledger entry: finish it.
-            let ledger: Ledger =
-                get_json(kv, &ledger_key(&draft.person), "ledger")?.unwrap_or_default();
-            let others: Vec<Held> = ledger
-                .entries
-                .iter()
-                .filter(|e| e.code != entry.code)
-                .map(LedgerEntry::held)
-                .collect();
-            let mut d = decide(&others);
-            d.last_valid_day = entry.last_valid_day;
-            let Some(_) = d.amount else {
-                return Ok(Issued::Refused(d.decision));
-            };
-            let mut draft = draft.clone();
-            draft.today = entry.issued_on;
-            let record = new_record(&draft, &entry.code, d, actor, now);
-            write_new(kv, &record, actor, now)?;
-            Ok(Issued::Existing(Box::new(record)))
+            finish_issue(kv, draft, entry, &decide, lease, actor, &clock)
         }
     }
+}
+
+/// Pause between two reads of a voucher record another request is writing.
+fn poll_pause(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::from(attempt.min(10)) * 5)
+}
+
+/// A request found `entry` in the ledger: answer its record once it exists,
+/// or, once the entry's lease has lapsed, take the lease over and write it.
+fn finish_issue(
+    kv: &impl KeyValue,
+    draft: &Draft,
+    mut entry: LedgerEntry,
+    decide: &impl Fn(&[Held]) -> IssueDecision,
+    lease: IssueLease,
+    actor: &Actor,
+    clock: &Clock,
+) -> Result<Issued, StoreError> {
+    let mut attempt = 0;
+    loop {
+        if let Some(r) = get(kv, &entry.code)? {
+            return Ok(Issued::Existing(Box::new(r)));
+        }
+        let t = clock.at();
+        if let Some(until) = entry.lease_until.filter(|_| entry.leased_at(t)) {
+            if clock.started.elapsed() >= lease.patience {
+                return Ok(Issued::Pending {
+                    code: entry.code,
+                    retry_after: until - t,
+                });
+            }
+            attempt += 1;
+            std::thread::sleep(poll_pause(attempt));
+            continue;
+        }
+        match take_over(kv, &draft.person, &entry, t + lease.duration)? {
+            TakeOver::Won(others) => {
+                return repair_issue(kv, draft, &entry, &others, decide, actor, clock.now);
+            }
+            TakeOver::Lost(now_held) => entry = now_held,
+        }
+    }
+}
+
+enum TakeOver {
+    /// This request holds the lease now; the person's other entries.
+    Won(Vec<Held>),
+    /// Another request took it over first: its entry as it is now.
+    Lost(LedgerEntry),
+}
+
+/// Takes a lapsed issue lease over: a compare-and-swap on the ledger that
+/// succeeds only while the entry still carries the lease `seen` read.
+fn take_over(
+    kv: &impl KeyValue,
+    person: &str,
+    seen: &LedgerEntry,
+    until: DateTime<Utc>,
+) -> Result<TakeOver, StoreError> {
+    let mut others = Vec::new();
+    let result = update_existing::<Ledger, Option<LedgerEntry>>(
+        kv,
+        &ledger_key(person),
+        "ledger",
+        |mut ledger| {
+            others = ledger
+                .entries
+                .iter()
+                .filter(|e| e.code != seen.code)
+                .map(LedgerEntry::held)
+                .collect();
+            let Some(e) = ledger.entries.iter_mut().find(|e| e.code == seen.code) else {
+                return Err(None);
+            };
+            if e.lease_until != seen.lease_until {
+                return Err(Some(e.clone()));
+            }
+            e.lease_until = Some(until);
+            ledger.rev += 1;
+            Ok(Some(ledger))
+        },
+    );
+    match result {
+        Ok(_) => Ok(TakeOver::Won(others)),
+        Err(UpdateError::Store(e)) => Err(e),
+        Err(UpdateError::Refused(Some(e))) => Ok(TakeOver::Lost(e)),
+        // Ledger entries are never removed.
+        Err(UpdateError::Refused(None)) => Err(StoreError::Corrupt("ledger")),
+    }
+}
+
+/// Writes, as the holder of a taken-over lease, the record of `entry` whose
+/// first writer died after its ledger entry.
+fn repair_issue(
+    kv: &impl KeyValue,
+    draft: &Draft,
+    entry: &LedgerEntry,
+    others: &[Held],
+    decide: &impl Fn(&[Held]) -> IssueDecision,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Issued, StoreError> {
+    let mut d = decide(others);
+    d.last_valid_day = entry.last_valid_day;
+    let Some(_) = d.amount else {
+        return Ok(Issued::Refused(d.decision));
+    };
+    let mut draft = draft.clone();
+    draft.today = entry.issued_on;
+    let record = new_record(&draft, &entry.code, d, actor, now);
+    Ok(Issued::Existing(Box::new(
+        write_new(kv, &record, actor, now)?.unwrap_or(record),
+    )))
 }
 
 fn new_record(
@@ -520,13 +713,17 @@ fn new_record(
     }
 }
 
+/// Writes a new voucher's indexes, its `voucher.issued` event and its record,
+/// as the holder of its issue lease. The record comes last, so a request that
+/// finds it knows the rest is done, and is only created, never overwritten:
+/// `Some(record)` is the record someone else created first (then nothing of
+/// ours replaced it).
 fn write_new(
     kv: &impl KeyValue,
     record: &VoucherRecord,
     actor: &Actor,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    // The record comes last: a retry that finds it knows the rest is done.
+) -> Result<Option<VoucherRecord>, StoreError> {
     index::append(kv, &class_index(&record.class.class_id), &record.code)?;
     index::append(kv, ALL_INDEX, &record.code)?;
     audit::record(
@@ -541,8 +738,10 @@ fn write_new(
         },
         now,
     )?;
-    put_json(kv, &voucher_key(&record.code), record)?;
-    Ok(())
+    if create_json(kv, &voucher_key(&record.code), record)? {
+        return Ok(None);
+    }
+    get(kv, &record.code)
 }
 
 // ---------------------------------------------------------------------------
@@ -1071,6 +1270,10 @@ pub fn classes_of_person(kv: &impl KeyValue, person: &str) -> Result<Vec<String>
 }
 
 #[cfg(test)]
+#[path = "vouchers/issue_tests.rs"]
+mod issue_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::memory::MemoryStore;
@@ -1102,18 +1305,18 @@ mod tests {
         assert_eq!(l.rev, 8, "no update lost");
     }
 
-    fn day(s: &str) -> NaiveDate {
+    pub(super) fn day(s: &str) -> NaiveDate {
         s.parse().unwrap()
     }
 
-    fn actor() -> Actor {
+    pub(super) fn actor() -> Actor {
         Actor {
             sub: "t".into(),
             role: "institution".into(),
         }
     }
 
-    fn draft() -> Draft {
+    pub(super) fn draft() -> Draft {
         let occupation = OccupationCode::parse("4-10-01-05").unwrap();
         Draft {
             person: "ab".repeat(32),
@@ -1137,7 +1340,7 @@ mod tests {
         }
     }
 
-    fn decide(held: &[Held]) -> IssueDecision {
+    pub(super) fn decide(held: &[Held]) -> IssueDecision {
         policy::vouchers::decide_issue(
             &policy::vouchers::IssueFacts {
                 class_id: "KM-2022-000001",
@@ -1150,13 +1353,14 @@ mod tests {
                 card_active: Some(true),
                 held,
                 today: day("2022-06-05"),
+                first_day: day("2022-06-13"),
             },
             policy::Parameters::shipped(),
             policy::vouchers::Subsidies::shipped(),
         )
     }
 
-    fn code(n: u8) -> VoucherCode {
+    pub(super) fn code(n: u8) -> VoucherCode {
         VoucherCode::from_random(&[n; 12])
     }
 
@@ -1171,15 +1375,34 @@ mod tests {
         })
     }
 
+    pub(super) fn lease() -> IssueLease {
+        IssueLease {
+            duration: chrono::Duration::seconds(30),
+            patience: std::time::Duration::ZERO,
+        }
+    }
+
     #[test]
-    fn a_crash_after_the_ledger_entry_is_finished_by_the_retry_with_the_same_code() {
+    fn a_crash_after_the_ledger_entry_is_finished_with_the_same_code_once_the_lease_lapses() {
         let kv = MemoryStore::new();
+        let t0 = Utc::now();
         // Writes: the ledger's creation election and the ledger itself; then the crash.
         kv.fail_after_writes(Some(2));
-        assert!(issue(&kv, &draft(), &code(1), decide, &actor(), Utc::now()).is_err());
+        assert!(issue(&kv, &draft(), &code(1), decide, lease(), &actor(), t0).is_err());
         kv.fail_after_writes(None);
         assert!(get(&kv, code(1).as_str()).unwrap().is_none());
-        let again = issue(&kv, &draft(), &code(2), decide, &actor(), Utc::now()).unwrap();
+        // The crashed request's lease ran from a moment after t0: a second more covers it.
+        let after_lease = t0 + lease().duration + chrono::Duration::seconds(1);
+        let again = issue(
+            &kv,
+            &draft(),
+            &code(2),
+            decide,
+            lease(),
+            &actor(),
+            after_lease,
+        )
+        .unwrap();
         let Issued::Existing(r) = again else {
             panic!("{again:?}")
         };
@@ -1193,7 +1416,7 @@ mod tests {
     fn a_crash_after_settling_is_repaired_by_a_retry_and_counted_once() {
         let kv = MemoryStore::new();
         let c = code(3);
-        issue(&kv, &draft(), &c, decide, &actor(), Utc::now()).unwrap();
+        issue(&kv, &draft(), &c, decide, lease(), &actor(), Utc::now()).unwrap();
         apply(&kv, c.as_str(), Action::Redeem, &actor(), Utc::now(), |r| {
             r.state = VoucherState::Redeemed;
             Ok::<(), ()>(())

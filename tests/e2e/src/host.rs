@@ -298,6 +298,12 @@ impl Host {
         }
     }
 
+    /// Writes that landed since the host started on each key starting with
+    /// `prefix` (see [`crate::kv::KvCounters::writes`]).
+    pub fn kv_writes(&self, prefix: &str) -> std::collections::BTreeMap<String, u64> {
+        self.kv_counters.writes_under(prefix)
+    }
+
     /// The configuration this host was started with.
     pub fn config(&self) -> &HostConfig {
         &self.config

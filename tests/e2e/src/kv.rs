@@ -16,6 +16,7 @@
 use crate::kv_redis::{RedisCas, RedisConfig, RedisKv};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,10 @@ pub struct KvCounters {
     pub values_found: AtomicU64,
     /// The bytes of the values found.
     pub bytes_read: AtomicU64,
+    /// Writes that landed, per key: `set`, each entry of `set-many`,
+    /// `increment`, and a swap the backend reports as applied (under
+    /// [`crate::kv_redis::RedisSemantics::Spin402`] none is, so none counts).
+    pub writes: Mutex<HashMap<String, u64>>,
 }
 
 impl KvCounters {
@@ -56,6 +61,23 @@ impl KvCounters {
         self.keys_read.fetch_add(keys as u64, Ordering::Relaxed);
         self.values_found.fetch_add(found, Ordering::Relaxed);
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts one write of each of `keys`.
+    fn wrote<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        let mut w = self.writes.lock().expect("write counters");
+        for k in keys {
+            *w.entry(k.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Writes so far to each key that starts with `prefix`.
+    pub fn writes_under(&self, prefix: &str) -> BTreeMap<String, u64> {
+        let w = self.writes.lock().expect("write counters");
+        w.iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
     }
 }
 
@@ -110,7 +132,9 @@ impl KvStore {
         match self.op() {
             Backend::Sqlite(db) => db.set(store, key, value),
             Backend::Redis(r) => r.set(key, value),
-        }
+        }?;
+        self.counters.wrote([key]);
+        Ok(())
     }
 
     pub fn delete(&self, store: &str, key: &str) -> Result<(), KvError> {
@@ -149,7 +173,9 @@ impl KvStore {
         match self.op() {
             Backend::Sqlite(db) => db.set_many(store, kvs),
             Backend::Redis(r) => r.set_many(kvs),
-        }
+        }?;
+        self.counters.wrote(kvs.iter().map(|(k, _)| k.as_str()));
+        Ok(())
     }
 
     pub fn delete_many(&self, store: &str, keys: &[String]) -> Result<(), KvError> {
@@ -160,10 +186,14 @@ impl KvStore {
     }
 
     pub fn increment(&self, store: &str, key: &str, delta: i64) -> Result<i64, KvError> {
-        match self.op() {
+        let n = match self.op() {
             Backend::Sqlite(db) => db.increment(store, key, delta),
             Backend::Redis(r) => r.increment(key, delta),
+        }?;
+        if delta != 0 {
+            self.counters.wrote([key]);
         }
+        Ok(n)
     }
 
     /// A new compare-and-swap handle (Redis: on a connection of its own).
@@ -199,13 +229,17 @@ impl KvStore {
         state: CasState,
         value: &[u8],
     ) -> Result<Swap, KvError> {
-        match (self.op(), state) {
+        let swap = match (self.op(), state) {
             (Backend::Sqlite(db), CasState::Sqlite { seen }) => {
                 db.swap(store, key, seen.as_deref(), value)
             }
             (Backend::Redis(r), CasState::Redis(cas)) => r.cas_swap(cas, key, value),
             _ => Err(KvError::Other("compare-and-swap of another backend".into())),
+        }?;
+        if swap == Swap::Swapped {
+            self.counters.wrote([key]);
         }
+        Ok(swap)
     }
 }
 

@@ -15,4 +15,5 @@ mod manifests;
 mod redis_backend;
 mod redis_spin402;
 mod spot_checks;
+mod voucher_races;
 mod vouchers;

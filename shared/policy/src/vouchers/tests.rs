@@ -22,8 +22,17 @@ fn held(n: usize, key: SubsidyKey, issued_on: &str, state: VoucherState) -> Held
         class_id: format!("KM-2022-{n:06}"),
         key,
         issued_on,
+        first_day: None,
         last_valid_day: last_valid_day(issued_on, Parameters::shipped()),
         state,
+    }
+}
+
+/// A training held for a class whose first day is `first_day`.
+fn held_in_class(n: usize, issued_on: &str, first_day: &str) -> Held {
+    Held {
+        first_day: Some(day(first_day)),
+        ..held(n, other_occupation(n), issued_on, VoucherState::Settled)
     }
 }
 
@@ -39,6 +48,7 @@ fn facts<'a>(held: &'a [Held], key: SubsidyKey) -> IssueFacts<'a> {
         card_active: Some(true),
         held,
         today: day("2022-09-01"),
+        first_day: day("2022-09-10"),
     }
 }
 
@@ -114,6 +124,116 @@ fn vo_year_counts_only_the_calendar_year_and_live_or_settled_vouchers() {
     assert!(
         decide(&facts(&list, key(5))).decision.passed("VO-YEAR"),
         "VO-YEAR: vouchers expired on read do not count"
+    );
+}
+
+#[test]
+fn vo_year_a_class_starting_in_january_issued_in_december_counts_in_the_year_it_starts() {
+    // Three trainings whose classes started in 2022.
+    let three: Vec<Held> = (0..3)
+        .map(|n| held_in_class(n, "2022-03-01", "2022-03-10"))
+        .collect();
+    let december = |first_day: &str| IssueFacts {
+        today: day("2022-12-20"),
+        first_day: day(first_day),
+        ..facts(&three, key(5))
+    };
+    let d = decide(&december("2023-01-05"));
+    assert!(
+        d.decision.passed("VO-YEAR"),
+        "VO-YEAR: a class starting 2023-01-05 issued on 2022-12-20 is the first training of 2023: {:?}",
+        d.decision
+    );
+    let c = d.decision.of("VO-YEAR").next().unwrap();
+    assert_eq!(c.comparison.as_deref(), Some("trainings_in_year: 1 ≤ 3"));
+    assert!(c.message_en.contains("2023"), "{}", c.message_en);
+    assert!(c.message_en.contains("first day"), "{}", c.message_en);
+
+    let d = decide(&december("2022-12-31"));
+    assert!(
+        d.decision.failed("VO-YEAR"),
+        "VO-YEAR: a class starting 2022-12-31 is the fourth training of 2022"
+    );
+    let c = d.decision.of("VO-YEAR").next().unwrap();
+    assert_eq!(c.comparison.as_deref(), Some("trainings_in_year: 4 > 3"));
+    assert!(
+        c.message_en.contains("2022") && c.message_en.contains("first day"),
+        "VO-YEAR's message says trainings count by the class's first day: {}",
+        c.message_en
+    );
+}
+
+#[test]
+fn vo_year_an_earlier_voucher_counts_in_the_year_its_class_started_not_the_year_it_was_issued() {
+    // Three vouchers issued in December 2022 for classes starting in January 2023.
+    let three: Vec<Held> = (0..3)
+        .map(|n| held_in_class(n, "2022-12-20", "2023-01-05"))
+        .collect();
+    let d = decide(&IssueFacts {
+        today: day("2022-12-21"),
+        first_day: day("2022-12-31"),
+        ..facts(&three, key(5))
+    });
+    assert!(
+        d.decision.passed("VO-YEAR"),
+        "VO-YEAR: 2023's trainings do not count against a class starting 2022-12-31"
+    );
+    let d = decide(&IssueFacts {
+        today: day("2022-12-21"),
+        first_day: day("2023-01-01"),
+        ..facts(&three, key(5))
+    });
+    assert!(
+        d.decision.failed("VO-YEAR"),
+        "VO-YEAR: a class starting 2023-01-01 is the fourth training of 2023"
+    );
+}
+
+#[test]
+fn vo_year_a_ledger_entry_without_a_first_day_counts_by_its_issue_date() {
+    // As stored before first days were kept: no `first_day` member.
+    let mut old = serde_json::to_value(held_in_class(1, "2022-12-20", "2023-01-05")).unwrap();
+    assert!(old.as_object_mut().unwrap().remove("first_day").is_some());
+    let mut h: Held = serde_json::from_value(old).unwrap();
+    assert_eq!(h.first_day, None);
+    assert_eq!(
+        h.training_day(),
+        day("2022-12-20"),
+        "falls back to the issue date"
+    );
+    let mut three = vec![h.clone()];
+    three.extend((2..4).map(|n| held_in_class(n, "2022-03-01", "2022-03-10")));
+    let d = decide(&IssueFacts {
+        today: day("2022-12-21"),
+        first_day: day("2022-12-31"),
+        ..facts(&three, key(5))
+    });
+    assert!(
+        d.decision.failed("VO-YEAR"),
+        "VO-YEAR: the old entry counts in 2022, its issue year"
+    );
+    h.first_day = Some(day("2023-01-05"));
+    three[0] = h;
+    let d = decide(&IssueFacts {
+        today: day("2022-12-21"),
+        first_day: day("2022-12-31"),
+        ..facts(&three, key(5))
+    });
+    assert!(
+        d.decision.passed("VO-YEAR"),
+        "VO-YEAR: with its first day recorded, it counts in 2023"
+    );
+}
+
+#[test]
+fn vo_issue_lease_is_the_dated_parameter_in_seconds() {
+    let lease = issue_lease(day("2022-09-01"), Parameters::shipped());
+    assert_eq!(lease, chrono::Duration::seconds(30), "VO-ISSUE-LEASE");
+    assert!(
+        Parameters::shipped()
+            .at_or_first(names::VO_ISSUE_LEASE_SECONDS, day("2022-09-01"))
+            .reference
+            .contains("[open]")
     );
 }
 

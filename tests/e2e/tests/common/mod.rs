@@ -6,6 +6,7 @@
 
 pub mod races;
 pub mod scenarios;
+pub mod voucher_races;
 
 use e2e::{Client, Host, HostConfig, Reply};
 use serde_json::{Value, json};
