@@ -272,19 +272,24 @@ pub async fn file_class_salted(
     let today = policy::ids::today_cst();
     let (app, _) =
         policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, salt);
+    (file_approved(host, &app).await, app)
+}
+
+/// Files `app` as its institution; asserts it is filed and approved; returns its id.
+pub async fn file_approved(host: &Host, app: &policy::class_opening::ClassApplication) -> String {
     let r = call(
         host,
         "POST",
         "/api/v1/classes",
         Some(&token(Role::Institution, None)),
-        &serde_json::to_string(&app).unwrap(),
+        &serde_json::to_string(app).unwrap(),
         &[],
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let v = r.json().unwrap();
     assert_eq!(v["status"], "approved", "{v}");
-    (v["id"].as_str().unwrap().to_string(), app)
+    v["id"].as_str().unwrap().to_string()
 }
 
 /// Every key and value in a SQLite store file, as Spin's store keeps them.

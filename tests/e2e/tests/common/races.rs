@@ -238,18 +238,7 @@ pub async fn concurrent_entry_level_filings(host: Arc<Host>, earlier: u32, round
         let year = next_year + round as i32;
         let on = |month| NaiveDate::from_ymd_opt(year, month, 2).unwrap();
         for month in 0..earlier {
-            let app = class(on(month + 1), 2);
-            let r = call(
-                &host,
-                "POST",
-                "/api/v1/classes",
-                Some(&token(Role::Institution, None)),
-                &serde_json::to_string(&app).unwrap(),
-                &[],
-            )
-            .await;
-            assert_eq!(r.status, 201, "{}", r.text());
-            assert_eq!(r.json().unwrap()["status"], "approved");
+            super::file_approved(&host, &class(on(month + 1), 2)).await;
         }
         let mut a = class(on(9), 0);
         let mut b = class(on(9), 1);

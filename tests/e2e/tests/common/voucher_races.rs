@@ -41,19 +41,7 @@ async fn class_ready_to_redeem(host: &Host, lines: usize) -> String {
     // CO-LEAD needs 5 working days; a pre-opening check lies at most 10 days before the first day.
     let (app, _) =
         policy::fixtures::valid_class_from(today + chrono::Duration::days(9), today, lines, 0);
-    let filed = call(
-        host,
-        "POST",
-        "/api/v1/classes",
-        Some(&token(Role::Institution, None)),
-        &serde_json::to_string(&app).unwrap(),
-        &[],
-    )
-    .await;
-    assert_eq!(filed.status, 201, "{}", filed.text());
-    let v = filed.json().unwrap();
-    assert_eq!(v["status"], "approved", "{v}");
-    let class_id = v["id"].as_str().unwrap().to_string();
+    let class_id = super::file_approved(host, &app).await;
     let check = json!({
         "kind": "pre_opening",
         "officer": "王科长",
