@@ -359,8 +359,7 @@ fn check<K: KeyValue>(
     let id = m.params["id"].clone();
     idempotent::run(env, req, "classes.check", &who.claims.sub, || {
         let body: CheckRequest = json::body(req)?;
-        let officer = body.officer.trim();
-        if officer.is_empty() || officer.chars().count() > 50 {
+        if !policy::text::filled(&body.officer, 50) {
             return Err(Problem::invalid("officer must be 1 to 50 characters")
                 .field("officer", "1 to 50 characters"));
         }
@@ -371,7 +370,7 @@ fn check<K: KeyValue>(
         crate::view::visible_class(env, &id, who)?;
         let record = CheckRecord {
             kind: body.kind,
-            officer: officer.to_string(),
+            officer: body.officer.trim().to_string(),
             at: body.at,
             result: body.result,
             notes: body.notes.clone(),
@@ -543,10 +542,9 @@ fn registry_put<K: KeyValue>(
     let district = who.claims.district;
     idempotent::run(env, req, "registry.put", &who.claims.sub, || match kind {
         reg::Kind::Institution => put_entry::<K, Institution>(env, req, &id, who, |i| {
-            if i.name.trim().is_empty() {
-                return Err(
-                    Problem::invalid("name must not be empty").field("name", "must not be empty")
-                );
+            if !policy::text::filled(&i.name, 200) {
+                return Err(Problem::invalid("name must be 1 to 200 characters")
+                    .field("name", "1 to 200 characters, not all blank"));
             }
             match district {
                 Some(d) if !i.filed_districts.contains(&d) => Err(Problem::forbidden(
@@ -556,8 +554,9 @@ fn registry_put<K: KeyValue>(
             }
         }),
         reg::Kind::Trainer => put_entry::<K, Trainer>(env, req, &id, who, |t| {
-            if t.name.trim().is_empty() {
-                Err(Problem::invalid("name must not be empty").field("name", "must not be empty"))
+            if !policy::text::filled(&t.name, 50) {
+                Err(Problem::invalid("name must be 1 to 50 characters")
+                    .field("name", "1 to 50 characters, not all blank"))
             } else {
                 Ok(())
             }

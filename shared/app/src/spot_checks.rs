@@ -445,7 +445,7 @@ fn put_inspector<K: KeyValue>(
     idempotent::run(env, req, "spot_checks.inspector", &who.claims.sub, || {
         let body: InspectorRequest = json::body(req)?;
         let name = body.name.trim();
-        if name.is_empty() || name.chars().count() > 50 {
+        if !policy::text::filled(&body.name, 50) {
             return Err(Problem::invalid("name must be 1 to 50 characters")
                 .field("name", "1 to 50 characters"));
         }
@@ -714,7 +714,7 @@ fn rectify<K: KeyValue>(
     idempotent::run(env, req, "spot_checks.rectify", &who.claims.sub, || {
         let body: RectificationRequest = json::body(req)?;
         let notes = body.notes.trim();
-        if notes.is_empty() || notes.chars().count() > 2000 {
+        if !policy::text::filled(&body.notes, 2000) {
             return Err(Problem::invalid("notes must be 1 to 2000 characters")
                 .field("notes", "1 to 2000 characters"));
         }

@@ -871,7 +871,7 @@ fn revoke<K: KeyValue>(
     idempotent::run(env, req, "vouchers.revoke", &who.claims.sub, || {
         let body: RevokeRequest = json::body(req)?;
         let reason = body.reason.trim().to_string();
-        if reason.is_empty() || reason.chars().count() > 200 {
+        if !policy::text::filled(&body.reason, 200) {
             return Err(Problem::invalid("reason must be 1 to 200 characters")
                 .field("reason", "1 to 200 characters"));
         }

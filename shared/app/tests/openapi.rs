@@ -707,6 +707,104 @@ fn a_schema_rejects_what_the_server_rejects() {
     );
 }
 
+/// Every `pattern` in the document, with where it is.
+fn patterns<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                if k == "pattern"
+                    && let Some(p) = child.as_str()
+                {
+                    out.push((at.clone(), p));
+                }
+                patterns(child, format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                patterns(child, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_documents_not_blank_pattern_is_the_servers_and_accepts_exactly_what_the_server_accepts() {
+    let doc = document();
+    let mut found = Vec::new();
+    patterns(&doc, String::new(), &mut found);
+    // Every pattern that lists white space lists the server's.
+    let listing: Vec<_> = found
+        .iter()
+        .filter(|(_, p)| p.contains(r"\u3000"))
+        .collect();
+    assert!(listing.len() >= 10, "{listing:?}");
+    for (at, p) in &listing {
+        assert!(
+            p.contains(&policy::text::NOT_BLANK[2..policy::text::NOT_BLANK.len() - 1]),
+            "{at}: {p}"
+        );
+    }
+    // A JSON Schema validator reads it as the server does: over every
+    // character of the Basic Multilingual Plane, the one-character string
+    // matches the pattern exactly when the server counts it as not blank.
+    let schema = json!({"type": "string", "pattern": policy::text::NOT_BLANK});
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for c in (0u32..=0xFFFF).filter_map(char::from_u32) {
+        let text = c.to_string();
+        assert_eq!(
+            validator.is_valid(&json!(text)),
+            policy::text::filled(&text, 1),
+            "U+{:04X}",
+            c as u32
+        );
+    }
+    // And a field with it: 1 to 50 characters, not all blank.
+    let name = json!({"$ref": "#/components/schemas/TrainerRef"});
+    for (value, ok) in [
+        ("张讲师", true),
+        ("   ", false),
+        ("\u{3000}", false),
+        ("", false),
+    ] {
+        let body = json!({"registration_no": "YN-T-0001", "name": value});
+        assert_eq!(validate(&doc, &name, &body).is_ok(), ok, "{value:?}");
+        assert_eq!(policy::text::filled(value, 50), ok, "{value:?}");
+    }
+    let long = "讲".repeat(51);
+    let body = json!({"registration_no": "YN-T-0001", "name": long});
+    assert!(validate(&doc, &name, &body).is_err());
+    assert!(!policy::text::filled(&long, 50));
+}
+
+#[test]
+fn the_documents_cursor_pattern_accepts_exactly_the_cursors_the_server_reads() {
+    let doc = document();
+    let schema = resolve(&doc, &doc["components"]["parameters"]["Cursor"])["schema"].clone();
+    for cursor in [
+        "0.0",
+        "3.17",
+        "999999999999.999999999",
+        "",
+        "3",
+        "03.1",
+        "3.01",
+        "-1.0",
+        "1.2.3",
+        "1234567890123.0",
+        "0.1234567890",
+        "a.b",
+        "eyJwYWdlIjowfQ",
+    ] {
+        assert_eq!(
+            validate(&doc, &schema, &json!(cursor)).is_ok(),
+            web::paging::decode(cursor).is_ok(),
+            "{cursor:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The worked flow on the in-memory store.
 

@@ -315,9 +315,8 @@ impl ClassApplication {
     /// Checks that the application is consistent in itself; every problem is listed.
     pub fn check_shape(&self) -> Result<(), Vec<ShapeError>> {
         let mut errs = Vec::new();
-        let title = self.title.trim();
-        if title.is_empty() || title.chars().count() > 200 {
-            errs.push(shape("title", "must be 1 to 200 characters"));
+        if !crate::text::filled(&self.title, 200) {
+            errs.push(shape("title", "must be 1 to 200 characters, not all blank"));
         }
         if self.end_date < self.start_date {
             errs.push(shape("end_date", "must not be before start_date"));
@@ -365,8 +364,11 @@ impl ClassApplication {
                     "1 to 64 letters, digits, - or _",
                 ));
             }
-            if t.name.trim().is_empty() {
-                errs.push(shape(format!("trainers[{i}].name"), "must not be empty"));
+            if !crate::text::filled(&t.name, 50) {
+                errs.push(shape(
+                    format!("trainers[{i}].name"),
+                    "must be 1 to 50 characters, not all blank",
+                ));
             }
         }
         for (i, s) in self.sessions.iter().enumerate() {
@@ -409,11 +411,10 @@ impl ClassApplication {
             }
         }
         for (i, t) in self.roster.iter().enumerate() {
-            let n = t.name.trim().chars().count();
-            if n == 0 || n > 50 {
+            if !crate::text::filled(&t.name, 50) {
                 errs.push(shape(
                     format!("roster[{i}].name"),
-                    "must be 1 to 50 characters",
+                    "must be 1 to 50 characters, not all blank",
                 ));
             }
         }

@@ -18,6 +18,7 @@ pub mod params;
 pub mod reference;
 pub mod registry;
 pub mod sampling;
+pub mod text;
 pub mod vouchers;
 
 pub use catalogue::Catalogue;

@@ -47,10 +47,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         return Err(Problem::invalid("body: the body must be a JSON object")
             .field("body", "must be a JSON object"));
     }
-    let direct = match serde_json::from_slice(bytes) {
-        Ok(typed) => return Ok(typed),
-        Err(e) => e,
-    };
+    if let Ok(typed) = serde_json::from_slice(bytes) {
+        return Ok(typed);
+    }
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         Problem::malformed_json(format!(
             "invalid JSON at line {} column {}",
@@ -60,16 +59,122 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         .with("line", e.line())
         .with("column", e.column())
     })?;
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        // Read through a `Value`, a repeated key silently keeps its last
-        // value; read directly it is an error. A body that two readers would
-        // understand differently is refused.
-        Ok(_) => {
-            let detail = describe(&direct.to_string());
-            Err(Problem::invalid(format!("body: {detail}")).field("body", detail))
-        }
-        Err(e) => Err(path_problem(e)),
+    // Read through a `Value`, a repeated key silently keeps its last value;
+    // read directly it is an error. A body that two readers would understand
+    // differently is refused, whatever else is wrong with it.
+    if let Some(key) = repeated_key(bytes) {
+        let detail = format!("duplicate field `{key}`");
+        return Err(Problem::invalid(format!("body: {detail}")).field("body", detail));
     }
+    // JSON Schema's `integer` is any number whose fraction is zero: `12.0`
+    // is the integer 12 (RFC 8259 numbers have no integer type), while serde
+    // reads it as a float and refuses it for a `u32`.
+    let value = whole_numbers_as_integers(value);
+    serde_path_to_error::deserialize::<_, T>(value).map_err(path_problem)
+}
+
+/// Every number with a zero fraction (`12.0`, `1e2`) written as an integer,
+/// where it fits one; other numbers as they were.
+fn whole_numbers_as_integers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // 2^63: every whole float below it in magnitude converts exactly.
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+            if f.fract() == 0.0 && f.abs() < LIMIT {
+                Value::from(f as i64)
+            } else {
+                Value::Number(n)
+            }
+        }
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(whole_numbers_as_integers).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, whole_numbers_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// The first object key that appears twice in one object, at any depth.
+fn repeated_key(bytes: &[u8]) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    /// Walks a JSON value, failing with the repeated key's name.
+    struct Walk;
+
+    impl<'de> DeserializeSeed<'de> for Walk {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Walk)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value_seed(Walk)?;
+                if !seen.insert(key.clone()) {
+                    // A member name is named; anything else (a key that
+                    // could be personal data) is not.
+                    let named = key.len() <= 64
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                    let key = if named { key } else { "…".to_string() };
+                    return Err(A::Error::custom(RepeatedKey(key)));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Carries the key out through serde_json's error text.
+    struct RepeatedKey(String);
+    impl fmt::Display for RepeatedKey {
+        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "\u{0}{}\u{0}", self.0)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let err = Walk.deserialize(&mut de).err()?;
+    let text = err.to_string();
+    let mut parts = text.split('\u{0}');
+    parts.next()?;
+    parts.next().map(str::to_string)
 }
 
 /// A 422 naming the path where `T` could not be read.
@@ -226,6 +331,32 @@ mod tests {
         // Broken JSON stays a 400 with its position; an object is read.
         assert_eq!(parse::<Activation>(b"[1,").unwrap_err().status, 400);
         assert!(parse::<Activation>(br#"{"id_number":"x","active":true}"#).is_ok());
+    }
+
+    #[test]
+    fn an_integer_written_with_a_zero_fraction_is_read_as_that_integer() {
+        let body = br#"{"roster":[{"id_number":"11010519491231002X","n":12.0},{"id_number":"11010519491231002X","n":1e2}]}"#;
+        let b = parse::<Body>(body).unwrap();
+        assert_eq!((b.roster[0].n, b.roster[1].n), (12, 100));
+        // A fraction is still a wrong type, named by its path; so is a negative count.
+        let p = parse::<Body>(br#"{"roster":[{"id_number":"11010519491231002X","n":12.5}]}"#)
+            .unwrap_err();
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "roster[0].n"));
+        let p = parse::<Body>(br#"{"roster":[{"id_number":"11010519491231002X","n":-1.0}]}"#)
+            .unwrap_err();
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "roster[0].n"));
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_even_where_a_float_also_needed_reading() {
+        let body = br#"{"roster":[{"id_number":"11010519491231002X","n":1.0,"n":2}]}"#;
+        let p = parse::<Body>(body).unwrap_err();
+        assert_eq!(p.status, 422);
+        assert!(p.detail.contains("duplicate field `n`"), "{}", p.detail);
+        // A repeated key that is not a member name is not repeated back.
+        let p = parse::<Body>(br#"{"roster":[],"11010519491231002X":1,"11010519491231002X":1}"#)
+            .unwrap_err();
+        assert!(!p.detail.contains("11010519491231002X"), "{}", p.detail);
     }
 
     #[test]

@@ -1,20 +1,35 @@
-//! Opaque paging cursors: a position in an index, base64url-encoded JSON.
+//! Paging cursors: a position in an index, written `<page>.<offset>`, two
+//! decimal numbers without leading zeros (at most 12 and 9 digits). Clients
+//! treat them as opaque; the contract states the form (the `Cursor`
+//! parameter's pattern in docs/openapi.yaml) so that exactly the cursors it
+//! allows are read. A position past the end reads as an empty last page.
 
 use crate::problem::Problem;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use store::index::Position;
 
 /// Encodes a position as a cursor.
 pub fn encode(pos: Position) -> String {
-    B64.encode(serde_json::to_vec(&pos).expect("position serialises"))
+    format!("{}.{}", pos.page, pos.offset)
 }
 
-/// Decodes a cursor; 422 when it is not one of ours.
+/// A decimal number of 1 to `max_digits` digits without a leading zero.
+fn number(text: &str, max_digits: usize) -> Option<u64> {
+    let ok = (1..=max_digits).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    ok.then(|| text.parse().ok()).flatten()
+}
+
+/// Decodes a cursor; 422 when it is not of the form this service returns.
 pub fn decode(cursor: &str) -> Result<Position, Problem> {
-    B64.decode(cursor)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    cursor
+        .split_once('.')
+        .and_then(|(page, offset)| {
+            Some(Position {
+                page: number(page, 12)?,
+                offset: usize::try_from(number(offset, 9)?).ok()?,
+            })
+        })
         .ok_or_else(|| {
             Problem::invalid("cursor is not valid")
                 .field("cursor", "not a cursor this service returned")
@@ -47,7 +62,31 @@ mod tests {
             offset: 17,
         };
         assert_eq!(decode(&encode(p)).unwrap(), p);
-        assert_eq!(decode("not-a-cursor").unwrap_err().status, 422);
+        assert_eq!(encode(p), "3.17");
+        for bad in [
+            "not-a-cursor",
+            "",
+            "3",
+            "3.",
+            ".17",
+            "03.17",
+            "3.017",
+            "-3.17",
+            "3.17.1",
+            "1234567890123.0",
+            "0.1234567890",
+            "eyJwYWdlIjowLCJvZmZzZXQiOjJ9",
+        ] {
+            assert_eq!(decode(bad).unwrap_err().status, 422, "{bad}");
+        }
+        assert_eq!(
+            decode("999999999999.999999999").unwrap(),
+            Position {
+                page: 999_999_999_999,
+                offset: 999_999_999
+            }
+        );
+        assert_eq!(decode("0.0").unwrap(), Position { page: 0, offset: 0 });
         assert_eq!(limit(Some("0"), 50, 200).unwrap_err().status, 422);
         assert_eq!(limit(Some("201"), 50, 200).unwrap_err().status, 422);
         assert_eq!(limit(Some("200"), 50, 200).unwrap(), 200);

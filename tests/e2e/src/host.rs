@@ -8,6 +8,7 @@ use crate::manifest::App;
 use crate::outbound::{self, AllowedHost};
 use crate::router::{RouteMatch, Router};
 use crate::spin_host::SpinCtx;
+use crate::stdio::{SharedOut, Terminal};
 use crate::{variables, wasm_build};
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
@@ -52,6 +53,8 @@ pub struct HostConfig {
     pub redis: Option<RedisConfig>,
     /// Build the components with cargo before loading them (default true).
     pub build: bool,
+    /// The loopback port to listen on (default: any free port).
+    pub port: Option<u16>,
 }
 
 impl HostConfig {
@@ -63,6 +66,7 @@ impl HostConfig {
             kv_path: kv_path.into(),
             redis: None,
             build: true,
+            port: None,
         }
     }
 
@@ -112,6 +116,12 @@ impl HostConfig {
         self
     }
 
+    /// Listens on `127.0.0.1:port` instead of any free port.
+    pub fn port(mut self, port: u16) -> HostConfig {
+        self.port = Some(port);
+        self
+    }
+
     /// Adds a manifest.
     pub fn manifest(mut self, path: impl Into<PathBuf>) -> HostConfig {
         self.manifests.push(path.into());
@@ -147,6 +157,7 @@ pub struct Host {
     base_url: String,
     config: HostConfig,
     logs: Arc<Logs>,
+    terminal: Arc<Terminal>,
     kv_counters: Arc<crate::kv::KvCounters>,
     memory: Arc<MemoryTotals>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -203,8 +214,9 @@ impl Host {
         let kv = Arc::new(KvStore::open(&config.kv_path, config.redis.as_ref())?);
         let kv_counters = kv.counters();
         let logs = Arc::new(Logs::default());
+        let terminal = Arc::new(Terminal::default());
         let memory = Arc::new(MemoryTotals::default());
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", config.port.unwrap_or(0)))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let clock_offset = Arc::new(AtomicI64::new(0));
@@ -215,6 +227,7 @@ impl Host {
             components,
             kv,
             logs: logs.clone(),
+            terminal: terminal.clone(),
             addr,
             memory: memory.clone(),
         });
@@ -232,6 +245,7 @@ impl Host {
             base_url: format!("http://{addr}"),
             config,
             logs,
+            terminal,
             kv_counters,
             memory,
             shutdown: Some(tx),
@@ -263,6 +277,13 @@ impl Host {
     /// own error lines, one line each: `[component] stdout: text`.
     pub fn logs(&self) -> String {
         self.logs.text()
+    }
+
+    /// What the components wrote to stdout and stderr, every write as it
+    /// came, all instances together: what Spin prints to its terminal
+    /// ([`crate::stdio`]).
+    pub fn terminal(&self) -> String {
+        self.terminal.text()
     }
 
     /// How many key-value operations (get, get-many, set, set-many, delete,
@@ -376,6 +397,7 @@ struct Shared {
     components: HashMap<String, Arc<Loaded>>,
     kv: Arc<KvStore>,
     logs: Arc<Logs>,
+    terminal: Arc<Terminal>,
     addr: SocketAddr,
     memory: Arc<MemoryTotals>,
 }
@@ -877,8 +899,8 @@ async fn run(
     let stderr = MemoryOutputPipe::new(LOG_CAPACITY);
     let wasi = WasiCtx::builder()
         .wall_clock(ShiftedClock(shared.clock_offset.clone()))
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
+        .stdout(SharedOut::new(stdout.clone(), shared.terminal.clone()))
+        .stderr(SharedOut::new(stderr.clone(), shared.terminal.clone()))
         .envs(&component.environment)
         .build();
     let state = HostState {

@@ -30,6 +30,7 @@ pub mod outbound;
 pub mod redis_server;
 pub mod router;
 mod spin_host;
+pub mod stdio;
 pub mod variables;
 pub mod wasm_build;
 

@@ -11,6 +11,7 @@ mod audit;
 mod class_opening;
 mod harness;
 mod key_rotation;
+mod logging;
 mod manifests;
 mod redis_backend;
 mod redis_spin402;

@@ -96,8 +96,7 @@ pub fn decide_settlement(f: &SettleFacts, params: &Parameters) -> Decision {
         )
         .field("class.checks")
     });
-    let cert = f.certificate_no.trim();
-    findings.push(if !cert.is_empty() && cert.chars().count() <= 64 {
+    findings.push(if crate::text::filled(&f.certificate_no, 64) {
         flow.pass("已填写证书编号", "a certificate number is given")
     } else {
         flow.fail(
