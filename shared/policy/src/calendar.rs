@@ -1,113 +1,198 @@
-//! Working days in China (CO-LEAD): Monday to Friday, less public holidays,
-//! plus the weekend days made working days (调休), per the State Council's
-//! yearly notice. Years not listed fall back to Monday to Friday.
+//! Working days in China (CO-LEAD): Monday to Friday, less the days off, plus
+//! the weekend days made working days (调休), per the State Council's yearly
+//! notice, as dated data (`data/calendar.toml`, one entry per notice).
+//!
+//! A year without its notice is not loaded: [`Calendar::working_days_between`]
+//! then counts Monday to Friday and names the years it could not read, so that
+//! a decision says so (CO-CALENDAR) instead of counting silently.
 
 use chrono::{Datelike, NaiveDate, Weekday};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
-/// Public holidays on weekdays, 2022 and 2023 (国务院办公厅 notices).
-const HOLIDAYS: &[&str] = &[
-    "2022-01-03",
-    "2022-01-31",
-    "2022-02-01",
-    "2022-02-02",
-    "2022-02-03",
-    "2022-02-04",
-    "2022-04-04",
-    "2022-04-05",
-    "2022-05-02",
-    "2022-05-03",
-    "2022-05-04",
-    "2022-06-03",
-    "2022-09-12",
-    "2022-10-03",
-    "2022-10-04",
-    "2022-10-05",
-    "2022-10-06",
-    "2022-10-07",
-    "2023-01-02",
-    "2023-01-23",
-    "2023-01-24",
-    "2023-01-25",
-    "2023-01-26",
-    "2023-01-27",
-    "2023-04-05",
-    "2023-05-01",
-    "2023-05-02",
-    "2023-05-03",
-    "2023-06-22",
-    "2023-06-23",
-    "2023-09-29",
-    "2023-10-02",
-    "2023-10-03",
-    "2023-10-04",
-    "2023-10-05",
-    "2023-10-06",
-];
+/// `data/calendar.toml` as JSON, made by `build.rs`.
+const SHIPPED_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/calendar.json"));
 
-/// Weekend days that were working days (调休).
-const MAKEUP_WORKDAYS: &[&str] = &[
-    "2022-01-29",
-    "2022-01-30",
-    "2022-04-02",
-    "2022-04-24",
-    "2022-05-07",
-    "2022-10-08",
-    "2022-10-09",
-    "2023-01-28",
-    "2023-01-29",
-    "2023-04-23",
-    "2023-05-06",
-    "2023-06-25",
-    "2023-10-07",
-    "2023-10-08",
-];
-
-/// Whether `day`, written `YYYY-MM-DD`, is in `list` (written in place:
-/// this runs for every day of every session and filing period).
-fn listed(list: &[&str], day: NaiveDate) -> bool {
-    let Ok(year) = u32::try_from(day.year()) else {
-        return false;
-    };
-    if year > 9999 {
-        return false;
-    }
-    let mut text = *b"0000-00-00";
-    for (at, value, digits) in [(0, year, 4), (5, day.month(), 2), (8, day.day(), 2)] {
-        let mut v = value;
-        for i in (at..at + digits).rev() {
-            text[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    }
-    list.iter().any(|s| s.as_bytes() == text)
+/// Why a calendar file is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CalendarError {
+    /// Not TOML or JSON of the expected shape.
+    #[error("calendar data is malformed: {0}")]
+    Malformed(String),
+    /// A day that is not `YYYY-MM-DD`, or a range that runs backwards.
+    #[error("year {year}: {detail}")]
+    Day {
+        /// The year of the entry.
+        year: i32,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The same year twice.
+    #[error("year {0} is listed twice")]
+    Repeated(i32),
 }
 
-/// Whether `day` is a working day.
-pub fn is_working_day(day: NaiveDate) -> bool {
-    if listed(MAKEUP_WORKDAYS, day) {
-        return true;
-    }
-    if listed(HOLIDAYS, day) {
-        return false;
-    }
-    !matches!(day.weekday(), Weekday::Sat | Weekday::Sun)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    year: Vec<YearEntry>,
 }
 
-/// Working days strictly after `from` and strictly before `to`: the full
-/// working days an office has between a filing and the first class day.
-pub fn working_days_between(from: NaiveDate, to: NaiveDate) -> i64 {
-    let mut n = 0;
-    let mut d = from.succ_opt();
-    while let Some(day) = d {
-        if day >= to {
-            break;
-        }
-        if is_working_day(day) {
-            n += 1;
-        }
-        d = day.succ_opt();
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YearEntry {
+    year: i32,
+    notice: String,
+    days_off: Vec<String>,
+    working_weekends: Vec<String>,
+}
+
+/// One loaded year.
+#[derive(Debug, Clone)]
+struct Year {
+    notice: String,
+    days_off: BTreeSet<NaiveDate>,
+    working_weekends: BTreeSet<NaiveDate>,
+}
+
+/// The loaded years of the working-day calendar.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    years: BTreeMap<i32, Year>,
+}
+
+/// A count of working days, and the years it had to count Monday to Friday.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkingDays {
+    /// Working days counted.
+    pub days: i64,
+    /// Years of the counted period whose notice is not loaded (empty: every
+    /// day was decided by a notice).
+    pub unloaded: Vec<i32>,
+}
+
+fn is_weekend(day: NaiveDate) -> bool {
+    matches!(day.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+impl Calendar {
+    /// The calendar shipped with this build (`data/calendar.toml`).
+    pub fn shipped() -> &'static Calendar {
+        static C: OnceLock<Calendar> = OnceLock::new();
+        C.get_or_init(|| Calendar::from_json(SHIPPED_JSON).expect("the shipped calendar is valid"))
     }
-    n
+
+    /// Reads a calendar in the TOML form of `data/calendar.toml`.
+    pub fn from_toml(text: &str) -> Result<Calendar, CalendarError> {
+        let file: File =
+            toml::from_str(text).map_err(|e| CalendarError::Malformed(e.to_string()))?;
+        Self::checked(file)
+    }
+
+    fn from_json(text: &str) -> Result<Calendar, CalendarError> {
+        let file: File =
+            serde_json::from_str(text).map_err(|e| CalendarError::Malformed(e.to_string()))?;
+        Self::checked(file)
+    }
+
+    /// Every day lies in its entry's year, ranges run forwards, working
+    /// weekend days are weekend days and not also days off.
+    fn checked(file: File) -> Result<Calendar, CalendarError> {
+        let mut years = BTreeMap::new();
+        for entry in file.year {
+            let y = entry.year;
+            let bad = |detail: String| CalendarError::Day { year: y, detail };
+            let day = |text: &str| -> Result<NaiveDate, CalendarError> {
+                let d = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+                    .map_err(|_| bad(format!("{text:?} is not a date YYYY-MM-DD")))?;
+                if d.year() != y {
+                    return Err(bad(format!("{d} lies outside {y}")));
+                }
+                Ok(d)
+            };
+            let mut days_off = BTreeSet::new();
+            for item in &entry.days_off {
+                let (from, to) = match item.split_once("..") {
+                    Some((a, b)) => (day(a)?, day(b)?),
+                    None => (day(item)?, day(item)?),
+                };
+                if to < from {
+                    return Err(bad(format!("{item:?} runs backwards")));
+                }
+                days_off.extend(from.iter_days().take_while(|d| *d <= to));
+            }
+            let mut working_weekends = BTreeSet::new();
+            for item in &entry.working_weekends {
+                let d = day(item)?;
+                if !is_weekend(d) {
+                    return Err(bad(format!(
+                        "{d} is a working weekend day but not a weekend day"
+                    )));
+                }
+                if days_off.contains(&d) {
+                    return Err(bad(format!("{d} is both a day off and a working day")));
+                }
+                working_weekends.insert(d);
+            }
+            let year = Year {
+                notice: entry.notice,
+                days_off,
+                working_weekends,
+            };
+            if years.insert(y, year).is_some() {
+                return Err(CalendarError::Repeated(y));
+            }
+        }
+        Ok(Calendar { years })
+    }
+
+    /// The years loaded, in order.
+    pub fn years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.years.keys().copied()
+    }
+
+    /// The notice a loaded year was read from.
+    pub fn notice(&self, year: i32) -> Option<&str> {
+        self.years.get(&year).map(|y| y.notice.as_str())
+    }
+
+    /// Whether `day` is a working day: `None` when its year is not loaded.
+    pub fn is_working_day(&self, day: NaiveDate) -> Option<bool> {
+        let year = self.years.get(&day.year())?;
+        Some(if year.working_weekends.contains(&day) {
+            true
+        } else {
+            !year.days_off.contains(&day) && !is_weekend(day)
+        })
+    }
+
+    /// Working days strictly after `from` and strictly before `to`: the full
+    /// working days an office has between a filing and the first class day.
+    /// Days of a year that is not loaded count Monday to Friday; the answer
+    /// names those years.
+    pub fn working_days_between(&self, from: NaiveDate, to: NaiveDate) -> WorkingDays {
+        let mut days = 0;
+        let mut unloaded = BTreeSet::new();
+        for day in from.iter_days().skip(1).take_while(|d| *d < to) {
+            let working = self.is_working_day(day).unwrap_or_else(|| {
+                unloaded.insert(day.year());
+                !is_weekend(day)
+            });
+            if working {
+                days += 1;
+            }
+        }
+        WorkingDays {
+            days,
+            unloaded: unloaded.into_iter().collect(),
+        }
+    }
+}
+
+/// [`Calendar::working_days_between`] on the shipped calendar.
+pub fn working_days_between(from: NaiveDate, to: NaiveDate) -> WorkingDays {
+    Calendar::shipped().working_days_between(from, to)
 }
 
 #[cfg(test)]
@@ -116,6 +201,12 @@ mod tests {
 
     fn day(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    fn between(from: &str, to: &str) -> i64 {
+        let w = working_days_between(day(from), day(to));
+        assert!(w.unloaded.is_empty(), "{from}..{to}: {:?}", w.unloaded);
+        w.days
     }
 
     #[test]
@@ -132,35 +223,105 @@ mod tests {
             ("2022-06-08", "2022-06-06", 0),
         ];
         for (from, to, want) in cases {
-            assert_eq!(
-                working_days_between(day(from), day(to)),
-                want,
-                "CO-LEAD {from}..{to}"
-            );
+            assert_eq!(between(from, to), want, "CO-LEAD {from}..{to}");
         }
     }
 
     #[test]
-    fn every_listed_day_is_found_and_no_other_day_is() {
-        for h in HOLIDAYS {
-            assert!(!is_working_day(day(h)), "holiday {h}");
+    fn co_lead_across_spring_festival_and_national_day_of_2024_and_2026() {
+        // 2024 春节: 2-10..2-17 off, Sun 2-04 and Sun 2-18 working. Filed Thu
+        // 2024-02-01, start Tue 2024-02-20: Fri 2, Sun 4, Mon 5..Fri 9 (5),
+        // Sun 18, Mon 19 = 9 working days; Monday to Friday would say 12.
+        assert_eq!(between("2024-02-01", "2024-02-20"), 9);
+        // 2024 国庆: 10-01..10-07 off, Sun 9-29 and Sat 10-12 working. Filed
+        // Fri 9-27, start Mon 10-14: Sun 9-29, Mon 9-30, Tue 10-08..Fri 10-11
+        // (4), Sat 10-12 = 7; Monday to Friday would say 10.
+        assert_eq!(between("2024-09-27", "2024-10-14"), 7);
+        // 2026 春节: 2-15..2-23 off, Sat 2-14 and Sat 2-28 working. Filed Thu
+        // 2026-02-12, start Mon 2026-03-02: Fri 13, Sat 14, Tue 24..Fri 27
+        // (4), Sat 28 = 7; Monday to Friday would say 11.
+        assert_eq!(between("2026-02-12", "2026-03-02"), 7);
+        // 2026 中秋 and 国庆: 9-25..9-27 and 10-01..10-07 off, Sun 9-20 and
+        // Sat 10-10 working. Filed Fri 9-18, start Mon 10-12: Sun 20, Mon
+        // 21..Thu 24 (4), Mon 28..Wed 30 (3), Thu 10-08, Fri 10-09, Sat 10-10
+        // = 11; Monday to Friday would say 15.
+        assert_eq!(between("2026-09-18", "2026-10-12"), 11);
+        // 2025 国庆 and 中秋 together: 10-01..10-08 off, Sat 10-11 working.
+        assert_eq!(between("2025-09-30", "2025-10-13"), 3);
+    }
+
+    #[test]
+    fn a_period_reaching_an_unloaded_year_counts_monday_to_friday_and_names_the_year() {
+        // Filed Wed 2026-12-30, start Mon 2027-01-11: Thu 12-31 (2026, a
+        // working day by its notice), then Fri 01-01 and Mon 01-04..Fri 01-08
+        // counted Monday to Friday: 2027 has no notice loaded.
+        let w = working_days_between(day("2026-12-30"), day("2027-01-11"));
+        assert_eq!(w.days, 7);
+        assert_eq!(w.unloaded, vec![2027]);
+        // One day before the unloaded year: nothing unloaded.
+        let w = working_days_between(day("2026-12-28"), day("2027-01-01"));
+        assert_eq!((w.days, w.unloaded.is_empty()), (3, true));
+        assert_eq!(Calendar::shipped().is_working_day(day("2027-01-04")), None);
+        assert_eq!(Calendar::shipped().is_working_day(day("2021-12-31")), None);
+    }
+
+    #[test]
+    fn the_shipped_calendar_loads_2022_to_2026_with_each_notice() {
+        let c = Calendar::shipped();
+        assert_eq!(
+            c.years().collect::<Vec<_>>(),
+            vec![2022, 2023, 2024, 2025, 2026]
+        );
+        assert!(c.notice(2025).unwrap().contains("国办发明电〔2024〕12号"));
+        // Every weekday holiday of 2022-2023 that the calendar had as code is a day off.
+        for d in ["2022-01-03", "2022-09-12", "2023-06-23", "2023-10-06"] {
+            assert_eq!(c.is_working_day(day(d)), Some(false), "{d}");
         }
-        for m in MAKEUP_WORKDAYS {
-            assert!(is_working_day(day(m)), "makeup working day {m}");
+        for d in [
+            "2022-04-24",
+            "2023-10-08",
+            "2024-02-18",
+            "2025-01-26",
+            "2026-02-28",
+        ] {
+            assert_eq!(c.is_working_day(day(d)), Some(true), "{d}");
         }
-        // Every day of the listed years: listed exactly when its text is.
-        let mut d = day("2021-01-01");
-        while d < day("2025-01-01") {
-            let text = d.format("%Y-%m-%d").to_string();
-            assert_eq!(
-                listed(HOLIDAYS, d),
-                HOLIDAYS.contains(&text.as_str()),
-                "{text}"
-            );
-            d = d.succ_opt().unwrap();
-        }
-        for far in [NaiveDate::MIN, NaiveDate::MAX, day("0999-01-01")] {
-            assert!(!listed(HOLIDAYS, far), "{far}");
-        }
+    }
+
+    #[test]
+    fn calendar_data_that_is_wrong_is_refused_with_its_year_and_reason() {
+        let file = |off: &str, work: &str| {
+            format!(
+                "[[year]]\nyear = 2024\nnotice = \"n\"\ndays_off = [{off}]\nworking_weekends = [{work}]\n"
+            )
+        };
+        let err = |off: &str, work: &str| Calendar::from_toml(&file(off, work)).unwrap_err();
+        assert!(matches!(
+            err("\"2025-01-01\"", ""),
+            CalendarError::Day { year: 2024, .. }
+        ));
+        assert!(
+            err("\"2024-02-17..2024-02-10\"", "")
+                .to_string()
+                .contains("backwards")
+        );
+        assert!(err("\"2024-02-30\"", "").to_string().contains("not a date"));
+        assert!(
+            err("", "\"2024-02-05\"")
+                .to_string()
+                .contains("not a weekend day")
+        );
+        assert!(
+            err("\"2024-02-04\"", "\"2024-02-04\"")
+                .to_string()
+                .contains("both")
+        );
+        let twice = format!("{}{}", file("", ""), file("", ""));
+        assert_eq!(
+            Calendar::from_toml(&twice).unwrap_err(),
+            CalendarError::Repeated(2024)
+        );
+        assert!(Calendar::from_toml("[[year]]\nyear = 2024\n").is_err());
+        assert!(Calendar::from_toml(include_str!("../data/calendar.toml")).is_ok());
     }
 }

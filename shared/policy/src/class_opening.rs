@@ -91,6 +91,11 @@ pub mod rules {
         severity: Block,
         source: "[other]",
     };
+    pub const CO_CALENDAR: Rule = Rule {
+        id: "CO-CALENDAR",
+        severity: Warn,
+        source: "[other]",
+    };
     pub const CO_ROSTER: Rule = Rule {
         id: "CO-ROSTER",
         severity: Block,
@@ -142,6 +147,7 @@ pub mod rules {
         CO_RELEVANT,
         CO_ENTRY,
         CO_LEAD,
+        CO_CALENDAR,
         CO_ROSTER,
         CO_APPRENTICE,
         CO_CLASH,
@@ -1152,7 +1158,8 @@ fn check_entry(app: &ClassApplication, ctx: &Context, params: &Parameters, f: &m
 
 fn check_lead(app: &ClassApplication, ctx: &Context, params: &Parameters, f: &mut Vec<Finding>) {
     let p = params.at_or_first(names::CO_LEAD_WORKING_DAYS, app.start_date);
-    let days = working_days_between(ctx.today, app.start_date);
+    let counted = working_days_between(ctx.today, app.start_date);
+    let days = counted.days;
     let passed = days >= p.value;
     f.push(
         CO_LEAD
@@ -1165,6 +1172,25 @@ fn check_lead(app: &ClassApplication, ctx: &Context, params: &Parameters, f: &mu
             .compare("working_days", days, if passed { "≥" } else { "<" }, p.value)
             .cite(&p),
     );
+    let finding = if counted.unloaded.is_empty() {
+        CO_CALENDAR.finding(
+            true,
+            "申请日至开班日的工作日按国务院办公厅放假安排通知计算",
+            "the working days between filing and the first class day follow the State Council's holiday notices",
+        )
+    } else {
+        let years: Vec<String> = counted.unloaded.iter().map(|y| y.to_string()).collect();
+        let years = years.join(", ");
+        CO_CALENDAR
+            .finding(
+                false,
+                format!("未载入 {years} 年的放假安排：该年按周一至周五计算工作日，请载入当年通知后复核"),
+                format!("calendar not loaded for {years}: its working days were counted Monday to Friday; load that year's notice and decide again"),
+            )
+            .field("start_date")
+            .compare("calendar_years_not_loaded", years, "∉", "data/calendar.toml")
+    };
+    f.push(finding);
 }
 
 fn check_roster(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>) {

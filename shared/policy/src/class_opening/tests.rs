@@ -567,6 +567,67 @@ fn co_lead_boundary() {
     ]);
 }
 
+/// The CO-LEAD count of a class starting on `start` filed on `filed`, and
+/// whether CO-LEAD and CO-CALENDAR passed.
+fn lead(start: &str, filed: &str) -> (String, bool, bool) {
+    let (app, ctx) = fixtures::valid_class_from(day(start), day(filed), 40, 0);
+    let d = decide(&app, &ctx);
+    let f = d.of("CO-LEAD").next().unwrap();
+    (
+        f.observed.clone().unwrap(),
+        d.passed("CO-LEAD"),
+        d.passed("CO-CALENDAR"),
+    )
+}
+
+#[test]
+fn co_lead_counts_across_spring_festival_and_national_day_in_2024_and_2026() {
+    // Five working days are needed (co_lead_working_days@2022-04-22).
+    // 2024 春节 (2-10..2-17 off, Sun 2-18 worked): a class starting Tue
+    // 2024-02-20 filed Fri 2-09 has Sun 18 and Mon 19 only (Monday to Friday
+    // would give 6); filed Fri 2-02, Sun 4, Mon 5..Fri 9, Sun 18, Mon 19 = 8.
+    assert_eq!(lead("2024-02-20", "2024-02-09"), ("2".into(), false, true));
+    // Filed Tue 2-06: Wed 7, Thu 8, Fri 9, Sun 18, Mon 19 = 5, just enough;
+    // filed Wed 2-07: 4, one short.
+    assert_eq!(lead("2024-02-20", "2024-02-06"), ("5".into(), true, true));
+    assert_eq!(lead("2024-02-20", "2024-02-07"), ("4".into(), false, true));
+    // 2024 国庆 (10-01..10-07 off, Sun 9-29 and Sat 10-12 worked): start Mon
+    // 10-14; filed Wed 10-02 has Tue 8..Fri 11 and Sat 12 = 5; filed Tue 10-08, 4.
+    assert_eq!(lead("2024-10-14", "2024-10-02"), ("5".into(), true, true));
+    assert_eq!(lead("2024-10-14", "2024-10-08"), ("4".into(), false, true));
+    // 2026 春节 (2-15..2-23 off, Sat 2-14 and Sat 2-28 worked): start Mon
+    // 3-02; filed Fri 2-13 has Sat 14, Tue 24..Fri 27, Sat 28 = 6; filed
+    // Tue 2-24, Wed 25..Fri 27 and Sat 28 = 4.
+    assert_eq!(lead("2026-03-02", "2026-02-13"), ("6".into(), true, true));
+    assert_eq!(lead("2026-03-02", "2026-02-24"), ("4".into(), false, true));
+    // 2026 国庆 (10-01..10-07 off, Sat 10-10 worked): start Mon 10-12; filed
+    // Tue 9-29 has Wed 30, Thu 10-08, Fri 10-09, Sat 10-10 = 4 (Monday to
+    // Friday would give 9); filed Mon 9-28, 5.
+    assert_eq!(lead("2026-10-12", "2026-09-29"), ("4".into(), false, true));
+    assert_eq!(lead("2026-10-12", "2026-09-28"), ("5".into(), true, true));
+}
+
+#[test]
+fn a_class_whose_lead_period_reaches_an_unloaded_year_is_told_so_by_co_calendar() {
+    let (app, ctx) = fixtures::valid_class_from(day("2027-01-18"), day("2026-12-28"), 40, 0);
+    let d = decide(&app, &ctx);
+    assert!(!d.passed("CO-CALENDAR"));
+    let f = d.of("CO-CALENDAR").next().unwrap();
+    assert!(
+        f.message_en.contains("calendar not loaded for 2027"),
+        "{}",
+        f.message_en
+    );
+    assert_eq!(f.observed.as_deref(), Some("2027"));
+    // A warning: the decision still stands on CO-LEAD counted Monday to Friday.
+    assert!(
+        d.warning_rules.contains(&"CO-CALENDAR".to_string()),
+        "{d:?}"
+    );
+    assert!(!d.blocking_rules.contains(&"CO-CALENDAR".to_string()));
+    assert!(d.passed("CO-LEAD"));
+}
+
 #[test]
 fn co_roster_duplicates_and_overlapping_enrolments() {
     fn enrolled(c: &mut Context, start: &str, end: &str) {
