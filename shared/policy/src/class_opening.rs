@@ -91,6 +91,11 @@ pub mod rules {
         severity: Block,
         source: "[other]",
     };
+    pub const CO_INFORCE: Rule = Rule {
+        id: "CO-INFORCE",
+        severity: Block,
+        source: "[other]",
+    };
     pub const CO_CALENDAR: Rule = Rule {
         id: "CO-CALENDAR",
         severity: Warn,
@@ -134,6 +139,7 @@ pub mod rules {
 
     /// Every rule [`super::evaluate`] checks.
     pub const ALL: &[Rule] = &[
+        CO_INFORCE,
         CO_HOURS,
         CO_ONLINE,
         CO_SIZE,
@@ -603,6 +609,10 @@ pub fn evaluate(
 ) -> Decision {
     let on = app.start_date;
     let mut f = Vec::new();
+    if !check_in_force(app, params, &mut f) {
+        // Before the plan's first values there are no values to decide by.
+        return Decision::from_findings(on, f);
+    }
     check_occupation(app, catalogue, &mut f);
     check_hours(app, ctx, params, catalogue, &mut f);
     check_size(app, params, &mut f);
@@ -623,6 +633,55 @@ pub fn evaluate(
     check_order(app, &mut f);
     check_credit_codes(app, &mut f);
     Decision::from_findings(on, f)
+}
+
+/// The parameters the CO-* rules read.
+const CLASS_PARAMETERS: &[&str] = &[
+    names::CO_MIN_CLASS_HOURS,
+    names::CO_MAX_CLASS_SIZE,
+    names::CO_MAX_CLASS_SIZE_ENTREPRENEURSHIP,
+    names::CO_MAX_DAILY_HOURS,
+    names::CO_ENTRY_SHARE_LIMIT_PERCENT,
+    names::CO_LEAD_WORKING_DAYS,
+    names::CO_APPRENTICE_MIN_MONTHS,
+    names::CO_APPRENTICE_MAX_MONTHS,
+    names::CO_APPRENTICE_MIN_LEVEL,
+    names::CO_SHARED_PHONE_LIMIT,
+];
+
+/// CO-INFORCE: every parameter the rules read has a value on the first class
+/// day. Before a parameter's first value there is no value (the rules are
+/// not borrowed from a later date): the class is blocked, naming each
+/// parameter and the date its first value holds from. Returns whether the
+/// rules may be applied.
+fn check_in_force(app: &ClassApplication, params: &Parameters, f: &mut Vec<Finding>) -> bool {
+    let on = app.start_date;
+    let missing: Vec<(&str, NaiveDate)> = CLASS_PARAMETERS
+        .iter()
+        .filter(|name| params.at(name, on).is_err())
+        .map(|name| (*name, params.first_since(name).unwrap_or(NaiveDate::MAX)))
+        .collect();
+    let Some(first) = missing.iter().map(|(_, since)| *since).min() else {
+        f.push(CO_INFORCE.pass(
+            format!("开班日 {on} 计划各参数均已生效"),
+            format!("every parameter of the plan holds a value on the first class day {on}"),
+        ));
+        return true;
+    };
+    let listed: Vec<String> = missing
+        .iter()
+        .map(|(name, since)| format!("{name} (from {since})"))
+        .collect();
+    f.push(
+        CO_INFORCE
+            .fail(
+                format!("开班日 {on} 早于计划参数生效日（最早 {first}）：{} 无取值，不能审批", listed.join("、")),
+                format!("no value on the first class day {on} for {}: the plan's parameters hold from {first}", listed.join(", ")),
+            )
+            .field("start_date")
+            .compare("start_date", on, "<", first),
+    );
+    false
 }
 
 fn check_occupation(app: &ClassApplication, cat: &Catalogue, f: &mut Vec<Finding>) {

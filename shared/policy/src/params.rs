@@ -207,10 +207,18 @@ impl Parameters {
         })
     }
 
+    /// The date of the first value of `name` (None for an unknown name).
+    pub fn first_since(&self, name: &str) -> Option<NaiveDate> {
+        self.params.get(name)?.values.first().map(|v| v.since)
+    }
+
     /// The value of `name` on `date`, or the earliest value when `date` precedes all of them.
     ///
-    /// Rules use this so that a class dated before the plan is still judged
-    /// (by the plan's first values) rather than failing with an internal error.
+    /// Only for dates already known to be in force: class decisions first
+    /// check every parameter they read with [`Parameters::at`] (CO-INFORCE
+    /// blocks a class dated before the plan's first values), and vouchers,
+    /// checks and spot-checks only follow a class so decided. Never the way
+    /// to decide a date before the first value: there is no value there.
     pub fn at_or_first(&self, name: &str, date: NaiveDate) -> Applied {
         match self.at(name, date) {
             Ok(a) => a,

@@ -629,6 +629,34 @@ fn a_class_whose_lead_period_reaches_an_unloaded_year_is_told_so_by_co_calendar(
 }
 
 #[test]
+fn before_the_plans_first_values_there_is_no_value_and_the_class_is_blocked_by_co_inforce() {
+    // The plan's parameters hold from 2022-04-22 (昆人社通〔2022〕34号).
+    let (app, ctx) = fixtures::valid_class_from(day("2022-04-21"), day("2022-03-01"), 40, 0);
+    let d = decide(&app, &ctx);
+    assert_eq!(d.outcome, Outcome::Rejected);
+    assert_eq!(d.blocking_rules, vec!["CO-INFORCE".to_string()]);
+    let f = d.of("CO-INFORCE").next().unwrap();
+    assert!(
+        f.message_en
+            .contains("co_min_class_hours (from 2022-04-22)"),
+        "{}",
+        f.message_en
+    );
+    assert_eq!(
+        f.comparison.as_deref(),
+        Some("start_date: 2022-04-21 < 2022-04-22")
+    );
+    // No rule was decided by a value borrowed from a later date.
+    assert!(d.of("CO-HOURS").next().is_none(), "{:?}", d.findings);
+    assert_eq!(d.findings.len(), 1);
+    // The first day of the plan: in force, every rule decides.
+    let (app, ctx) = fixtures::valid_class_from(day("2022-04-22"), day("2022-03-01"), 40, 0);
+    let d = decide(&app, &ctx);
+    assert!(d.passed("CO-INFORCE"), "{:?}", d.blocking_rules);
+    assert!(d.of("CO-HOURS").next().is_some());
+}
+
+#[test]
 fn co_roster_duplicates_and_overlapping_enrolments() {
     fn enrolled(c: &mut Context, start: &str, end: &str) {
         c.enrolments.insert(
