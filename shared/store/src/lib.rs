@@ -24,6 +24,7 @@ pub mod records;
 pub mod registry;
 pub mod sealed;
 pub mod spot_checks;
+pub mod tlog;
 pub mod vouchers;
 
 pub use kv::{Cas, KeyValue, KvError};
