@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod checkpoint;
 pub mod classes;
 pub mod findings;
 #[cfg(feature = "fixtures")]

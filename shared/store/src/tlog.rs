@@ -58,7 +58,10 @@ fn range_root<S: Subtrees>(s: &S, lo: u64, hi: u64) -> Result<Hash, S::Error> {
         return s.subtree(level, lo >> level);
     }
     let k = split(n);
-    Ok(node_hash(&range_root(s, lo, lo + k)?, &range_root(s, lo + k, hi)?))
+    Ok(node_hash(
+        &range_root(s, lo, lo + k)?,
+        &range_root(s, lo + k, hi)?,
+    ))
 }
 
 /// The Merkle tree hash of the first `size` leaves.
@@ -251,7 +254,11 @@ mod tests {
     }
 
     fn leaves(n: u64) -> Leaves {
-        Leaves((0..n).map(|i| leaf_hash(format!("event {i}").as_bytes())).collect())
+        Leaves(
+            (0..n)
+                .map(|i| leaf_hash(format!("event {i}").as_bytes()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -275,7 +282,11 @@ mod tests {
     fn roots_from_complete_subtrees_equal_the_definition_for_every_size_to_70() {
         let all = leaves(70);
         for n in 0..=70u64 {
-            assert_eq!(root(&all, n).unwrap(), naive(&all.0[..n as usize]), "size {n}");
+            assert_eq!(
+                root(&all, n).unwrap(),
+                naive(&all.0[..n as usize]),
+                "size {n}"
+            );
         }
     }
 
@@ -294,7 +305,11 @@ mod tests {
                 let other = all.0[((m + 1) % n) as usize];
                 assert!(n == 1 || !verify_inclusion(&other, m, n, &p, &r));
                 if (m ^ 1) < n {
-                    assert!(!verify_inclusion(&leaf, m ^ 1, n, &p, &r), "{m} as {}", m ^ 1);
+                    assert!(
+                        !verify_inclusion(&leaf, m ^ 1, n, &p, &r),
+                        "{m} as {}",
+                        m ^ 1
+                    );
                 }
                 assert!(!verify_inclusion(&leaf, n, n, &p, &r));
                 if let Some(first) = p.first() {
@@ -327,7 +342,13 @@ mod tests {
                 }
             }
         }
-        assert!(!verify_consistency(0, 5, &empty_root(), &root(&all, 5).unwrap(), &[]));
+        assert!(!verify_consistency(
+            0,
+            5,
+            &empty_root(),
+            &root(&all, 5).unwrap(),
+            &[]
+        ));
     }
 
     #[test]
