@@ -12,6 +12,7 @@ mod class_opening;
 mod harness;
 mod key_rotation;
 mod manifests;
+mod p2;
 mod redis_backend;
 mod redis_spin402;
 mod spot_checks;
