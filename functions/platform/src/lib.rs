@@ -209,9 +209,7 @@ fn unreadable() -> Reply {
 /// Reads the body (413 beyond the limit), the secrets and `extra` variables, and opens the store.
 pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
     let request = sdk::read_request(req).await?;
-    let previous_keys = sdk::variable("pii_key_previous")
-        .await
-        .unwrap_or_default();
+    let previous_keys = sdk::variable("pii_key_previous").await.unwrap_or_default();
     let batch_reads = sdk::variable("kv_batch_reads")
         .await
         .map(|v| v.trim() != "false")

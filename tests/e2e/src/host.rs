@@ -172,7 +172,11 @@ impl Host {
         let app_values = variables::app_values(&app, &config.variables)?;
         if config.build {
             let mut packages: BTreeMap<wasm_build::Build, BTreeSet<String>> = BTreeMap::new();
-            for package in app.components.values().filter_map(|c| c.cargo_package.clone()) {
+            for package in app
+                .components
+                .values()
+                .filter_map(|c| c.cargo_package.clone())
+            {
                 let build = config.wasi.of_package(Some(&package));
                 packages.entry(build).or_default().insert(package);
             }
@@ -1044,21 +1048,17 @@ async fn handle_in_store_p2(
     pre: &ProxyPre<HostState>,
     request: http::Request<Full<Bytes>>,
 ) -> Result<HostResponse> {
-    use wasmtime_wasi_http::p2::WasiHttpView as _;
+    use wasmtime_wasi_http::p2::WasiHttpView as P2View;
     use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode as P2ErrorCode, Scheme};
     let request = request.map(|body| {
         body.map_err(|never: std::convert::Infallible| -> P2ErrorCode { match never {} })
     });
     let (sender, mut receiver) = tokio::sync::oneshot::channel();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let req = store
-        .data_mut()
-        .http()
+    let req = P2View::http(store.data_mut())
         .new_incoming_request(Scheme::Http, request)
         .map_err(|e| anyhow!("{e:?}"))?;
-    let out = store
-        .data_mut()
-        .http()
+    let out = P2View::http(store.data_mut())
         .new_response_outparam(sender)
         .map_err(|e| anyhow!("{e:?}"))?;
     let call = async {

@@ -21,8 +21,8 @@ mod bindings {
     });
 }
 
-use bindings::spin::key_value::key_value as spin_kv;
 use bindings::fermyon::spin::variables as spin2_vars;
+use bindings::spin::key_value::key_value as spin_kv;
 use bindings::spin::variables::variables as spin_vars;
 use bindings::wasi::keyvalue::{atomics, batch, store as wasi_store};
 

@@ -131,7 +131,10 @@ fn spin_p2_toml_is_spin_toml_with_the_p2_build() {
         .skip_while(|l| l.starts_with('#'))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_eq!(body, expected, "spin.p2.toml differs from spin.toml beyond the build");
+    assert_eq!(
+        body, expected,
+        "spin.p2.toml differs from spin.toml beyond the build"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,9 +162,9 @@ async fn p2_bad_requests_get_problem_details_and_leave_the_store_unchanged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn p2_the_same_application_filed_by_twelve_concurrent_requests_makes_one_class() {
     let (_dir, host) = start();
-    scenarios::the_same_application_filed_by_twelve_concurrent_requests_makes_one_class(
-        Arc::new(host),
-    )
+    scenarios::the_same_application_filed_by_twelve_concurrent_requests_makes_one_class(Arc::new(
+        host,
+    ))
     .await;
 }
 
