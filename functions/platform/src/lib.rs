@@ -13,11 +13,28 @@
 //!
 //! Logs carry the method, the path and the status, never a body, a query
 //! string or a header value.
+//!
+//! Two builds, chosen by cargo feature: `p3` (the default) for Spin 4
+//! (spin-sdk 6, `wasi:http/handler@0.3`, async variables), `p2` for Spin 3.x
+//! such as containerd-shim-spin v0.24 (spin-sdk 5,
+//! `wasi:http/incoming-handler@0.2`, sync variables). Only the request body,
+//! the variables, the response type and outbound HTTP differ (module `sdk`);
+//! both speak `wasi:keyvalue@0.2.0-draft2`, so [`SpinKv`] is the same code.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store as wkv};
-use spin_sdk::http::Request;
+#[cfg(all(feature = "p2", feature = "p3"))]
+compile_error!(
+    "features `p2` and `p3` exclude each other: build the p2 set with --no-default-features --features p2"
+);
+#[cfg(not(any(feature = "p2", feature = "p3")))]
+compile_error!("enable feature `p3` (Spin 4, the default) or `p2` (Spin 3.x)");
+
+#[cfg_attr(feature = "p2", path = "p2.rs")]
+#[cfg_attr(not(feature = "p2"), path = "p3.rs")]
+mod sdk;
+
+pub use sdk::{Reply, Request, outbound_get, reply};
+
+use sdk::{atomics, batch, wkv};
 use store::sealed::{DataKey, Keyring, SealedKv};
 use store::{Cas, KeyValue, KvError};
 use web::{Env, Problem, Secrets};
@@ -138,14 +155,6 @@ impl KeyValue for SpinKv {
     }
 }
 
-/// The response type components return.
-pub type Reply = http::Response<Full<Bytes>>;
-
-/// Converts a handler's response.
-pub fn reply(res: web::Response) -> Reply {
-    res.map(Full::new)
-}
-
 /// The store as handlers get it: Spin's store, every value sealed.
 pub type Store = store::sealed::SealedKv<'static, SpinKv>;
 
@@ -176,7 +185,7 @@ impl Prepared {
 }
 
 async fn variable(name: &str) -> Result<String, Reply> {
-    spin_sdk::variables::get(name).await.map_err(|_| {
+    sdk::variable(name).await.map_err(|_| {
         log_line(&format!("configuration: variable {name} is not set"));
         reply(
             Problem::internal(format!(
@@ -187,30 +196,21 @@ async fn variable(name: &str) -> Result<String, Reply> {
     })
 }
 
+/// 413: the body is longer than [`web::MAX_BODY_BYTES`].
+fn too_large() -> Reply {
+    reply(Problem::too_large(web::MAX_BODY_BYTES).into_response())
+}
+
+/// 422: the body could not be read.
+fn unreadable() -> Reply {
+    reply(Problem::malformed_json("the request body could not be read").into_response())
+}
+
 /// Reads the body (413 beyond the limit), the secrets and `extra` variables, and opens the store.
 pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
-    let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, web::MAX_BODY_BYTES).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(reply(
-                Problem::too_large(web::MAX_BODY_BYTES).into_response(),
-            ));
-        }
-        Err(_) => {
-            return Err(reply(
-                Problem::malformed_json("the request body could not be read").into_response(),
-            ));
-        }
-    };
-    let request = web::Request::from_parts(parts, bytes);
-    let previous_keys = spin_sdk::variables::get("pii_key_previous")
-        .await
-        .unwrap_or_default();
-    let batch_reads = spin_sdk::variables::get("kv_batch_reads")
+    let request = sdk::read_request(req).await?;
+    let previous_keys = sdk::variable("pii_key_previous").await.unwrap_or_default();
+    let batch_reads = sdk::variable("kv_batch_reads")
         .await
         .map(|v| v.trim() != "false")
         .unwrap_or(true);
@@ -221,7 +221,7 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
         extra: Default::default(),
     };
     for name in extra {
-        if let Ok(v) = spin_sdk::variables::get(name).await {
+        if let Ok(v) = sdk::variable(name).await {
             secrets.extra.insert((*name).to_string(), v);
         }
     }

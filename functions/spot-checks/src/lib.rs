@@ -1,10 +1,20 @@
 //! The spot-checks component on Spin: adapts the request and hands it to `app::spot_checks`.
 
-use spin_sdk::http::{IntoResponse, Request};
-use spin_sdk::http_service;
+#[cfg(feature = "p2")]
+extern crate spin_sdk_p2 as spin_sdk;
 
-/// Entry point of the component.
-#[http_service]
-async fn handle(req: Request) -> impl IntoResponse {
+use spin_sdk::http::IntoResponse;
+
+/// Entry point of the component (Spin 4).
+#[cfg(not(feature = "p2"))]
+#[spin_sdk::http_service]
+async fn handle(req: platform::Request) -> impl IntoResponse {
+    platform::serve("spot-checks", req, app::spot_checks::handle).await
+}
+
+/// Entry point of the component (Spin 3.x).
+#[cfg(feature = "p2")]
+#[spin_sdk::http_component]
+async fn handle(req: platform::Request) -> impl IntoResponse {
     platform::serve("spot-checks", req, app::spot_checks::handle).await
 }

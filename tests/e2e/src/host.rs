@@ -27,6 +27,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p3::{
@@ -55,6 +56,8 @@ pub struct HostConfig {
     pub build: bool,
     /// The loopback port to listen on (default: any free port).
     pub port: Option<u16>,
+    /// Which build of the components to run (default: `E2E_BUILD`, else p3).
+    pub wasi: wasm_build::Build,
 }
 
 impl HostConfig {
@@ -67,6 +70,7 @@ impl HostConfig {
             redis: None,
             build: true,
             port: None,
+            wasi: wasm_build::Build::from_env(),
         }
     }
 
@@ -122,6 +126,13 @@ impl HostConfig {
         self
     }
 
+    /// Runs the p2 build (Spin 3.x, `wasi:http/incoming-handler@0.2`) of the
+    /// components that have one ([`wasm_build::P2_PACKAGES`]).
+    pub fn p2(mut self) -> HostConfig {
+        self.wasi = wasm_build::Build::P2;
+        self
+    }
+
     /// Adds a manifest.
     pub fn manifest(mut self, path: impl Into<PathBuf>) -> HostConfig {
         self.manifests.push(path.into());
@@ -171,26 +182,32 @@ impl Host {
         let app = App::load(&config.manifests)?;
         let app_values = variables::app_values(&app, &config.variables)?;
         if config.build {
-            let packages: BTreeSet<String> = app
+            let mut packages: BTreeMap<wasm_build::Build, BTreeSet<String>> = BTreeMap::new();
+            for package in app
                 .components
                 .values()
                 .filter_map(|c| c.cargo_package.clone())
-                .collect();
-            wasm_build::ensure_built(&packages)?;
+            {
+                let build = config.wasi.of_package(Some(&package));
+                packages.entry(build).or_default().insert(package);
+            }
+            for (build, packages) in &packages {
+                wasm_build::ensure_built_as(*build, packages)?;
+            }
         }
         let router = Router::build(&app.triggers)?;
         let engine = engine()?;
         let linker = base_linker(engine)?;
         let mut components = HashMap::new();
         for spec in app.components.values() {
-            let path = wasm_build::wasm_path(&spec.base_dir, &spec.source);
+            let build = config.wasi.of_package(spec.cargo_package.as_deref());
+            let path = wasm_build::wasm_path_of(build, &spec.base_dir, &spec.source);
             let component = load_component(engine, &path)
                 .with_context(|| format!("loading component {:?}", spec.id))?;
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| anyhow!("component {:?}: {e:#}", spec.id))?;
-            let pre = ServicePre::new(pre)
-                .map_err(|e| anyhow!("component {:?} is not a wasi:http service: {e}", spec.id))?;
+            let pre = Pre::detect(pre).map_err(|e| anyhow!("component {:?}: {e}", spec.id))?;
             let vars = variables::component_values(spec, &app_values)
                 .with_context(|| format!("variables of component {:?}", spec.id))?;
             let allowed_hosts = spec
@@ -383,7 +400,7 @@ impl Logs {
 
 struct Loaded {
     id: String,
-    pre: ServicePre<HostState>,
+    pre: Pre,
     allowed_stores: Arc<HashSet<String>>,
     variables: Arc<HashMap<String, String>>,
     allowed_hosts: Arc<Vec<AllowedHost>>,
@@ -518,6 +535,37 @@ impl WasiHttpView for HostState {
     }
 }
 
+impl wasmtime_wasi_http::p2::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::p2::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::p2::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The component's HTTP world, found when it is loaded: Spin 4's WASIp3
+/// handler (`wasi:http/handler@0.3`) or Spin 3.x's WASIp2
+/// `wasi:http/incoming-handler@0.2` (the p2 build).
+pub(crate) enum Pre {
+    P3(ServicePre<HostState>),
+    P2(ProxyPre<HostState>),
+}
+
+impl Pre {
+    fn detect(pre: wasmtime::component::InstancePre<HostState>) -> Result<Pre> {
+        match ServicePre::new(pre.clone()) {
+            Ok(p3) => Ok(Pre::P3(p3)),
+            Err(p3_err) => ProxyPre::new(pre).map(Pre::P2).map_err(|p2_err| {
+                anyhow!(
+                    "exports neither wasi:http/handler@0.3 ({p3_err}) nor wasi:http/incoming-handler@0.2 ({p2_err})"
+                )
+            }),
+        }
+    }
+}
+
 /// Sends a component's outgoing requests, if allowed.
 struct OutboundHooks {
     component: String,
@@ -560,6 +608,29 @@ impl WasiHttpHooks for OutboundHooks {
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
             ))
         })
+    }
+}
+
+impl wasmtime_wasi_http::p2::WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::p2::body::HyperOutgoingBody>,
+        config: wasmtime_wasi_http::p2::types::OutgoingRequestConfig,
+    ) -> wasmtime_wasi_http::p2::HttpResult<wasmtime_wasi_http::p2::types::HostFutureIncomingResponse>
+    {
+        if let Some(why) = outbound::refusal(&self.allowed, request.uri()) {
+            self.logs.append(
+                &self.component,
+                "host",
+                format!("outbound request denied: {why}").as_bytes(),
+            );
+            return Err(
+                wasmtime_wasi_http::p2::bindings::http::types::ErrorCode::HttpRequestDenied.into(),
+            );
+        }
+        Ok(wasmtime_wasi_http::p2::default_send_request(
+            request, config,
+        ))
     }
 }
 
@@ -695,6 +766,8 @@ fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!("{e}"))?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(|e| anyhow!("{e}"))?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(|e| anyhow!("{e}"))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| anyhow!("{e}"))?;
     crate::spin_host::add_to_linker(&mut linker).map_err(|e| anyhow!("{e}"))?;
     Ok(linker)
 }
@@ -922,7 +995,10 @@ async fn run(
     let mut store = Store::new(&shared.engine, state);
     store.limiter(|state| &mut state.memory);
     store.epoch_deadline_async_yield_and_update(1);
-    let outcome = handle_in_store(&mut store, &component.pre, request).await;
+    let outcome = match &component.pre {
+        Pre::P3(pre) => handle_in_store(&mut store, pre, request).await,
+        Pre::P2(pre) => handle_in_store_p2(&mut store, pre, request).await,
+    };
     let watch = &store.data().memory;
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     shared.memory.requests.fetch_add(1, relaxed);
@@ -983,5 +1059,68 @@ async fn handle_in_store(
         .await
         .map_err(|e: wasmtime::Error| anyhow!("{e:?}"))?
         .map_err(|e: wasmtime::Error| anyhow!("{e:?}"))?;
+    Ok(response)
+}
+
+/// Runs one request through a WASIp2 `wasi:http/incoming-handler` (the p2
+/// build): the guest's call and the reading of its response run together, as
+/// the response body streams while the guest writes it.
+async fn handle_in_store_p2(
+    store: &mut Store<HostState>,
+    pre: &ProxyPre<HostState>,
+    request: http::Request<Full<Bytes>>,
+) -> Result<HostResponse> {
+    use wasmtime_wasi_http::p2::WasiHttpView as P2View;
+    use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode as P2ErrorCode, Scheme};
+    let request = request.map(|body| {
+        body.map_err(|never: std::convert::Infallible| -> P2ErrorCode { match never {} })
+    });
+    let (sender, mut receiver) = tokio::sync::oneshot::channel();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let req = P2View::http(store.data_mut())
+        .new_incoming_request(Scheme::Http, request)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let out = P2View::http(store.data_mut())
+        .new_response_outparam(sender)
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let call = async {
+        let outcome = async {
+            let proxy = pre
+                .instantiate_async(&mut *store)
+                .await
+                .map_err(|e| anyhow!("instantiating: {e:?}"))?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut *store, req, out)
+                .await
+                .map_err(|e| anyhow!("{e:?}"))
+        }
+        .await;
+        let _ = done_tx.send(());
+        outcome
+    };
+    let response = async {
+        // The guest may return (or trap) without setting a response; its
+        // sender then stays in the store, so its end is watched as well.
+        let set = tokio::select! {
+            biased;
+            set = &mut receiver => set.ok(),
+            _ = done_rx => receiver.try_recv().ok(),
+        };
+        let Some(set) = set else {
+            return Err(anyhow!("the guest set no response"));
+        };
+        let response = set.map_err(|code| anyhow!("the handler returned error {code:?}"))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| anyhow!("reading the response body: {e:?}"))?
+            .to_bytes();
+        Ok(http::Response::from_parts(parts, Full::new(body)))
+    };
+    let (called, response) = futures::join!(call, response);
+    let response = response?;
+    called?;
     Ok(response)
 }

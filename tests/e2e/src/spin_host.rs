@@ -1,6 +1,7 @@
 //! Host implementations of the Spin interfaces the components import:
-//! `spin:key-value/key-value@3.0.0`, `spin:variables/variables@3.0.0`, and
-//! `wasi:keyvalue@0.2.0-draft2` store, atomics and batch.
+//! `spin:key-value/key-value@3.0.0`, `spin:variables/variables@3.0.0`,
+//! `fermyon:spin/variables@2.0.0` (Spin 3.x, the p2 build), and
+//! `wasi:keyvalue@0.2.0-draft2` store, atomics and batch (both builds).
 
 use crate::host::HostState;
 use crate::kv::{CasState, KvError, KvStore, Swap};
@@ -20,6 +21,7 @@ mod bindings {
     });
 }
 
+use bindings::fermyon::spin::variables as spin2_vars;
 use bindings::spin::key_value::key_value as spin_kv;
 use bindings::spin::variables::variables as spin_vars;
 use bindings::wasi::keyvalue::{atomics, batch, store as wasi_store};
@@ -150,6 +152,21 @@ impl spin_vars::HostWithStore for HasSelf<HostState> {
                 .cloned()
                 .ok_or_else(|| spin_vars::Error::Undefined(format!("no variable for {name:?}")))
         })
+    }
+}
+
+impl spin2_vars::Host for HostState {
+    /// Spin 3.x's form (the p2 build): the same values, synchronously.
+    fn get(&mut self, name: String) -> Result<String, spin2_vars::Error> {
+        if let Err(e) = crate::manifest::validate_variable_name(&name) {
+            return Err(spin2_vars::Error::InvalidName(e.to_string()));
+        }
+        self.spin()
+            .0
+            .variables
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| spin2_vars::Error::Undefined(format!("no variable for {name:?}")))
     }
 }
 

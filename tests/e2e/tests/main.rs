@@ -13,6 +13,7 @@ mod harness;
 mod key_rotation;
 mod logging;
 mod manifests;
+mod p2;
 mod redis_backend;
 mod redis_spin402;
 mod spot_checks;

@@ -135,6 +135,7 @@ fn every_runtime_config_and_spin_toml_parse_as_toml() {
     let mut paths = files(&root().join("runtime-config"), &["toml"]);
     assert!(paths.len() >= 2, "runtime-config/ holds {paths:?}");
     paths.push(root().join("spin.toml"));
+    paths.push(root().join("spin.p2.toml"));
     let failures: Vec<String> = paths
         .iter()
         .filter_map(|p| toml_file(p).err().map(|e| format!("{}: {e}", rel(p))))

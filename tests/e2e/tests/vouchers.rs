@@ -5,6 +5,7 @@
 use crate::common::{
     Moment, call, dump, file_class, move_clock, record_check, seed, token_shifted,
 };
+use e2e::wasm_build::Build;
 use e2e::{Host, HostConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -21,9 +22,16 @@ fn config(db: PathBuf, wechat_base: &str) -> HostConfig {
 }
 
 fn start(wechat_base: &str) -> (TempDir, PathBuf, Host) {
+    start_as(wechat_base, Build::from_env())
+}
+
+/// [`start`] on the given build of the components.
+fn start_as(wechat_base: &str, build: Build) -> (TempDir, PathBuf, Host) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sqlite_key_value.db");
-    let host = Host::start(config(db.clone(), wechat_base)).expect("host starts");
+    let mut config = config(db.clone(), wechat_base);
+    config.wasi = build;
+    let host = Host::start(config).expect("host starts");
     (dir, db, host)
 }
 
@@ -114,7 +122,12 @@ fn assert_no_numbers(db: &Path, logs: &str, nums: &[String]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_redeem_and_settle_through_the_spin_host_and_count_progress() {
-    let (_dir, db, host) = start("https://api.weixin.qq.com");
+    issue_redeem_and_settle(Build::from_env()).await;
+}
+
+/// Issue, activate, redeem and settle vouchers on `build` (also run on p2 by `p2.rs`).
+pub async fn issue_redeem_and_settle(build: Build) {
+    let (_dir, db, host) = start_as("https://api.weixin.qq.com", build);
     seed(&host).await;
     let (class_id, app) = file_class(&host, 4).await;
     let refs = activate(&host, &app, 0..3).await;
@@ -419,8 +432,13 @@ async fn mock_wechat() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wechat_login_binds_a_trainee_who_then_sees_only_their_own_data() {
+    wechat_login(Build::from_env()).await;
+}
+
+/// WeChat login through outbound HTTP on `build` (also run on p2 by `p2.rs`).
+pub async fn wechat_login(build: Build) {
     let (base, seen) = mock_wechat().await;
-    let (_dir, db, host) = start(&base);
+    let (_dir, db, host) = start_as(&base, build);
     seed(&host).await;
     let (class_id, app) = file_class(&host, 3).await;
     let refs = activate(&host, &app, 0..3).await;
