@@ -6,7 +6,7 @@ use e2e::Host;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use web::auth::{Role, mint};
+use web::auth::Role;
 
 /// Files a valid and an invalid application, reads them back masked, and lists them in two pages.
 pub async fn files_a_valid_and_an_invalid_application_and_reads_them_back(host: &Host) {
