@@ -206,6 +206,34 @@ fn unreadable() -> Reply {
     reply(Problem::malformed_json("the request body could not be read").into_response())
 }
 
+fn not_configured(msg: &str) -> Reply {
+    log_line(&format!("configuration: {msg}"));
+    reply(Problem::internal(format!("the service is not configured: {msg}")).into_response())
+}
+
+/// Who may sign tokens, from the variables `auth_jwks`, `auth_issuer`,
+/// `auth_audience`, `auth_max_lifetime_secs` (optional), `trainee_public_key`
+/// and, where the component declares it (vouchers), `trainee_signing_key`.
+async fn identity() -> Result<web::auth::Identity, Reply> {
+    let max_lifetime = sdk::variable("auth_max_lifetime_secs")
+        .await
+        .unwrap_or_default();
+    let identity = web::auth::Identity::new(
+        &variable("auth_jwks").await?,
+        &variable("auth_issuer").await?,
+        &variable("auth_audience").await?,
+        &max_lifetime,
+        &variable("trainee_public_key").await?,
+    )
+    .map_err(|msg| not_configured(&msg))?;
+    match sdk::variable("trainee_signing_key").await {
+        Ok(seed) if !seed.trim().is_empty() => identity
+            .with_trainee_signing_key(&seed)
+            .map_err(|msg| not_configured(&msg)),
+        _ => Ok(identity),
+    }
+}
+
 /// Reads the body (413 beyond the limit), the secrets and `extra` variables, and opens the store.
 pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
     let request = sdk::read_request(req).await?;
@@ -214,8 +242,9 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
         .await
         .map(|v| v.trim() != "false")
         .unwrap_or(true);
+    let identity = identity().await?;
     let mut secrets = Secrets {
-        jwt_secret: variable("jwt_secret").await?,
+        identity,
         pii_hmac_key: variable("pii_hmac_key").await?,
         pii_key: variable("pii_key").await?,
         extra: Default::default(),
@@ -226,10 +255,7 @@ pub async fn prepare(req: Request, extra: &[&str]) -> Result<Prepared, Reply> {
         }
     }
     if let Err(msg) = secrets.check() {
-        log_line(&format!("configuration: {msg}"));
-        return Err(reply(
-            Problem::internal(format!("the service is not configured: {msg}")).into_response(),
-        ));
+        return Err(not_configured(&msg));
     }
     let keys = Keyring::new(
         DataKey::from_secret(&secrets.pii_key),

@@ -6,8 +6,8 @@
 //! | `GET /api/v1/spot-checks/runs/{id}` | any authenticated caller (no personal data) |
 //! | `PUT /api/v1/spot-checks/inspectors/{sub}` | bureau |
 //! | `GET /api/v1/spot-checks/inspectors` | bureau, scheduler |
-//! | `GET /api/v1/spot-checks/tasks/mine` | inspector |
-//! | `POST /api/v1/spot-checks/tasks/{id}/calls` | inspector (the task's own) |
+//! | `GET /api/v1/spot-checks/tasks/mine` | inspector (registered and active) |
+//! | `POST /api/v1/spot-checks/tasks/{id}/calls` | inspector (the task's own, registered and active) |
 //! | `GET /api/v1/spot-checks/findings` | bureau, district officer (own district) |
 //! | `GET /api/v1/spot-checks/findings/{id}` | bureau, district officer (own district), institution (own class) |
 //! | `POST /api/v1/spot-checks/findings/{id}/rectification` | district officer of the class's district |
@@ -419,7 +419,8 @@ fn get_run<K: KeyValue>(
 pub struct InspectorRequest {
     /// Display name.
     pub name: String,
-    /// Whether new runs assign tasks to them (default true).
+    /// Whether new runs assign tasks to them and they may see their call
+    /// lists and record calls (default true; false takes effect at once).
     #[serde(default = "yes")]
     pub active: bool,
 }
@@ -502,12 +503,32 @@ fn task_view(t: &MyTask, full_phone: bool) -> Value {
     })
 }
 
+/// 403 unless `who` is an inspector whose registry entry is active now. Read
+/// on every request that shows or uses phone numbers, so a deactivated
+/// inspector loses them at once, whatever their token says.
+fn require_active_inspector<K: KeyValue>(env: &Env<'_, K>, who: &Principal) -> Result<(), Problem> {
+    who.require(&[Role::Inspector])?;
+    if sc::inspectors(env.kv)?
+        .get(&who.claims.sub)
+        .is_some_and(|i| i.active)
+    {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "inspector_inactive",
+            "抽查员未登记或已停用",
+            "the inspector is not registered or has been deactivated",
+        ))
+    }
+}
+
 fn my_tasks<K: KeyValue>(
     env: &Env<'_, K>,
     req: &Request,
     who: &Principal,
 ) -> Result<Response, Problem> {
-    who.require(&[Role::Inspector])?;
+    require_active_inspector(env, who)?;
     only_known_query(req, &["run", "cursor", "limit"])?;
     let q = query(req);
     let run_id = match q.get("run") {
@@ -597,7 +618,7 @@ fn call<K: KeyValue>(
     m: &Matched<Route>,
     who: &Principal,
 ) -> Result<Response, Problem> {
-    who.require(&[Role::Inspector])?;
+    require_active_inspector(env, who)?;
     let id = m.params["id"].clone();
     idempotent::run(env, req, "spot_checks.call", &who.claims.sub, || {
         let report: CallReport = json::body(req)?;

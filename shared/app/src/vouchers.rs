@@ -41,15 +41,15 @@ use store::findings::{self, ClassHold};
 use store::records::decode;
 use store::spot_checks;
 use store::vouchers::{self as vs, ClassFacts, Draft, Issued, MoveError, VoucherRecord};
-use web::auth::{Claims, mint};
+use web::auth::Claims;
 use web::json::{self, respond};
 use web::router::{Matched, Router, query};
 use web::{Env, Principal, Problem, Request, Response, Role, idempotent, paging};
 
 /// Failed binding proofs per WeChat user, and per person, in one hour before lockout.
 pub const BIND_MAX_FAILURES: i64 = 5;
-/// Lifetime of a trainee token, in seconds.
-pub const TRAINEE_TOKEN_SECS: i64 = 2 * 3600;
+/// Lifetime of a trainee token, in seconds (the most a trainee token may live).
+pub const TRAINEE_TOKEN_SECS: i64 = web::auth::TRAINEE_MAX_LIFETIME_SECS;
 /// Lifetime of a bind ticket, in seconds.
 pub const BIND_TICKET_SECS: i64 = 600;
 /// Variable names the component reads besides the secrets.
@@ -1206,7 +1206,30 @@ fn encode_query(s: &str) -> String {
         .collect()
 }
 
-fn trainee_token<K: KeyValue>(env: &Env<'_, K>, person: &str, oref: &str) -> Value {
+/// 503 unless this component holds the trainee signing key (variable
+/// `trainee_signing_key`): it signs trainee tokens and keys bind tickets.
+fn trainee_key_problem() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "wechat_not_configured",
+        "微信登录未配置",
+        "variable trainee_signing_key is not set",
+    )
+}
+
+/// The bind tickets' key (derived from the trainee signing key).
+fn ticket_key<K: KeyValue>(env: &Env<'_, K>) -> Result<String, Problem> {
+    env.secrets
+        .identity
+        .bind_ticket_key()
+        .ok_or_else(trainee_key_problem)
+}
+
+fn trainee_token<K: KeyValue>(
+    env: &Env<'_, K>,
+    person: &str,
+    oref: &str,
+) -> Result<Value, Problem> {
     let iat = env.now.timestamp();
     let claims = Claims {
         sub: format!("wx:{}", &oref[..16]),
@@ -1218,13 +1241,18 @@ fn trainee_token<K: KeyValue>(env: &Env<'_, K>, person: &str, oref: &str) -> Val
         nbf: None,
         exp: iat + TRAINEE_TOKEN_SECS,
     };
-    json!({
+    let token = env
+        .secrets
+        .identity
+        .mint_trainee(&claims)
+        .ok_or_else(trainee_key_problem)?;
+    Ok(json!({
         "status": "bound",
-        "token": mint(&claims, &env.secrets.jwt_secret),
+        "token": token,
         "token_type": "Bearer",
         "expires_in": TRAINEE_TOKEN_SECS,
         "person_ref": person,
-    })
+    }))
 }
 
 #[derive(Deserialize)]
@@ -1261,6 +1289,7 @@ async fn login<K: KeyValue, W: WeChat>(
             "variables wechat_app_id and wechat_app_secret are not set",
         ));
     }
+    let ticket_key = ticket_key(env)?;
     let url = format!(
         "{base}/sns/jscode2session?appid={}&secret={}&js_code={}&grant_type=authorization_code",
         encode_query(app_id),
@@ -1298,7 +1327,7 @@ async fn login<K: KeyValue, W: WeChat>(
     match vs::binding(env.kv, &oref)? {
         Some(b) => Ok(respond(
             StatusCode::OK,
-            &trainee_token(env, &b.person, &oref),
+            &trainee_token(env, &b.person, &oref)?,
         )),
         None => Ok(respond(
             StatusCode::OK,
@@ -1306,7 +1335,7 @@ async fn login<K: KeyValue, W: WeChat>(
                 "status": "unbound",
                 "binding_required": true,
                 "bind_ticket": vs::sign_ticket(
-                    &env.secrets.jwt_secret,
+                    &ticket_key,
                     &oref,
                     env.now.timestamp() + BIND_TICKET_SECS,
                 ),
@@ -1344,7 +1373,7 @@ fn locked_problem(until: chrono::DateTime<chrono::Utc>) -> Problem {
 fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
     let body: BindRequest = json::body(req)?;
     let oref = vs::verify_ticket(
-        &env.secrets.jwt_secret,
+        &ticket_key(env)?,
         &body.bind_ticket,
         env.now.timestamp(),
     )
@@ -1407,7 +1436,7 @@ fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Proble
                 role: Role::Trainee.id().to_string(),
             };
             vs::bind(env.kv, &oref, &person, &actor, env.now)?;
-            Ok(respond(StatusCode::OK, &trainee_token(env, &person, &oref)))
+            Ok(respond(StatusCode::OK, &trainee_token(env, &person, &oref)?))
         },
     )
 }

@@ -141,8 +141,14 @@ fn token(role: Role, binding: Option<&str>) -> String {
     )
 }
 
-fn token_at(role: Role, binding: Option<&str>, iat: i64, exp: i64, secret: &str) -> String {
-    mint(&support::claims(role, binding, iat, exp), secret)
+fn token_at(
+    role: Role,
+    binding: Option<&str>,
+    iat: i64,
+    exp: i64,
+    key: impl web::auth::Mint,
+) -> String {
+    mint(&support::claims(role, binding, iat, exp), key)
 }
 
 fn institution() -> String {
@@ -331,27 +337,26 @@ fn every_route_but_health_answers_401_to_missing_expired_forged_and_future_token
         &[],
     );
     let t = now().timestamp();
-    let bad: Vec<(&str, Option<String>)> = vec![
-        ("missing", None),
+    use web::auth::testing::{AUDIENCE, ED25519_KID, ISSUER};
+    let forger = web::auth::Issuer::new([9; 32], ED25519_KID, ISSUER, AUDIENCE);
+    let bad: Vec<(&str, Option<String>, &str)> = vec![
+        ("missing", None, "unauthenticated"),
         (
             "expired",
             Some(token_at(Role::BureauAdmin, None, t - 7200, t - 3600, JWT)),
+            "token_expired",
         ),
         (
             "forged",
-            Some(token_at(
-                Role::BureauAdmin,
-                None,
-                t,
-                t + 3600,
-                "another-secret-0123456789abcdefghijklm",
-            )),
+            Some(token_at(Role::BureauAdmin, None, t, t + 3600, &forger)),
+            "token_signature",
         ),
         (
             "not yet valid",
             Some(token_at(Role::BureauAdmin, None, t + 3600, t + 7200, JWT)),
+            "token_not_yet_valid",
         ),
-        ("garbage", Some("not.a.token".into())),
+        ("garbage", Some("not.a.token".into()), "token_malformed"),
     ];
     let declared = app::class_opening::router().declared();
     assert_eq!(
@@ -360,7 +365,7 @@ fn every_route_but_health_answers_401_to_missing_expired_forged_and_future_token
         "the table covers every route but health"
     );
     for (method, path, body) in routes() {
-        for (case, tok) in &bad {
+        for (case, tok, code) in &bad {
             let before = w.kv.dump();
             let (s, v, h) = w.call(method.clone(), &path, tok.as_deref(), body.clone(), &[]);
             assert_eq!(
@@ -368,7 +373,7 @@ fn every_route_but_health_answers_401_to_missing_expired_forged_and_future_token
                 StatusCode::UNAUTHORIZED,
                 "{method} {path} with a {case} token: {v}"
             );
-            assert_eq!(v["code"], "unauthenticated");
+            assert_eq!(v["code"], *code, "{method} {path} with a {case} token");
             assert_eq!(h["www-authenticate"], "Bearer");
             assert_eq!(
                 w.kv.dump(),

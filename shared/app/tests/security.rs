@@ -247,6 +247,13 @@ impl World {
             class_id: String::new(),
         };
         let admin = token(BureauAdmin, false);
+        // The inspector of [`claims`], registered and active (call lists need it).
+        w.call(
+            Method::PUT,
+            "/api/v1/spot-checks/inspectors/inspector-own",
+            Some(&admin),
+            json!({"name": "抽查员"}),
+        );
         w.call(
             Method::PUT,
             &format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION),
@@ -447,45 +454,112 @@ fn every_route_routes_to_the_component_that_declares_it() {
 
 #[test]
 fn every_protected_route_answers_401_to_every_kind_of_bad_token() {
+    use web::auth::testing::{
+        self as keys, AUDIENCE, ED25519_KID, IDP_SEED, ISSUER, RSA_KID, Sign, TRAINEE_SEED,
+    };
+    use web::auth::{DEFAULT_MAX_LIFETIME_SECS, Issuer, TRAINEE_ISSUER, TRAINEE_KID};
     let w = World::new();
     let t = now().timestamp();
     let mut expired = claims(BureauAdmin, false);
     expired.exp = t - 3600;
     let mut early = claims(BureauAdmin, false);
     early.nbf = Some(t + 3600);
-    let good = token(BureauAdmin, false);
-    let (header, rest) = good.split_once('.').unwrap();
-    let _ = header;
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let alg_none = format!(
-        "{}.{}",
-        b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        rest.rsplit_once('.').unwrap().0
-    ) + ".";
-    let rs256 = format!("{}.{}", b64.encode(br#"{"alg":"RS256","typ":"JWT"}"#), rest);
-    let bad: Vec<(&str, Option<String>)> = vec![
-        ("missing", None),
-        ("expired", Some(mint(&expired, JWT))),
-        ("not yet valid", Some(mint(&early, JWT))),
+    let mut long = claims(BureauAdmin, false);
+    long.exp = long.iat + DEFAULT_MAX_LIFETIME_SECS + 1;
+    let admin = claims(BureauAdmin, false);
+    let payload = keys::payload(&admin, ISSUER, AUDIENCE);
+    let jwk = keys::idp().public_jwk();
+    let public_bytes = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwk["x"].as_str().unwrap())
+            .unwrap()
+    };
+    let trainee_key = Issuer::new(TRAINEE_SEED, TRAINEE_KID, TRAINEE_ISSUER, AUDIENCE);
+    let idp_as = |iss: &str, aud: &str, kid: &str| Issuer::new(IDP_SEED, kid, iss, aud);
+    let bad: Vec<(&str, Option<String>, &str)> = vec![
+        ("missing", None, "unauthenticated"),
+        ("expired", Some(mint(&expired, JWT)), "token_expired"),
+        ("not yet valid", Some(mint(&early, JWT)), "token_not_yet_valid"),
         (
             "signed with another key",
-            Some(mint(
-                &claims(BureauAdmin, false),
-                "another-key-0123456789abcdefghijklmnopq",
-            )),
+            Some(Issuer::new([9; 32], ED25519_KID, ISSUER, AUDIENCE).mint(&admin)),
+            "token_signature",
         ),
-        ("alg none", Some(alg_none)),
-        ("RS256 header", Some(rs256)),
-        ("garbage", Some("a.b.c".into())),
+        (
+            "alg none",
+            Some(keys::sign(&json!({"alg": "none", "typ": "JWT"}), &payload, Sign::Unsigned)),
+            "token_algorithm",
+        ),
+        (
+            "HS256 keyed with the public key (algorithm confusion)",
+            Some(keys::mint_hs256(&admin, &public_bytes)),
+            "token_algorithm",
+        ),
+        (
+            "HS256 keyed with the JWKS text",
+            Some(keys::mint_hs256(&admin, keys::jwks().as_bytes())),
+            "token_algorithm",
+        ),
+        (
+            "RS256 header on the Ed25519 key",
+            Some(keys::sign(&json!({"alg": "RS256", "kid": ED25519_KID}), &payload, Sign::Rs256)),
+            "token_algorithm",
+        ),
+        (
+            "wrong issuer",
+            Some(idp_as("https://idp.other", AUDIENCE, ED25519_KID).mint(&admin)),
+            "token_issuer",
+        ),
+        (
+            "wrong audience",
+            Some(idp_as(ISSUER, "another-service", ED25519_KID).mint(&admin)),
+            "token_audience",
+        ),
+        (
+            "unknown kid",
+            Some(idp_as(ISSUER, AUDIENCE, "retired-key").mint(&admin)),
+            "token_unknown_key",
+        ),
+        ("lifetime above the maximum", Some(mint(&long, JWT)), "token_lifetime"),
+        (
+            "trainee key signing bureau_admin",
+            Some(trainee_key.mint(&admin)),
+            "token_role",
+        ),
+        (
+            "identity provider signing trainee",
+            Some(keys::idp().mint(&claims(Trainee, false))),
+            "token_role",
+        ),
+        (
+            "RS256 with another role's payload",
+            Some({
+                let good = keys::mint_rs256(&admin);
+                let (head, rest) = good.split_once('.').unwrap();
+                let sig = rest.rsplit_once('.').unwrap().1;
+                let _ = RSA_KID;
+                let other = keys::payload(&claims(Scheduler, false), ISSUER, AUDIENCE);
+                use base64::Engine;
+                let p = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(other.to_string());
+                format!("{head}.{p}.{sig}")
+            }),
+            "token_signature",
+        ),
+        ("garbage", Some("a.b.c".into()), "token_malformed"),
     ];
     for l in TABLE.iter().filter(|l| l.roles.is_some()) {
         let path = w.concrete(l.path);
-        for (case, tok) in &bad {
+        for (case, tok, code) in &bad {
             let before = w.kv.dump();
             let (status, v) = w.call(l.method.clone(), &path, tok.as_deref(), json!({}));
             assert_eq!(
                 status, 401,
+                "{} {} with a {case} token: {v}",
+                l.method, l.path
+            );
+            assert_eq!(
+                v["code"], *code,
                 "{} {} with a {case} token: {v}",
                 l.method, l.path
             );

@@ -35,8 +35,14 @@ fn sevens(buf: &mut [u8]) {
 }
 
 fn token(role: Role, sub: &str, district: Option<&str>) -> String {
-    let t = now().timestamp();
-    let mut claims = support::claims(role, district, t - 60, t + 3600 * 24 * 30);
+    token_at(role, sub, district, now())
+}
+
+/// [`token`] issued a minute before `at` (a token lives at most
+/// [`support::max_lifetime`], so a test that moves its clock days on mints anew).
+fn token_at(role: Role, sub: &str, district: Option<&str>, at: DateTime<Utc>) -> String {
+    let t = at.timestamp();
+    let mut claims = support::claims(role, district, t - 60, t - 60 + support::max_lifetime(role));
     claims.sub = sub.into();
     mint(&claims, JWT)
 }
@@ -680,6 +686,54 @@ fn an_inspector_sees_full_phone_numbers_only_on_own_pending_tasks_and_each_view_
     for k in w.kv.dump().keys() {
         assert!(!k.contains(mine[1]["phone"].as_str().unwrap()), "{k}");
     }
+}
+
+#[test]
+fn an_inspector_deactivated_in_the_registry_loses_the_phone_numbers_at_once() {
+    let w = World::new();
+    w.seed_classes(&mixed()[..1]);
+    w.register_inspectors(&["insp-a"]);
+    w.run_to_end(&json!({"window": WINDOW, "seed": "314159"}));
+    let mine = w.my_tasks("insp-a");
+    let task = mine[0]["task_id"].as_str().unwrap().to_string();
+    let put = |active: bool| {
+        let (s, v) = w.call(
+            Method::PUT,
+            "/api/v1/spot-checks/inspectors/insp-a",
+            &admin(),
+            Some(json!({"name": "抽查员insp-a", "active": active})),
+            &[],
+        );
+        assert_eq!(s, StatusCode::OK, "{v}");
+    };
+    put(false);
+    // The same, still valid token: no call list, no call, no phone number.
+    let (s, v) = w.call(
+        Method::GET,
+        "/api/v1/spot-checks/tasks/mine",
+        &inspector("insp-a"),
+        None,
+        &[],
+    );
+    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("inspector_inactive")));
+    assert!(!v.to_string().contains(mine[0]["phone"].as_str().unwrap()));
+    let before = w.kv.dump();
+    let (s, v) = w.record_call("insp-a", &task, answered(true, false));
+    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("inspector_inactive")));
+    assert_eq!(w.kv.dump(), before, "a refused call changes nothing");
+    // An inspector never registered is refused the same way.
+    let (s, v) = w.call(
+        Method::GET,
+        "/api/v1/spot-checks/tasks/mine",
+        &inspector("insp-unknown"),
+        None,
+        &[],
+    );
+    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("inspector_inactive")));
+    // Reactivated, the inspector works again.
+    put(true);
+    assert_eq!(w.my_tasks("insp-a").len(), mine.len());
+    assert_eq!(w.record_call("insp-a", &task, answered(true, false)).0, StatusCode::OK);
 }
 
 #[test]
@@ -1432,7 +1486,7 @@ fn sc_deny_fifty_rounds_of_a_settlement_racing_a_denial_never_settle_the_deniers
                 w.vouchers(
                     Method::POST,
                     &format!("/api/v1/vouchers/{code}/settle"),
-                    &token(Role::DistrictOfficer, "officer-2", Some("530102")),
+                    &token_at(Role::DistrictOfficer, "officer-2", Some("530102"), assessed),
                     Some(json!({"certificate_no": "Y530000220600001"})),
                 )
             })
@@ -1442,7 +1496,13 @@ fn sc_deny_fifty_rounds_of_a_settlement_racing_a_denial_never_settle_the_deniers
             let task = target["task_id"].as_str().unwrap().to_string();
             std::thread::spawn(move || {
                 barrier.wait();
-                w.record_call("insp-a", &task, answered(false, false))
+                w.call(
+                    Method::POST,
+                    &format!("/api/v1/spot-checks/tasks/{task}/calls"),
+                    &token_at(Role::Inspector, "insp-a", None, assessed),
+                    Some(answered(false, false)),
+                    &[],
+                )
             })
         };
         let (settled, denied) = (settle.join().unwrap(), deny.join().unwrap());
@@ -1457,6 +1517,12 @@ fn sc_deny_fifty_rounds_of_a_settlement_racing_a_denial_never_settle_the_deniers
             settled.0,
             StatusCode::OK,
             "round {round}: the denier's voucher was settled: {}",
+            settled.1
+        );
+        assert_ne!(
+            settled.0,
+            StatusCode::UNAUTHORIZED,
+            "round {round}: the settlement's token was refused: {}",
             settled.1
         );
         let v = store::vouchers::get(&w.kv, &code).unwrap().unwrap();

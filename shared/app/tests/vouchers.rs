@@ -20,7 +20,7 @@ use store::{KeyValue, MemoryStore};
 use web::auth::{Claims, mint};
 use web::{Env, Role, Secrets};
 
-use support::{HMAC as PII, JWT, block_on, random, secrets_with_wechat as secrets};
+use support::{HMAC as PII, JWT, block_on, random, secrets_with_wechat as secrets, ticket_key};
 
 fn at(s: &str) -> DateTime<Utc> {
     // `s` is a CST date: noon CST.
@@ -910,7 +910,7 @@ fn wrong_binding_proofs_lock_the_wechat_user_out_after_five_tries() {
     let w = World::new(2);
     w.issued(2);
     let now = at("2022-06-14");
-    let ticket = store::vouchers::sign_ticket(JWT, &"ab".repeat(32), now.timestamp() + 600);
+    let ticket = store::vouchers::sign_ticket(&ticket_key(), &"ab".repeat(32), now.timestamp() + 600);
     let t0 = &w.app.roster[0];
     let mut statuses = Vec::new();
     for _ in 0..6 {
@@ -953,7 +953,7 @@ fn wrong_binding_proofs_lock_the_wechat_user_out_after_five_tries() {
     );
     assert_eq!(r.status, 429);
     let later = now + chrono::Duration::hours(2);
-    let ticket2 = store::vouchers::sign_ticket(JWT, &"ab".repeat(32), later.timestamp() + 600);
+    let ticket2 = store::vouchers::sign_ticket(&ticket_key(), &"ab".repeat(32), later.timestamp() + 600);
     let r = w.send(
         later,
         request(

@@ -3,7 +3,7 @@
 //! from the host; tests fill it with an in-memory store and a fixed clock.
 
 use crate::Request;
-use crate::auth::{self, Principal};
+use crate::auth::{self, Identity, Principal};
 use crate::problem::Problem;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;
@@ -14,10 +14,11 @@ use store::pii::PiiHasher;
 pub const MIN_SECRET_BYTES: usize = 32;
 
 /// Secrets from Spin variables.
-#[derive(Clone)]
 pub struct Secrets {
-    /// JWT signing key (`jwt_secret`).
-    pub jwt_secret: String,
+    /// Who may sign tokens: the identity provider's public keys (`auth_jwks`,
+    /// `auth_issuer`, `auth_audience`, `auth_max_lifetime_secs`), the trainee
+    /// public key and, in the vouchers component only, the trainee signing key.
+    pub identity: Identity,
     /// Key of personal-data hashes (`pii_hmac_key`).
     pub pii_hmac_key: String,
     /// Key of personal-data encryption (`pii_key`).
@@ -36,7 +37,6 @@ impl Secrets {
     /// Checks the secrets are long enough; names the variable that is not.
     pub fn check(&self) -> Result<(), String> {
         for (name, v) in [
-            ("jwt_secret", &self.jwt_secret),
             ("pii_hmac_key", &self.pii_hmac_key),
             ("pii_key", &self.pii_key),
         ] {
@@ -75,6 +75,6 @@ impl<K: KeyValue> Env<'_, K> {
 
     /// Verifies the request's bearer token.
     pub fn authenticate(&self, req: &Request) -> Result<Principal, Problem> {
-        auth::authenticate(req, &self.secrets.jwt_secret, self.now.timestamp())
+        auth::authenticate(req, &self.secrets.identity, self.now.timestamp())
     }
 }

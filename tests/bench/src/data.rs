@@ -7,21 +7,28 @@ use policy::class_opening::{ClassApplication, TrainerRef};
 use policy::ids::{IdNumber, Mobile};
 
 use store::pii::PiiHasher;
+use web::auth::testing::TestKeys;
 use web::auth::{Claims, Role, mint};
 
-pub const JWT: &str = "bench-jwt-secret-0123456789abcdefghijklmnop";
+/// The test keys the benchmark's tokens are signed with (their JWKS and the
+/// trainee keys are given to the host).
+pub const JWT: TestKeys = TestKeys;
 pub const PII_KEY: &str = "bench-pii-key-0123456789abcdefghijklmnopqrs";
 pub const HMAC: &str = "bench-hmac-key-0123456789abcdefghijklmnopqr";
 
 /// The host's configuration: the product's spin.toml (plus the harness's
-/// fixtures when `fixtures`), with the secrets above.
+/// fixtures when `fixtures`), with the secrets above and the test identity.
 pub fn config(db: std::path::PathBuf, fixtures: bool) -> e2e::HostConfig {
     let base = if fixtures {
         e2e::HostConfig::new(db)
     } else {
         e2e::HostConfig::product_only(db)
     };
-    base.variable("jwt_secret", JWT)
+    let mut config = base;
+    for (name, value) in web::auth::testing::variables() {
+        config = config.variable(name, value);
+    }
+    config
         .variable("pii_key", PII_KEY)
         .variable("pii_hmac_key", HMAC)
 }
@@ -40,7 +47,7 @@ pub fn token(role: Role, person: Option<&str>) -> String {
         person: person.map(str::to_string),
         iat: now,
         nbf: None,
-        exp: now + 6 * 3600,
+        exp: now + if role == Role::Trainee { 2 } else { 6 } * 3600,
     };
     mint(&claims, JWT)
 }

@@ -313,7 +313,7 @@ async fn variables_resolve_from_host_config() {
     drop(host);
 
     // A required variable without a value fails start, as `spin up` does.
-    let err = Host::start(HostConfig::product_only(&db).variable("jwt_secret", "x"))
+    let err = Host::start(HostConfig::product_only(&db).variable("auth_issuer", "x"))
         .err()
         .expect("start fails");
     assert!(format!("{err:#}").contains("required variable"), "{err:#}");

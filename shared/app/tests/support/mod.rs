@@ -15,10 +15,13 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use web::Secrets;
+use web::auth::testing::TestKeys;
 use web::auth::{Claims, Role, mint};
 
-/// The JWT signing secret of every in-process test.
-pub const JWT: &str = "test-jwt-secret-0123456789abcdefghijklmnop";
+/// The keys every in-process test signs tokens with: the test identity
+/// provider's Ed25519 key for staff roles, the test trainee key for
+/// `trainee` (`mint(&claims, JWT)`). The Secrets of [`secrets`] verify them.
+pub const JWT: TestKeys = TestKeys;
 /// The key of the keyed hashes (person and phone refs).
 pub const HMAC: &str = "test-hmac-key-0123456789abcdefghijklmnopq";
 /// The key that seals values at rest.
@@ -27,7 +30,7 @@ pub const PII_KEY: &str = "test-enc-key-0123456789abcdefghijklmnopqr";
 /// The secrets above, with no further variables.
 pub fn secrets() -> Secrets {
     Secrets {
-        jwt_secret: JWT.into(),
+        identity: web::auth::testing::identity(),
         pii_hmac_key: HMAC.into(),
         pii_key: PII_KEY.into(),
         extra: BTreeMap::new(),
@@ -71,11 +74,21 @@ pub fn claims(role: Role, binding: Option<&str>, iat: i64, exp: i64) -> Claims {
     }
 }
 
-/// A token signed with [`JWT`] for [`claims`] issued a minute before `now`,
-/// valid for thirty days.
+/// The longest a token of `role` may live: the identity provider's maximum
+/// (the default of `auth_max_lifetime_secs`), or a trainee token's.
+pub fn max_lifetime(role: Role) -> i64 {
+    if role == Role::Trainee {
+        web::auth::TRAINEE_MAX_LIFETIME_SECS
+    } else {
+        web::auth::DEFAULT_MAX_LIFETIME_SECS
+    }
+}
+
+/// A token signed with the test keys ([`JWT`]) for [`claims`] issued a
+/// minute before `now`, valid for as long as its role's tokens may live.
 pub fn token(role: Role, binding: Option<&str>, now: DateTime<Utc>) -> String {
     let t = now.timestamp();
-    mint(&claims(role, binding, t - 60, t + 3600 * 24 * 30), JWT)
+    mint(&claims(role, binding, t - 60, t - 60 + max_lifetime(role)), JWT)
 }
 
 /// A request: a JSON content type when there is a body, the bearer token if
@@ -152,4 +165,12 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
             return v;
         }
     }
+}
+
+/// The key of WeChat bind tickets in the in-process tests (derived from the
+/// test trainee signing key).
+pub fn ticket_key() -> String {
+    web::auth::testing::identity()
+        .bind_ticket_key()
+        .expect("the test identity holds the trainee signing key")
 }

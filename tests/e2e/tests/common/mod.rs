@@ -12,19 +12,27 @@ use e2e::{Client, Host, HostConfig, Reply};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
+use web::auth::testing::TestKeys;
 use web::auth::{Claims, Role, mint};
 
-/// The JWT signing secret the test hosts are started with.
-pub const JWT: &str = "e2e-jwt-secret-0123456789abcdefghijklmnop";
+/// The keys the tests sign tokens with: the test identity provider's Ed25519
+/// key for staff roles, the test trainee key for `trainee`. The hosts are
+/// started with their JWKS and trainee keys ([`with_secrets`]).
+pub const JWT: TestKeys = TestKeys;
 /// The key that seals values at rest in the test hosts.
 pub const PII_KEY: &str = "e2e-pii-key-0123456789abcdefghijklmnopqrs";
 /// The key of the keyed hashes (person refs, fingerprints) in the test hosts.
 pub const HMAC: &str = "e2e-hmac-key-0123456789abcdefghijklmnopqr";
 
-/// `config` with the product's secrets set, as `spin up --variable` would.
+/// `config` with the product's secrets set, as `spin up --variable` would:
+/// the test identity provider's JWKS, issuer and audience, the trainee keys,
+/// and the data keys.
 pub fn with_secrets(config: HostConfig) -> HostConfig {
+    let mut config = config;
+    for (name, value) in web::auth::testing::variables() {
+        config = config.variable(name, value);
+    }
     config
-        .variable("jwt_secret", JWT)
         .variable("pii_key", PII_KEY)
         .variable("pii_hmac_key", HMAC)
 }
@@ -45,7 +53,7 @@ pub fn token_as(role: Role, sub: &str, binding: Option<&str>) -> String {
     mint(&claims(role, sub, binding), JWT)
 }
 
-/// The claims of [`token_as`], valid for four hours from now.
+/// The claims of [`token_as`], valid for four hours from now (a trainee's for two).
 pub fn claims(role: Role, sub: &str, binding: Option<&str>) -> Claims {
     let now = chrono::Utc::now().timestamp();
     Claims {
@@ -60,7 +68,7 @@ pub fn claims(role: Role, sub: &str, binding: Option<&str>) -> Claims {
         person: (role == Role::Trainee).then(|| "cd".repeat(32)),
         iat: now,
         nbf: None,
-        exp: now + 4 * 3600,
+        exp: now + if role == Role::Trainee { 2 } else { 4 } * 3600,
     }
 }
 
@@ -129,13 +137,7 @@ pub async fn record_check(
 
 /// A trainee token bound to `person` (a person ref).
 pub fn trainee(person: &str) -> String {
-    let mut claims = web::auth::verify(
-        &token(Role::Trainee, None),
-        JWT,
-        chrono::Utc::now().timestamp(),
-    )
-    .expect("own token")
-    .claims;
+    let mut claims = claims(Role::Trainee, &format!("{}-e2e", Role::Trainee.id()), None);
     claims.person = Some(person.to_string());
     mint(&claims, JWT)
 }

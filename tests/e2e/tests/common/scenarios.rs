@@ -6,7 +6,7 @@ use e2e::Host;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use web::auth::{Role, mint};
+use web::auth::Role;
 
 /// Files a valid and an invalid application, reads them back masked, and lists them in two pages.
 pub async fn files_a_valid_and_an_invalid_application_and_reads_them_back(host: &Host) {
@@ -178,11 +178,18 @@ pub async fn bad_requests_get_problem_details_and_leave_the_store_unchanged(
         "{{\"title\": \"{}\"}}",
         "x".repeat(web::MAX_BODY_BYTES + 10)
     );
-    // Valid claims, signed with a key that is not the host's.
-    let forged = mint(
-        &super::claims(Role::BureauAdmin, "x", None),
-        "not-the-secret-0123456789abcdefghijklmnopq",
-    );
+    // Valid claims, signed with a key that is not the identity provider's
+    // but naming its key; and the same claims HS256 with the public key.
+    let claims = super::claims(Role::BureauAdmin, "x", None);
+    let forged = web::auth::Issuer::new(
+        [9; 32],
+        web::auth::testing::ED25519_KID,
+        web::auth::testing::ISSUER,
+        web::auth::testing::AUDIENCE,
+    )
+    .mint(&claims);
+    let public = web::auth::testing::idp().public_jwk()["x"].to_string();
+    let confused = web::auth::testing::mint_hs256(&claims, public.trim_matches('"').as_bytes());
     let cases: Vec<(&str, Option<&str>, String, u16, &str)> = vec![
         (
             "no token",
@@ -196,7 +203,14 @@ pub async fn bad_requests_get_problem_details_and_leave_the_store_unchanged(
             Some(&forged),
             application(5, 0).to_string(),
             401,
-            "unauthenticated",
+            "token_signature",
+        ),
+        (
+            "HS256 token keyed with the public key",
+            Some(&confused),
+            application(5, 0).to_string(),
+            401,
+            "token_algorithm",
         ),
         (
             "another institution's application",
