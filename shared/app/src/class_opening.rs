@@ -193,7 +193,7 @@ fn file<K: KeyValue>(
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution])?;
-    idempotent::run(env, req, "classes.file", &who.claims.sub, || {
+    idempotent::run(env, req, "classes.file", who, || {
         let app = parse_application(req, who)?;
         let rules = classes::Rules {
             decide: evaluate,
@@ -357,7 +357,7 @@ fn check<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
     let id = m.params["id"].clone();
-    idempotent::run(env, req, "classes.check", &who.claims.sub, || {
+    idempotent::run(env, req, "classes.check", who, || {
         let body: CheckRequest = json::body(req)?;
         let officer = body.officer.trim();
         if officer.is_empty() || officer.chars().count() > 50 {
@@ -541,7 +541,7 @@ fn registry_put<K: KeyValue>(
         );
     }
     let district = who.claims.district;
-    idempotent::run(env, req, "registry.put", &who.claims.sub, || match kind {
+    idempotent::run(env, req, "registry.put", who, || match kind {
         reg::Kind::Institution => put_entry::<K, Institution>(env, req, &id, who, |i| {
             if i.name.trim().is_empty() {
                 return Err(

@@ -369,7 +369,7 @@ fn issue<K: KeyValue>(
         env,
         &keyed(req, &canonical),
         "vouchers.issue",
-        &who.claims.sub,
+        who,
         || {
             let class = crate::view::visible_class(env, &id, who)?;
             let roster = &class.application.roster;
@@ -607,7 +607,7 @@ fn redeem<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution])?;
     let raw = m.params["code"].clone();
-    idempotent::run(env, req, "vouchers.redeem", &who.claims.sub, || {
+    idempotent::run(env, req, "vouchers.redeem", who, || {
         let r = visible_voucher(env, &raw, who)?;
         // VO-OPEN: the class's pre-opening check only moves forward, so a
         // class read open here stays open.
@@ -684,7 +684,7 @@ fn settle<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
     let raw = m.params["code"].clone();
-    idempotent::run(env, req, "vouchers.settle", &who.claims.sub, || {
+    idempotent::run(env, req, "vouchers.settle", who, || {
         let body: SettleRequest = json::body(req)?;
         let r = visible_voucher(env, &raw, who)?;
         let class_id = r.class.class_id.clone();
@@ -868,7 +868,7 @@ fn revoke<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
     let raw = m.params["code"].clone();
-    idempotent::run(env, req, "vouchers.revoke", &who.claims.sub, || {
+    idempotent::run(env, req, "vouchers.revoke", who, || {
         let body: RevokeRequest = json::body(req)?;
         let reason = body.reason.trim().to_string();
         if reason.is_empty() || reason.chars().count() > 200 {
@@ -920,7 +920,7 @@ fn sweep<K: KeyValue>(
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::Scheduler, Role::BureauAdmin])?;
-    idempotent::run(env, req, "vouchers.sweep", &who.claims.sub, || {
+    idempotent::run(env, req, "vouchers.sweep", who, || {
         let body: SweepRequest = optional_body(req)?;
         let limit = body.limit.unwrap_or(200);
         if !(1..=500).contains(&limit) {
@@ -971,7 +971,7 @@ fn card<K: KeyValue>(
         env,
         &keyed(req, &canonical),
         "cards.activation",
-        &who.claims.sub,
+        who,
         || {
             let status = vs::set_card(env.kv, &person, body.active, &who.actor(), env.now)?;
             Ok(respond(
@@ -1355,7 +1355,7 @@ fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Proble
     let person = hasher.person_ref(&body.id_number);
     let phone = hasher.phone_ref(&body.mobile);
     let canonical = json!({ "person": person, "phone": phone });
-    idempotent::run(
+    idempotent::run_as(
         env,
         &keyed(req, &canonical),
         "wechat.bind",

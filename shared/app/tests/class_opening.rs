@@ -1312,3 +1312,72 @@ fn filing_a_60_trainee_class_stays_within_its_key_value_call_budget() {
     println!("filing 60 trainees: {calls} key-value calls");
     assert!(calls <= 540, "{calls} key-value calls");
 }
+
+#[test]
+fn an_idempotency_key_reused_by_a_second_institution_is_a_fresh_request_for_it() {
+    let w = World::new();
+    let key = [("idempotency-key", "shared-key-1")];
+    let (s1, v1, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &key,
+    );
+    assert_eq!(s1, StatusCode::CREATED, "{v1}");
+    // The second institution's token has the same `sub`: before, it replayed
+    // the first institution's class. Now its request runs as its own and the
+    // first institution's application is refused, with nothing kept.
+    let other = token(Role::Institution, Some(fixtures::OTHER_INSTITUTION));
+    let before = w.kv.dump();
+    let (s2, v2, h2) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&other),
+        Some(application(10, 0)),
+        &key,
+    );
+    assert_eq!(s2, StatusCode::FORBIDDEN, "{v2}");
+    assert!(h2.get("idempotent-replayed").is_none());
+    assert!(!v2.to_string().contains(v1["id"].as_str().unwrap()));
+    assert_eq!(w.kv.dump(), before, "a refused request changed the store");
+    // The first institution still gets its own answer replayed.
+    let (s3, v3, h3) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &key,
+    );
+    assert_eq!((s3, &v3), (StatusCode::CREATED, &v1));
+    assert_eq!(h3["idempotent-replayed"], "true");
+}
+
+#[test]
+fn a_replay_attempted_by_a_caller_without_the_right_is_refused_before_the_replay() {
+    let w = World::new();
+    let key = [("idempotency-key", "registry-key-1")];
+    let mut entry = serde_json::to_value(fixtures::institution()).unwrap();
+    entry["name"] = json!("昆明市五华区示例职业培训学校（更名）");
+    let path = format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION);
+    let (s1, _, _) = w.call(
+        Method::PUT,
+        &path,
+        Some(&token(Role::DistrictOfficer, Some("530102"))),
+        Some(entry.clone()),
+        &key,
+    );
+    assert_eq!(s1, StatusCode::OK);
+    let before = w.kv.dump();
+    // An officer of another district (same `sub`) and an inspector send the
+    // same request with the same key: neither replays the answer.
+    for who in [
+        token(Role::DistrictOfficer, Some("530103")),
+        token(Role::Inspector, None),
+    ] {
+        let (s, v, h) = w.call(Method::PUT, &path, Some(&who), Some(entry.clone()), &key);
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        assert!(h.get("idempotent-replayed").is_none());
+        assert_eq!(w.kv.dump(), before, "a refused request changed the store");
+    }
+}
