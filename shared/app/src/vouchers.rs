@@ -934,12 +934,24 @@ fn sweep<K: KeyValue>(
             .unwrap_or_default();
         let (expired, scanned, next) =
             vs::sweep(env.kv, from, limit, env.today(), &who.actor(), env.now)?;
+        // ID-RETAIN: idempotency records older than the retention go, up to
+        // `limit` of them per call, from where the previous sweep stopped.
+        let retain_days = Parameters::shipped()
+            .at_or_first(names::ID_RETAIN_DAYS, env.today())
+            .value
+            .clamp(1, 3650);
+        let purged = store::idempotency::purge(
+            env.kv,
+            env.now - chrono::Duration::days(retain_days),
+            limit,
+        )?;
         Ok(respond(
             StatusCode::OK,
             &json!({
                 "scanned": scanned,
                 "expired": expired,
                 "next_cursor": next.map(paging::encode),
+                "idempotency_purged": purged.purged,
             }),
         ))
     })

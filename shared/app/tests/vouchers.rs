@@ -1393,3 +1393,46 @@ fn vo_4eyes_the_officer_who_recorded_the_assessment_cannot_settle_its_vouchers()
         r.text
     );
 }
+
+#[test]
+fn id_retain_the_sweep_purges_idempotency_records_older_than_the_retention() {
+    let w = World::new(3);
+    let sweep = |day: &str, key: &str| {
+        let now = at(day);
+        w.send(
+            now,
+            request(
+                "POST",
+                "/api/v1/vouchers/sweep",
+                Some(&token(Role::Scheduler, now)),
+                None,
+                Some(key),
+            ),
+        )
+    };
+    let records = || {
+        w.kv.dump()
+            .keys()
+            .filter(|k| k.contains("idem:") && !k.contains("index:") && !k.ends_with("#create"))
+            .filter(|k| !k.contains("_purge"))
+            .count()
+    };
+    let first = sweep("2022-07-01", "sweep-a");
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["idempotency_purged"], 0);
+    // 29 days later the first answer is still kept and replayed.
+    let r = sweep("2022-07-30", "sweep-b");
+    assert_eq!(r.body["idempotency_purged"], 0);
+    assert_eq!(records(), 2);
+    let again = sweep("2022-07-30", "sweep-a");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    // 31 days after the first, the next sweep removes it and keeps the second.
+    let r = sweep("2022-08-01", "sweep-c");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["idempotency_purged"], 1);
+    assert_eq!(records(), 2, "sweep-b and sweep-c remain");
+    // The purged key is free: it runs afresh, not replayed.
+    let fresh = sweep("2022-08-01", "sweep-a");
+    assert_eq!(fresh.status, 200);
+    assert!(fresh.headers.get("idempotent-replayed").is_none());
+}
