@@ -15,7 +15,11 @@ use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use policy::checks::{self, CheckRefusal};
 use policy::class_opening::{self, ClassApplication};
-use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, registry_id_ok};
+use policy::ids::AreaCode;
+use policy::registry::{
+    CatalogueTextbook, Courseware, CoursewareStatus, Institution, InstitutionStatus, Trainer,
+    TrainerStatus, registry_id_ok,
+};
 use policy::{Catalogue, Parameters};
 use serde::{Deserialize, Serialize};
 use store::KeyValue;
@@ -503,6 +507,7 @@ fn put_entry<K: KeyValue, E: Entry>(
     id: &str,
     who: &Principal,
     check: impl Fn(&E) -> Result<(), Problem>,
+    change: impl Fn(Option<&E>, &E) -> Result<(), Problem>,
 ) -> Result<Response, Problem> {
     let entry: E = json::body(req)?;
     if entry.id() != *id
@@ -514,7 +519,12 @@ fn put_entry<K: KeyValue, E: Entry>(
         );
     }
     check(&entry)?;
-    let existed = reg::put(env.kv, &entry, who.actor(), env.now)?;
+    let existed = reg::put_checked(env.kv, &entry, who.actor(), env.now, change).map_err(
+        |e| match e {
+            store::UpdateError::Store(s) => Problem::from(s),
+            store::UpdateError::Refused(p) => p,
+        },
+    )?;
     Ok(respond(
         if existed {
             StatusCode::OK
@@ -523,6 +533,56 @@ fn put_entry<K: KeyValue, E: Entry>(
         },
         &entry,
     ))
+}
+
+/// 403: a registry status is the bureau's to change.
+fn status_is_the_bureaus() -> Problem {
+    Problem::forbidden(
+        "registry statuses (suspended, blacklisted, revoked, approved, rejected) are changed by the bureau only",
+    )
+}
+
+/// What a district officer may change on an institution: only whether their
+/// own district is among its filed districts. Everything else, status above
+/// all (`suspended`, `blacklisted`), is the bureau's. A new entry an officer
+/// creates is `filed` in their district alone.
+fn officer_institution_change(
+    own: AreaCode,
+    before: Option<&Institution>,
+    after: &Institution,
+) -> Result<(), Problem> {
+    let without_own = |i: &Institution| {
+        let mut i = i.clone();
+        i.filed_districts.retain(|d| *d != own);
+        i.filed_districts.sort();
+        i.filed_districts.dedup();
+        i
+    };
+    match before {
+        None => {
+            if after.status != InstitutionStatus::Filed {
+                return Err(status_is_the_bureaus());
+            }
+            if after.filed_districts.iter().any(|d| *d != own) || after.filed_districts.is_empty()
+            {
+                return Err(Problem::forbidden(
+                    "a district officer files institutions in their own district only",
+                ));
+            }
+            Ok(())
+        }
+        Some(b) => {
+            if b.status != after.status {
+                return Err(status_is_the_bureaus());
+            }
+            if without_own(b) != without_own(after) {
+                return Err(Problem::forbidden(
+                    "a district officer may add or remove only their own district on an institution",
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn registry_put<K: KeyValue>(
@@ -540,37 +600,82 @@ fn registry_put<K: KeyValue>(
                 .field("id", "1 to 64 letters, digits, - or _"),
         );
     }
-    let district = who.claims.district;
+    // The bureau changes anything; a district officer is held to their district
+    // and may not change a status (rules REG-DISTRICT, REG-STATUS).
+    let officer = match who.role() {
+        Role::DistrictOfficer => who.claims.district,
+        _ => None,
+    };
     idempotent::run(env, req, "registry.put", who, || match kind {
-        reg::Kind::Institution => put_entry::<K, Institution>(env, req, &id, who, |i| {
-            if i.name.trim().is_empty() {
-                return Err(
-                    Problem::invalid("name must not be empty").field("name", "must not be empty")
-                );
-            }
-            match district {
-                Some(d) if !i.filed_districts.contains(&d) => Err(Problem::forbidden(
-                    "a district officer files institutions with their own district only",
-                )),
-                _ => Ok(()),
-            }
-        }),
-        reg::Kind::Trainer => put_entry::<K, Trainer>(env, req, &id, who, |t| {
-            if t.name.trim().is_empty() {
-                Err(Problem::invalid("name must not be empty").field("name", "must not be empty"))
-            } else {
+        reg::Kind::Institution => put_entry::<K, Institution>(
+            env,
+            req,
+            &id,
+            who,
+            |i| {
+                if i.name.trim().is_empty() {
+                    return Err(Problem::invalid("name must not be empty")
+                        .field("name", "must not be empty"));
+                }
                 Ok(())
-            }
-        }),
-        reg::Kind::Courseware => put_entry::<K, Courseware>(env, req, &id, who, |_| Ok(())),
-        reg::Kind::Textbook => put_entry::<K, CatalogueTextbook>(env, req, &id, who, |b| {
-            if policy::ids::isbn_ok(&b.isbn) {
-                Ok(())
-            } else {
-                Err(Problem::invalid("isbn has a wrong check digit")
-                    .field("isbn", "not a valid ISBN"))
-            }
-        }),
+            },
+            |before, after| match officer {
+                Some(own) => officer_institution_change(own, before, after),
+                None => Ok(()),
+            },
+        ),
+        reg::Kind::Trainer => put_entry::<K, Trainer>(
+            env,
+            req,
+            &id,
+            who,
+            |t| {
+                if t.name.trim().is_empty() {
+                    Err(Problem::invalid("name must not be empty")
+                        .field("name", "must not be empty"))
+                } else {
+                    Ok(())
+                }
+            },
+            |before, after| {
+                let was = before.map_or(TrainerStatus::Registered, |b| b.status);
+                if officer.is_some() && after.status != was {
+                    Err(status_is_the_bureaus())
+                } else {
+                    Ok(())
+                }
+            },
+        ),
+        reg::Kind::Courseware => put_entry::<K, Courseware>(
+            env,
+            req,
+            &id,
+            who,
+            |_| Ok(()),
+            |before, after| {
+                let was = before.map_or(CoursewareStatus::Pending, |b| b.status);
+                if officer.is_some() && after.status != was {
+                    Err(status_is_the_bureaus())
+                } else {
+                    Ok(())
+                }
+            },
+        ),
+        reg::Kind::Textbook => put_entry::<K, CatalogueTextbook>(
+            env,
+            req,
+            &id,
+            who,
+            |b| {
+                if policy::ids::isbn_ok(&b.isbn) {
+                    Ok(())
+                } else {
+                    Err(Problem::invalid("isbn has a wrong check digit")
+                        .field("isbn", "not a valid ISBN"))
+                }
+            },
+            |_, _| Ok(()),
+        ),
     })
 }
 
