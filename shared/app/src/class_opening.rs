@@ -161,13 +161,48 @@ fn validate<K: KeyValue>(
     Ok(respond(
         StatusCode::OK,
         &Validated {
-            decision: &decision,
+            decision: &decision_for(&decision, who),
         },
     ))
 }
 
+/// A decision as `who` may see it. An institution is told that a roster line
+/// is enrolled in an overlapping class elsewhere (CO-ROSTER) without that
+/// class's id, institution or dates, so that validating arbitrary ID numbers
+/// does not reveal another institution's classes; officers and the bureau
+/// see the full message.
+pub fn decision_for<'a>(
+    decision: &'a policy::decision::Decision,
+    who: &Principal,
+) -> std::borrow::Cow<'a, policy::decision::Decision> {
+    let names_a_class = |f: &policy::decision::Finding| {
+        f.rule == "CO-ROSTER" && !f.passed && f.message_en.contains("is enrolled in class")
+    };
+    if who.role() != Role::Institution || !decision.findings.iter().any(names_a_class) {
+        return std::borrow::Cow::Borrowed(decision);
+    }
+    let mut d = decision.clone();
+    for f in d.findings.iter_mut().filter(|f| names_a_class(f)) {
+        let line = f
+            .field
+            .as_deref()
+            .and_then(|x| x.strip_prefix("roster["))
+            .and_then(|x| x.split(']').next())
+            .and_then(|x| x.parse::<usize>().ok())
+            .map_or_else(|| "?".to_string(), |i| (i + 1).to_string());
+        f.message_zh = format!("第 {line} 行学员已在另一个日期重叠的班级参训");
+        f.message_en = format!("roster line {line} is enrolled in another class on overlapping days");
+        f.observed = None;
+    }
+    std::borrow::Cow::Owned(d)
+}
+
 /// A class as the API shows it: personal identifiers masked.
-pub fn class_view(r: &ClassRecord, today: chrono::NaiveDate) -> serde_json::Value {
+pub fn class_view(
+    r: &ClassRecord,
+    today: chrono::NaiveDate,
+    who: &Principal,
+) -> serde_json::Value {
     let mut application = serde_json::to_value(&r.application).expect("serialises");
     mask_personal(&mut application);
     let phase = r.phase_on(today);
@@ -182,7 +217,7 @@ pub fn class_view(r: &ClassRecord, today: chrono::NaiveDate) -> serde_json::Valu
         "end_date": r.application.end_date,
         "trainees": r.application.roster.len(),
         "filed_at": r.filed_at,
-        "decision": r.decision,
+        "decision": decision_for(&r.decision, who),
         "checks": r.checks.iter().map(|c| serde_json::json!({
             "kind": c.kind, "kind_zh": c.kind.name_zh(), "officer": c.officer, "at": c.at,
             "result": c.result, "notes": c.notes, "recorded_at": c.recorded_at,
@@ -217,7 +252,7 @@ fn file<K: KeyValue>(
         } else {
             StatusCode::OK
         };
-        let mut body = class_view(&filed.record, env.today());
+        let mut body = class_view(&filed.record, env.today(), who);
         body["duplicate"] = serde_json::Value::Bool(!filed.created);
         let mut res = respond(status, &body);
         if let Ok(v) = http::HeaderValue::from_str(&format!("/api/v1/classes/{}", filed.record.id))
@@ -235,7 +270,7 @@ fn get<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
     let r = crate::view::visible_class(env, &m.params["id"], who)?;
-    Ok(respond(StatusCode::OK, &class_view(&r, env.today())))
+    Ok(respond(StatusCode::OK, &class_view(&r, env.today(), who)))
 }
 
 fn list<K: KeyValue>(
@@ -398,7 +433,7 @@ fn check<K: KeyValue>(
             .map(|allowed| allowed.on_pass)
         };
         match classes::record_check(env.kv, &id, record, decide, env.now) {
-            Ok(r) => Ok(respond(StatusCode::OK, &class_view(&r, env.today()))),
+            Ok(r) => Ok(respond(StatusCode::OK, &class_view(&r, env.today(), who))),
             Err(store::UpdateError::Store(e)) => Err(e.into()),
             Err(store::UpdateError::Refused(CheckError::NotFound)) => {
                 Err(Problem::not_found(format!("no class {id}")))

@@ -1470,3 +1470,59 @@ fn reg_status_trainer_and_courseware_status_changes_are_the_bureaus() {
         StatusCode::CREATED
     );
 }
+
+#[test]
+fn validate_tells_an_institution_of_an_overlapping_class_elsewhere_without_naming_it() {
+    let w = World::new();
+    let (s, first, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED);
+    let class_id = first["id"].as_str().unwrap().to_string();
+    // The other institution, in its own district, validates the same people.
+    let mut second = application(10, 1);
+    second["roster"] = application(10, 0)["roster"].clone();
+    second["institution"] = json!(fixtures::OTHER_INSTITUTION);
+    second["district"] = json!("530103");
+    let roster_findings = |v: &Value| {
+        v["decision"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "CO-ROSTER" && f["passed"] == false)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let other = token(Role::Institution, Some(fixtures::OTHER_INSTITUTION));
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&other),
+        Some(second.clone()),
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let found = roster_findings(&v);
+    assert_eq!(found.len(), 10, "{v}");
+    for f in &found {
+        let text = f.to_string();
+        assert!(text.contains("overlapping"), "{text}");
+        for secret in [class_id.as_str(), fixtures::INSTITUTION, "2022-06-13", "2022-06-27"] {
+            assert!(!text.contains(secret), "the institution sees {secret}: {text}");
+        }
+    }
+    // The officer of that district sees which class it is.
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&token(Role::DistrictOfficer, Some("530103"))),
+        Some(second),
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(roster_findings(&v).iter().all(|f| f.to_string().contains(&class_id)));
+}
