@@ -1045,7 +1045,32 @@ fn person_archive<K: KeyValue>(
         )
         .field("ref", "64 hex characters"));
     }
+    if who.role() == Role::DistrictOfficer && !on_a_roster_of_district(env, person, who)? {
+        // 403 alike for a person unknown and a person of other districts only,
+        // so the answer does not tell whether the person exists.
+        return Err(Problem::forbidden(
+            "a district officer reads the archive of people who are or were on a roster of a class of their district only",
+        ));
+    }
     Ok(respond(StatusCode::OK, &archive_view(env, person)?))
+}
+
+/// Whether `person` is or was on a roster of a class of the officer's district
+/// (AC-ARCHIVE): any class of their ledger or live enrolments in that district.
+fn on_a_roster_of_district<K: KeyValue>(
+    env: &Env<'_, K>,
+    person: &str,
+    who: &Principal,
+) -> Result<bool, Problem> {
+    let Some(own) = who.claims.district else {
+        return Ok(false);
+    };
+    for id in vs::classes_of(env.kv, person)? {
+        if classes::get(env.kv, &id)?.is_some_and(|c| c.application.district == own) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn trainee_person(who: &Principal) -> Result<String, Problem> {
