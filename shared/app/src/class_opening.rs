@@ -191,18 +191,15 @@ pub fn decision_for<'a>(
             .and_then(|x| x.parse::<usize>().ok())
             .map_or_else(|| "?".to_string(), |i| (i + 1).to_string());
         f.message_zh = format!("第 {line} 行学员已在另一个日期重叠的班级参训");
-        f.message_en = format!("roster line {line} is enrolled in another class on overlapping days");
+        f.message_en =
+            format!("roster line {line} is enrolled in another class on overlapping days");
         f.observed = None;
     }
     std::borrow::Cow::Owned(d)
 }
 
 /// A class as the API shows it: personal identifiers masked.
-pub fn class_view(
-    r: &ClassRecord,
-    today: chrono::NaiveDate,
-    who: &Principal,
-) -> serde_json::Value {
+pub fn class_view(r: &ClassRecord, today: chrono::NaiveDate, who: &Principal) -> serde_json::Value {
     let mut application = serde_json::to_value(&r.application).expect("serialises");
     mask_personal(&mut application);
     let phase = r.phase_on(today);
@@ -554,12 +551,11 @@ fn put_entry<K: KeyValue, E: Entry>(
         );
     }
     check(&entry)?;
-    let existed = reg::put_checked(env.kv, &entry, who.actor(), env.now, change).map_err(
-        |e| match e {
+    let existed =
+        reg::put_checked(env.kv, &entry, who.actor(), env.now, change).map_err(|e| match e {
             store::UpdateError::Store(s) => Problem::from(s),
             store::UpdateError::Refused(p) => p,
-        },
-    )?;
+        })?;
     Ok(respond(
         if existed {
             StatusCode::OK
@@ -598,8 +594,7 @@ fn officer_institution_change(
             if after.status != InstitutionStatus::Filed {
                 return Err(status_is_the_bureaus());
             }
-            if after.filed_districts.iter().any(|d| *d != own) || after.filed_districts.is_empty()
-            {
+            if after.filed_districts.iter().any(|d| *d != own) || after.filed_districts.is_empty() {
                 return Err(Problem::forbidden(
                     "a district officer files institutions in their own district only",
                 ));

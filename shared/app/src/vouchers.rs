@@ -365,154 +365,148 @@ fn issue<K: KeyValue>(
         "lines": body.lines,
         "people": body.id_numbers.as_ref().map(|ids| ids.iter().map(|i| hasher.person_ref(i)).collect::<Vec<_>>()),
     });
-    idempotent::run(
-        env,
-        &keyed(req, &canonical),
-        "vouchers.issue",
-        who,
-        || {
-            let class = crate::view::visible_class(env, &id, who)?;
-            let roster = &class.application.roster;
-            let mut lines: Vec<usize> = match (&body.lines, &body.id_numbers) {
-                (None, None) => (0..roster.len()).collect(),
-                (lines, ids) => {
-                    let mut out = lines.clone().unwrap_or_default();
-                    for (i, l) in out.iter().enumerate() {
-                        if *l >= roster.len() {
-                            return Err(Problem::invalid(format!(
-                                "lines[{i}]: the roster has {} lines",
-                                roster.len()
+    idempotent::run(env, &keyed(req, &canonical), "vouchers.issue", who, || {
+        let class = crate::view::visible_class(env, &id, who)?;
+        let roster = &class.application.roster;
+        let mut lines: Vec<usize> = match (&body.lines, &body.id_numbers) {
+            (None, None) => (0..roster.len()).collect(),
+            (lines, ids) => {
+                let mut out = lines.clone().unwrap_or_default();
+                for (i, l) in out.iter().enumerate() {
+                    if *l >= roster.len() {
+                        return Err(Problem::invalid(format!(
+                            "lines[{i}]: the roster has {} lines",
+                            roster.len()
+                        ))
+                        .field(format!("lines[{i}]"), "not a line of the roster"));
+                    }
+                }
+                for (i, idn) in ids.iter().flatten().enumerate() {
+                    let person = hasher.person_ref(idn);
+                    let line = class
+                        .roster_refs
+                        .iter()
+                        .position(|r| r.person == person)
+                        .ok_or_else(|| {
+                            Problem::invalid(format!(
+                                "id_numbers[{i}]: not on the roster of class {id}"
                             ))
-                            .field(format!("lines[{i}]"), "not a line of the roster"));
-                        }
-                    }
-                    for (i, idn) in ids.iter().flatten().enumerate() {
-                        let person = hasher.person_ref(idn);
-                        let line = class
-                            .roster_refs
-                            .iter()
-                            .position(|r| r.person == person)
-                            .ok_or_else(|| {
-                                Problem::invalid(format!(
-                                    "id_numbers[{i}]: not on the roster of class {id}"
-                                ))
-                                .field(format!("id_numbers[{i}]"), "not on the roster")
-                            })?;
-                        out.push(line);
-                    }
-                    out
+                            .field(format!("id_numbers[{i}]"), "not on the roster")
+                        })?;
+                    out.push(line);
                 }
+                out
+            }
+        };
+        lines.sort_unstable();
+        lines.dedup();
+        if lines.is_empty() {
+            return Err(Problem::invalid("name at least one roster line")
+                .field("lines", "at least one line"));
+        }
+        let card_keys: Vec<String> = lines
+            .iter()
+            .map(|l| vs::card_key(&class.roster_refs[*l].person))
+            .collect();
+        let cards = env
+            .kv
+            .get_many(&card_keys)
+            .map_err(store::StoreError::from)?;
+        let facts = class_facts(&class);
+        // VO-CLASS: no voucher for a class whose training has ended.
+        let approved = matches!(
+            class.phase_on(env.today()),
+            ClassPhase::Approved | ClassPhase::InTraining
+        );
+        let subsidised = rules::subsidised(class.application.certificate);
+        let key = SubsidyKey::for_class(
+            &class.application.occupation,
+            class.application.level,
+            class.application.certificate,
+        );
+        let today = env.today();
+        let actor = who.actor();
+        let mut results = Vec::new();
+        let (mut n_new, mut n_existing, mut n_refused) = (0, 0, 0);
+        for (line, card) in lines.iter().zip(cards) {
+            let trainee = &roster[*line];
+            let person = class.roster_refs[*line].person.clone();
+            let card_active = card
+                .map(|b| decode::<vs::CardStatus>(&b, "card").map(|c| c.active))
+                .transpose()?;
+            let draft = Draft {
+                person,
+                roster_line: *line,
+                group: trainee.group,
+                class: facts.clone(),
+                key: key.clone(),
+                today,
             };
-            lines.sort_unstable();
-            lines.dedup();
-            if lines.is_empty() {
-                return Err(Problem::invalid("name at least one roster line")
-                    .field("lines", "at least one line"));
-            }
-            let card_keys: Vec<String> = lines
-                .iter()
-                .map(|l| vs::card_key(&class.roster_refs[*l].person))
-                .collect();
-            let cards = env
-                .kv
-                .get_many(&card_keys)
-                .map_err(store::StoreError::from)?;
-            let facts = class_facts(&class);
-            // VO-CLASS: no voucher for a class whose training has ended.
-            let approved = matches!(
-                class.phase_on(env.today()),
-                ClassPhase::Approved | ClassPhase::InTraining
-            );
-            let subsidised = rules::subsidised(class.application.certificate);
-            let key = SubsidyKey::for_class(
-                &class.application.occupation,
-                class.application.level,
-                class.application.certificate,
-            );
-            let today = env.today();
-            let actor = who.actor();
-            let mut results = Vec::new();
-            let (mut n_new, mut n_existing, mut n_refused) = (0, 0, 0);
-            for (line, card) in lines.iter().zip(cards) {
-                let trainee = &roster[*line];
-                let person = class.roster_refs[*line].person.clone();
-                let card_active = card
-                    .map(|b| decode::<vs::CardStatus>(&b, "card").map(|c| c.active))
-                    .transpose()?;
-                let draft = Draft {
-                    person,
-                    roster_line: *line,
-                    group: trainee.group,
-                    class: facts.clone(),
-                    key: key.clone(),
-                    today,
-                };
-                let mut bytes = [0u8; rules::RANDOM_BYTES];
-                (env.random)(&mut bytes);
-                let code = VoucherCode::from_random(&bytes);
-                let decide = |held: &[rules::Held]| {
-                    rules::decide_issue(
-                        &IssueFacts {
-                            class_id: &class.id,
-                            class_approved: approved,
-                            subsidised_kind: subsidised,
-                            on_roster: true,
-                            roster_line: *line,
-                            key: key.clone(),
-                            group: trainee.group,
-                            card_active,
-                            held,
-                            today,
-                            first_day: facts.start_date,
-                        },
-                        Parameters::shipped(),
-                        Subsidies::shipped(),
-                    )
-                };
-                let lease = vs::IssueLease::new(rules::issue_lease(today, Parameters::shipped()));
-                let outcome = vs::issue(env.kv, &draft, &code, decide, lease, &actor, env.now)?;
-                let base = json!({
-                    "line": line,
-                    "name": trainee.name,
-                    "id_number": trainee.id_number.masked(),
-                });
-                let mut item = base;
-                match outcome {
-                    Issued::New(r) => {
-                        n_new += 1;
-                        item["outcome"] = json!("issued");
-                        item["voucher"] = voucher_view(&r, today);
-                        item["decision"] = json!(r.decision);
-                    }
-                    Issued::Existing(r) => {
-                        n_existing += 1;
-                        item["outcome"] = json!("existing");
-                        item["voucher"] = voucher_view(&r, today);
-                    }
-                    Issued::Pending { retry_after, .. } => {
-                        return Ok(issue_pending(*line, retry_after));
-                    }
-                    Issued::Refused(d) => {
-                        n_refused += 1;
-                        item["outcome"] = json!("refused");
-                        item["blocking_rules"] = json!(d.blocking_rules);
-                        item["decision"] = json!(d);
-                    }
+            let mut bytes = [0u8; rules::RANDOM_BYTES];
+            (env.random)(&mut bytes);
+            let code = VoucherCode::from_random(&bytes);
+            let decide = |held: &[rules::Held]| {
+                rules::decide_issue(
+                    &IssueFacts {
+                        class_id: &class.id,
+                        class_approved: approved,
+                        subsidised_kind: subsidised,
+                        on_roster: true,
+                        roster_line: *line,
+                        key: key.clone(),
+                        group: trainee.group,
+                        card_active,
+                        held,
+                        today,
+                        first_day: facts.start_date,
+                    },
+                    Parameters::shipped(),
+                    Subsidies::shipped(),
+                )
+            };
+            let lease = vs::IssueLease::new(rules::issue_lease(today, Parameters::shipped()));
+            let outcome = vs::issue(env.kv, &draft, &code, decide, lease, &actor, env.now)?;
+            let base = json!({
+                "line": line,
+                "name": trainee.name,
+                "id_number": trainee.id_number.masked(),
+            });
+            let mut item = base;
+            match outcome {
+                Issued::New(r) => {
+                    n_new += 1;
+                    item["outcome"] = json!("issued");
+                    item["voucher"] = voucher_view(&r, today);
+                    item["decision"] = json!(r.decision);
                 }
-                results.push(item);
+                Issued::Existing(r) => {
+                    n_existing += 1;
+                    item["outcome"] = json!("existing");
+                    item["voucher"] = voucher_view(&r, today);
+                }
+                Issued::Pending { retry_after, .. } => {
+                    return Ok(issue_pending(*line, retry_after));
+                }
+                Issued::Refused(d) => {
+                    n_refused += 1;
+                    item["outcome"] = json!("refused");
+                    item["blocking_rules"] = json!(d.blocking_rules);
+                    item["decision"] = json!(d);
+                }
             }
-            Ok(respond(
-                StatusCode::OK,
-                &json!({
-                    "class_id": class.id,
-                    "issued": n_new,
-                    "existing": n_existing,
-                    "refused": n_refused,
-                    "results": results,
-                }),
-            ))
-        },
-    )
+            results.push(item);
+        }
+        Ok(respond(
+            StatusCode::OK,
+            &json!({
+                "class_id": class.id,
+                "issued": n_new,
+                "existing": n_existing,
+                "refused": n_refused,
+                "results": results,
+            }),
+        ))
+    })
 }
 
 /// 503 `voucher_issue_pending` with `Retry-After`: another request won this

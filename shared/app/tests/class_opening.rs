@@ -1362,8 +1362,15 @@ fn a_replay_attempted_by_a_caller_without_the_right_is_refused_before_the_replay
     let path = format!("/api/v1/classes/{id}/checks");
     let body = json!({"kind": "pre_opening", "officer": "李科员", "at": "2022-06-10T08:30:00+08:00", "result": "passed"});
     let t = w.now.lock().unwrap().timestamp();
-    let officer = |district: &str| token_at(Role::DistrictOfficer, Some(district), t, t + 3600, JWT);
-    let (s1, v1, _) = w.call(Method::POST, &path, Some(&officer("530102")), Some(body.clone()), &key);
+    let officer =
+        |district: &str| token_at(Role::DistrictOfficer, Some(district), t, t + 3600, JWT);
+    let (s1, v1, _) = w.call(
+        Method::POST,
+        &path,
+        Some(&officer("530102")),
+        Some(body.clone()),
+        &key,
+    );
     assert!(s1.is_success(), "{s1} {v1}");
     let before = w.kv.dump();
     // An officer of another district (same `sub`) and an inspector send the
@@ -1381,10 +1388,14 @@ fn reg_district_an_officer_adds_or_removes_only_their_own_district_and_never_a_s
     let w = World::new();
     let admin = token(Role::BureauAdmin, None);
     let put = |who: &str, path: &str, body: &Value| {
-        w.call(Method::PUT, path, Some(who), Some(body.clone()), &[]).0
+        w.call(Method::PUT, path, Some(who), Some(body.clone()), &[])
+            .0
     };
     let inst = format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION);
-    let other = format!("/api/v1/registry/institutions/{}", fixtures::OTHER_INSTITUTION);
+    let other = format!(
+        "/api/v1/registry/institutions/{}",
+        fixtures::OTHER_INSTITUTION
+    );
     let o102 = token(Role::DistrictOfficer, Some("530102"));
     let o103 = token(Role::DistrictOfficer, Some("530103"));
     let base = serde_json::to_value(fixtures::institution()).unwrap();
@@ -1452,21 +1463,39 @@ fn reg_status_trainer_and_courseware_status_changes_are_the_bureaus() {
     let trainer = "/api/v1/registry/trainers/YN-T-0001";
     let cw = "/api/v1/registry/courseware/CW-2022-09";
     for (path, body) in [
-        (trainer, json!({"registration_no": "YN-T-0001", "name": "讲师", "status": "revoked"})),
-        (cw, json!({"id": "CW-2022-09", "title": "课件", "status": "approved"})),
+        (
+            trainer,
+            json!({"registration_no": "YN-T-0001", "name": "讲师", "status": "revoked"}),
+        ),
+        (
+            cw,
+            json!({"id": "CW-2022-09", "title": "课件", "status": "approved"}),
+        ),
     ] {
         let before = w.kv.dump();
-        assert_eq!(put(&officer, path, body.clone()), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            put(&officer, path, body.clone()),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
         assert_eq!(w.kv.dump(), before, "a refused write changed the store");
         assert!(put(&admin, path, body).is_success(), "the bureau may");
     }
     // An officer may still correct a trainer's name without touching the status.
     assert_eq!(
-        put(&officer, trainer, json!({"registration_no": "YN-T-0001", "name": "讲师甲", "status": "revoked"})),
+        put(
+            &officer,
+            trainer,
+            json!({"registration_no": "YN-T-0001", "name": "讲师甲", "status": "revoked"})
+        ),
         StatusCode::OK
     );
     assert_eq!(
-        put(&officer, "/api/v1/registry/courseware/CW-2022-10", json!({"id": "CW-2022-10", "title": "课件", "status": "pending"})),
+        put(
+            &officer,
+            "/api/v1/registry/courseware/CW-2022-10",
+            json!({"id": "CW-2022-10", "title": "课件", "status": "pending"})
+        ),
         StatusCode::CREATED
     );
 }
@@ -1511,8 +1540,16 @@ fn validate_tells_an_institution_of_an_overlapping_class_elsewhere_without_namin
     for f in &found {
         let text = f.to_string();
         assert!(text.contains("overlapping"), "{text}");
-        for secret in [class_id.as_str(), fixtures::INSTITUTION, "2022-06-13", "2022-06-27"] {
-            assert!(!text.contains(secret), "the institution sees {secret}: {text}");
+        for secret in [
+            class_id.as_str(),
+            fixtures::INSTITUTION,
+            "2022-06-13",
+            "2022-06-27",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "the institution sees {secret}: {text}"
+            );
         }
     }
     // The officer of that district sees which class it is.
@@ -1524,5 +1561,9 @@ fn validate_tells_an_institution_of_an_overlapping_class_elsewhere_without_namin
         &[],
     );
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert!(roster_findings(&v).iter().all(|f| f.to_string().contains(&class_id)));
+    assert!(
+        roster_findings(&v)
+            .iter()
+            .all(|f| f.to_string().contains(&class_id))
+    );
 }

@@ -233,7 +233,8 @@ fn claims(role: Role, other: bool) -> Claims {
 /// the own trainee, and a person whose archive the own district officer reads
 /// and the other district's officer does not (AC-ARCHIVE).
 fn own_person() -> String {
-    store::pii::PiiHasher::new(support::HMAC).person_ref(&fixtures::valid_class(5).0.roster[0].id_number)
+    store::pii::PiiHasher::new(support::HMAC)
+        .person_ref(&fixtures::valid_class(5).0.roster[0].id_number)
 }
 
 fn token(role: Role, other: bool) -> String {

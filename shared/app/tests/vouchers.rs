@@ -1480,7 +1480,12 @@ fn id_retain_the_sweep_purges_idempotency_records_older_than_the_retention() {
 fn ac_archive_an_officer_reads_a_person_enrolled_in_their_district_before_any_voucher() {
     let w = World::new(3);
     let now = at("2022-06-05");
-    assert!(store::vouchers::ledger(&w.kv, &w.person(0)).unwrap().entries.is_empty());
+    assert!(
+        store::vouchers::ledger(&w.kv, &w.person(0))
+            .unwrap()
+            .entries
+            .is_empty()
+    );
     let r = w.send(
         now,
         request(

@@ -88,12 +88,12 @@ pub fn put<E: Entry>(
     actor: Actor,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    put_checked::<E, std::convert::Infallible>(kv, entry, actor, now, |_, _| Ok(())).map_err(
-        |e| match e {
+    put_checked::<E, std::convert::Infallible>(kv, entry, actor, now, |_, _| Ok(())).map_err(|e| {
+        match e {
             UpdateError::Store(s) => s,
             UpdateError::Refused(never) => match never {},
-        },
-    )
+        }
+    })
 }
 
 /// Stores an entry (create or replace) if `check(before, after)` allows the

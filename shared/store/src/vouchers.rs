@@ -778,8 +778,11 @@ pub fn classes_of(
     kv: &impl KeyValue,
     person: &str,
 ) -> Result<std::collections::BTreeSet<String>, StoreError> {
-    let mut ids: std::collections::BTreeSet<String> =
-        ledger(kv, person)?.entries.into_iter().map(|e| e.class_id).collect();
+    let mut ids: std::collections::BTreeSet<String> = ledger(kv, person)?
+        .entries
+        .into_iter()
+        .map(|e| e.class_id)
+        .collect();
     let live: Vec<policy::class_opening::Enrolment> =
         get_json(kv, &crate::keys::person_enrolments(person), "enrolments")?.unwrap_or_default();
     ids.extend(live.into_iter().map(|e| e.class_id));

@@ -236,7 +236,12 @@ impl Principal {
             _ => None,
         }
         .unwrap_or_default();
-        format!("{}\n{}\n{}", self.claims.role.id(), binding, self.claims.sub)
+        format!(
+            "{}\n{}\n{}",
+            self.claims.role.id(),
+            binding,
+            self.claims.sub
+        )
     }
 
     /// The audit actor of this caller.

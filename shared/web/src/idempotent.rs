@@ -7,8 +7,8 @@
 //! different body is refused with 422, and a retry while the first request
 //! still runs gets 409.
 
-use crate::env::Env;
 use crate::auth::Principal;
+use crate::env::Env;
 use crate::problem::Problem;
 use crate::{Request, Response};
 use bytes::Bytes;
