@@ -15,7 +15,11 @@ use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use policy::checks::{self, CheckRefusal};
 use policy::class_opening::{self, ClassApplication};
-use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, registry_id_ok};
+use policy::ids::AreaCode;
+use policy::registry::{
+    CatalogueTextbook, Courseware, CoursewareStatus, Institution, InstitutionStatus, Trainer,
+    TrainerStatus, registry_id_ok,
+};
 use policy::{Catalogue, Parameters};
 use serde::{Deserialize, Serialize};
 use store::KeyValue;
@@ -157,13 +161,45 @@ fn validate<K: KeyValue>(
     Ok(respond(
         StatusCode::OK,
         &Validated {
-            decision: &decision,
+            decision: &decision_for(&decision, who),
         },
     ))
 }
 
+/// A decision as `who` may see it. An institution is told that a roster line
+/// is enrolled in an overlapping class elsewhere (CO-ROSTER) without that
+/// class's id, institution or dates, so that validating arbitrary ID numbers
+/// does not reveal another institution's classes; officers and the bureau
+/// see the full message.
+pub fn decision_for<'a>(
+    decision: &'a policy::decision::Decision,
+    who: &Principal,
+) -> std::borrow::Cow<'a, policy::decision::Decision> {
+    let names_a_class = |f: &policy::decision::Finding| {
+        f.rule == "CO-ROSTER" && !f.passed && f.message_en.contains("is enrolled in class")
+    };
+    if who.role() != Role::Institution || !decision.findings.iter().any(names_a_class) {
+        return std::borrow::Cow::Borrowed(decision);
+    }
+    let mut d = decision.clone();
+    for f in d.findings.iter_mut().filter(|f| names_a_class(f)) {
+        let line = f
+            .field
+            .as_deref()
+            .and_then(|x| x.strip_prefix("roster["))
+            .and_then(|x| x.split(']').next())
+            .and_then(|x| x.parse::<usize>().ok())
+            .map_or_else(|| "?".to_string(), |i| (i + 1).to_string());
+        f.message_zh = format!("第 {line} 行学员已在另一个日期重叠的班级参训");
+        f.message_en =
+            format!("roster line {line} is enrolled in another class on overlapping days");
+        f.observed = None;
+    }
+    std::borrow::Cow::Owned(d)
+}
+
 /// A class as the API shows it: personal identifiers masked.
-pub fn class_view(r: &ClassRecord, today: chrono::NaiveDate) -> serde_json::Value {
+pub fn class_view(r: &ClassRecord, today: chrono::NaiveDate, who: &Principal) -> serde_json::Value {
     let mut application = serde_json::to_value(&r.application).expect("serialises");
     mask_personal(&mut application);
     let phase = r.phase_on(today);
@@ -178,7 +214,7 @@ pub fn class_view(r: &ClassRecord, today: chrono::NaiveDate) -> serde_json::Valu
         "end_date": r.application.end_date,
         "trainees": r.application.roster.len(),
         "filed_at": r.filed_at,
-        "decision": r.decision,
+        "decision": decision_for(&r.decision, who),
         "checks": r.checks.iter().map(|c| serde_json::json!({
             "kind": c.kind, "kind_zh": c.kind.name_zh(), "officer": c.officer, "at": c.at,
             "result": c.result, "notes": c.notes, "recorded_at": c.recorded_at,
@@ -193,7 +229,7 @@ fn file<K: KeyValue>(
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution])?;
-    idempotent::run(env, req, "classes.file", &who.claims.sub, || {
+    idempotent::run(env, req, "classes.file", who, || {
         let app = parse_application(req, who)?;
         let rules = classes::Rules {
             decide: evaluate,
@@ -213,7 +249,7 @@ fn file<K: KeyValue>(
         } else {
             StatusCode::OK
         };
-        let mut body = class_view(&filed.record, env.today());
+        let mut body = class_view(&filed.record, env.today(), who);
         body["duplicate"] = serde_json::Value::Bool(!filed.created);
         let mut res = respond(status, &body);
         if let Ok(v) = http::HeaderValue::from_str(&format!("/api/v1/classes/{}", filed.record.id))
@@ -231,7 +267,7 @@ fn get<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
     let r = crate::view::visible_class(env, &m.params["id"], who)?;
-    Ok(respond(StatusCode::OK, &class_view(&r, env.today())))
+    Ok(respond(StatusCode::OK, &class_view(&r, env.today(), who)))
 }
 
 fn list<K: KeyValue>(
@@ -357,7 +393,7 @@ fn check<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
     let id = m.params["id"].clone();
-    idempotent::run(env, req, "classes.check", &who.claims.sub, || {
+    idempotent::run(env, req, "classes.check", who, || {
         let body: CheckRequest = json::body(req)?;
         if !policy::text::filled(&body.officer, 50) {
             return Err(Problem::invalid("officer must be 1 to 50 characters")
@@ -393,7 +429,7 @@ fn check<K: KeyValue>(
             .map(|allowed| allowed.on_pass)
         };
         match classes::record_check(env.kv, &id, record, decide, env.now) {
-            Ok(r) => Ok(respond(StatusCode::OK, &class_view(&r, env.today()))),
+            Ok(r) => Ok(respond(StatusCode::OK, &class_view(&r, env.today(), who))),
             Err(store::UpdateError::Store(e)) => Err(e.into()),
             Err(store::UpdateError::Refused(CheckError::NotFound)) => {
                 Err(Problem::not_found(format!("no class {id}")))
@@ -502,6 +538,7 @@ fn put_entry<K: KeyValue, E: Entry>(
     id: &str,
     who: &Principal,
     check: impl Fn(&E) -> Result<(), Problem>,
+    change: impl Fn(Option<&E>, &E) -> Result<(), Problem>,
 ) -> Result<Response, Problem> {
     let entry: E = json::body(req)?;
     if entry.id() != *id
@@ -513,7 +550,11 @@ fn put_entry<K: KeyValue, E: Entry>(
         );
     }
     check(&entry)?;
-    let existed = reg::put(env.kv, &entry, who.actor(), env.now)?;
+    let existed =
+        reg::put_checked(env.kv, &entry, who.actor(), env.now, change).map_err(|e| match e {
+            store::UpdateError::Store(s) => Problem::from(s),
+            store::UpdateError::Refused(p) => p,
+        })?;
     Ok(respond(
         if existed {
             StatusCode::OK
@@ -522,6 +563,55 @@ fn put_entry<K: KeyValue, E: Entry>(
         },
         &entry,
     ))
+}
+
+/// 403: a registry status is the bureau's to change.
+fn status_is_the_bureaus() -> Problem {
+    Problem::forbidden(
+        "registry statuses (suspended, blacklisted, revoked, approved, rejected) are changed by the bureau only",
+    )
+}
+
+/// What a district officer may change on an institution: only whether their
+/// own district is among its filed districts. Everything else, status above
+/// all (`suspended`, `blacklisted`), is the bureau's. A new entry an officer
+/// creates is `filed` in their district alone.
+fn officer_institution_change(
+    own: AreaCode,
+    before: Option<&Institution>,
+    after: &Institution,
+) -> Result<(), Problem> {
+    let without_own = |i: &Institution| {
+        let mut i = i.clone();
+        i.filed_districts.retain(|d| *d != own);
+        i.filed_districts.sort();
+        i.filed_districts.dedup();
+        i
+    };
+    match before {
+        None => {
+            if after.status != InstitutionStatus::Filed {
+                return Err(status_is_the_bureaus());
+            }
+            if after.filed_districts.iter().any(|d| *d != own) || after.filed_districts.is_empty() {
+                return Err(Problem::forbidden(
+                    "a district officer files institutions in their own district only",
+                ));
+            }
+            Ok(())
+        }
+        Some(b) => {
+            if b.status != after.status {
+                return Err(status_is_the_bureaus());
+            }
+            if without_own(b) != without_own(after) {
+                return Err(Problem::forbidden(
+                    "a district officer may add or remove only their own district on an institution",
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn registry_put<K: KeyValue>(
@@ -539,37 +629,82 @@ fn registry_put<K: KeyValue>(
                 .field("id", "1 to 64 letters, digits, - or _"),
         );
     }
-    let district = who.claims.district;
-    idempotent::run(env, req, "registry.put", &who.claims.sub, || match kind {
-        reg::Kind::Institution => put_entry::<K, Institution>(env, req, &id, who, |i| {
-            if !policy::text::filled(&i.name, 200) {
-                return Err(Problem::invalid("name must be 1 to 200 characters")
-                    .field("name", "1 to 200 characters, not all blank"));
-            }
-            match district {
-                Some(d) if !i.filed_districts.contains(&d) => Err(Problem::forbidden(
-                    "a district officer files institutions with their own district only",
-                )),
-                _ => Ok(()),
-            }
-        }),
-        reg::Kind::Trainer => put_entry::<K, Trainer>(env, req, &id, who, |t| {
-            if !policy::text::filled(&t.name, 50) {
-                Err(Problem::invalid("name must be 1 to 50 characters")
-                    .field("name", "1 to 50 characters, not all blank"))
-            } else {
+    // The bureau changes anything; a district officer is held to their district
+    // and may not change a status (rules REG-DISTRICT, REG-STATUS).
+    let officer = match who.role() {
+        Role::DistrictOfficer => who.claims.district,
+        _ => None,
+    };
+    idempotent::run(env, req, "registry.put", who, || match kind {
+        reg::Kind::Institution => put_entry::<K, Institution>(
+            env,
+            req,
+            &id,
+            who,
+            |i| {
+                if !policy::text::filled(&i.name, 200) {
+                    return Err(Problem::invalid("name must be 1 to 200 characters")
+                        .field("name", "1 to 200 characters, not all blank"));
+                }
                 Ok(())
-            }
-        }),
-        reg::Kind::Courseware => put_entry::<K, Courseware>(env, req, &id, who, |_| Ok(())),
-        reg::Kind::Textbook => put_entry::<K, CatalogueTextbook>(env, req, &id, who, |b| {
-            if policy::ids::isbn_ok(&b.isbn) {
-                Ok(())
-            } else {
-                Err(Problem::invalid("isbn has a wrong check digit")
-                    .field("isbn", "not a valid ISBN"))
-            }
-        }),
+            },
+            |before, after| match officer {
+                Some(own) => officer_institution_change(own, before, after),
+                None => Ok(()),
+            },
+        ),
+        reg::Kind::Trainer => put_entry::<K, Trainer>(
+            env,
+            req,
+            &id,
+            who,
+            |t| {
+                if !policy::text::filled(&t.name, 50) {
+                    Err(Problem::invalid("name must be 1 to 50 characters")
+                        .field("name", "1 to 50 characters, not all blank"))
+                } else {
+                    Ok(())
+                }
+            },
+            |before, after| {
+                let was = before.map_or(TrainerStatus::Registered, |b| b.status);
+                if officer.is_some() && after.status != was {
+                    Err(status_is_the_bureaus())
+                } else {
+                    Ok(())
+                }
+            },
+        ),
+        reg::Kind::Courseware => put_entry::<K, Courseware>(
+            env,
+            req,
+            &id,
+            who,
+            |_| Ok(()),
+            |before, after| {
+                let was = before.map_or(CoursewareStatus::Pending, |b| b.status);
+                if officer.is_some() && after.status != was {
+                    Err(status_is_the_bureaus())
+                } else {
+                    Ok(())
+                }
+            },
+        ),
+        reg::Kind::Textbook => put_entry::<K, CatalogueTextbook>(
+            env,
+            req,
+            &id,
+            who,
+            |b| {
+                if policy::ids::isbn_ok(&b.isbn) {
+                    Ok(())
+                } else {
+                    Err(Problem::invalid("isbn has a wrong check digit")
+                        .field("isbn", "not a valid ISBN"))
+                }
+            },
+            |_, _| Ok(()),
+        ),
     })
 }
 

@@ -246,7 +246,7 @@ fn advance<K: KeyValue>(
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::Scheduler, Role::BureauAdmin])?;
-    idempotent::run(env, req, "spot_checks.advance", &who.claims.sub, || {
+    idempotent::run(env, req, "spot_checks.advance", who, || {
         let body: AdvanceRequest = json::body(req)?;
         let window = protocol::Window::parse_for(&body.window, params(), env.today())
             .map_err(|e| Problem::invalid(format!("window: {e}")).field("window", e.to_string()))?;
@@ -443,7 +443,7 @@ fn put_inspector<K: KeyValue>(
                 .field("sub", "1 to 64 letters, digits, - or _"),
         );
     }
-    idempotent::run(env, req, "spot_checks.inspector", &who.claims.sub, || {
+    idempotent::run(env, req, "spot_checks.inspector", who, || {
         let body: InspectorRequest = json::body(req)?;
         let name = body.name.trim();
         if !policy::text::filled(&body.name, 50) {
@@ -620,7 +620,7 @@ fn call<K: KeyValue>(
 ) -> Result<Response, Problem> {
     require_active_inspector(env, who)?;
     let id = m.params["id"].clone();
-    idempotent::run(env, req, "spot_checks.call", &who.claims.sub, || {
+    idempotent::run(env, req, "spot_checks.call", who, || {
         let report: CallReport = json::body(req)?;
         if report.notes.chars().count() > 2000 {
             return Err(Problem::invalid("notes are at most 2000 characters")
@@ -732,7 +732,7 @@ fn rectify<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::DistrictOfficer])?;
     let id = m.params["id"].clone();
-    idempotent::run(env, req, "spot_checks.rectify", &who.claims.sub, || {
+    idempotent::run(env, req, "spot_checks.rectify", who, || {
         let body: RectificationRequest = json::body(req)?;
         let notes = body.notes.trim();
         if !policy::text::filled(&body.notes, 2000) {

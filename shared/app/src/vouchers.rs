@@ -365,154 +365,148 @@ fn issue<K: KeyValue>(
         "lines": body.lines,
         "people": body.id_numbers.as_ref().map(|ids| ids.iter().map(|i| hasher.person_ref(i)).collect::<Vec<_>>()),
     });
-    idempotent::run(
-        env,
-        &keyed(req, &canonical),
-        "vouchers.issue",
-        &who.claims.sub,
-        || {
-            let class = crate::view::visible_class(env, &id, who)?;
-            let roster = &class.application.roster;
-            let mut lines: Vec<usize> = match (&body.lines, &body.id_numbers) {
-                (None, None) => (0..roster.len()).collect(),
-                (lines, ids) => {
-                    let mut out = lines.clone().unwrap_or_default();
-                    for (i, l) in out.iter().enumerate() {
-                        if *l >= roster.len() {
-                            return Err(Problem::invalid(format!(
-                                "lines[{i}]: the roster has {} lines",
-                                roster.len()
+    idempotent::run(env, &keyed(req, &canonical), "vouchers.issue", who, || {
+        let class = crate::view::visible_class(env, &id, who)?;
+        let roster = &class.application.roster;
+        let mut lines: Vec<usize> = match (&body.lines, &body.id_numbers) {
+            (None, None) => (0..roster.len()).collect(),
+            (lines, ids) => {
+                let mut out = lines.clone().unwrap_or_default();
+                for (i, l) in out.iter().enumerate() {
+                    if *l >= roster.len() {
+                        return Err(Problem::invalid(format!(
+                            "lines[{i}]: the roster has {} lines",
+                            roster.len()
+                        ))
+                        .field(format!("lines[{i}]"), "not a line of the roster"));
+                    }
+                }
+                for (i, idn) in ids.iter().flatten().enumerate() {
+                    let person = hasher.person_ref(idn);
+                    let line = class
+                        .roster_refs
+                        .iter()
+                        .position(|r| r.person == person)
+                        .ok_or_else(|| {
+                            Problem::invalid(format!(
+                                "id_numbers[{i}]: not on the roster of class {id}"
                             ))
-                            .field(format!("lines[{i}]"), "not a line of the roster"));
-                        }
-                    }
-                    for (i, idn) in ids.iter().flatten().enumerate() {
-                        let person = hasher.person_ref(idn);
-                        let line = class
-                            .roster_refs
-                            .iter()
-                            .position(|r| r.person == person)
-                            .ok_or_else(|| {
-                                Problem::invalid(format!(
-                                    "id_numbers[{i}]: not on the roster of class {id}"
-                                ))
-                                .field(format!("id_numbers[{i}]"), "not on the roster")
-                            })?;
-                        out.push(line);
-                    }
-                    out
+                            .field(format!("id_numbers[{i}]"), "not on the roster")
+                        })?;
+                    out.push(line);
                 }
+                out
+            }
+        };
+        lines.sort_unstable();
+        lines.dedup();
+        if lines.is_empty() {
+            return Err(Problem::invalid("name at least one roster line")
+                .field("lines", "at least one line"));
+        }
+        let card_keys: Vec<String> = lines
+            .iter()
+            .map(|l| vs::card_key(&class.roster_refs[*l].person))
+            .collect();
+        let cards = env
+            .kv
+            .get_many(&card_keys)
+            .map_err(store::StoreError::from)?;
+        let facts = class_facts(&class);
+        // VO-CLASS: no voucher for a class whose training has ended.
+        let approved = matches!(
+            class.phase_on(env.today()),
+            ClassPhase::Approved | ClassPhase::InTraining
+        );
+        let subsidised = rules::subsidised(class.application.certificate);
+        let key = SubsidyKey::for_class(
+            &class.application.occupation,
+            class.application.level,
+            class.application.certificate,
+        );
+        let today = env.today();
+        let actor = who.actor();
+        let mut results = Vec::new();
+        let (mut n_new, mut n_existing, mut n_refused) = (0, 0, 0);
+        for (line, card) in lines.iter().zip(cards) {
+            let trainee = &roster[*line];
+            let person = class.roster_refs[*line].person.clone();
+            let card_active = card
+                .map(|b| decode::<vs::CardStatus>(&b, "card").map(|c| c.active))
+                .transpose()?;
+            let draft = Draft {
+                person,
+                roster_line: *line,
+                group: trainee.group,
+                class: facts.clone(),
+                key: key.clone(),
+                today,
             };
-            lines.sort_unstable();
-            lines.dedup();
-            if lines.is_empty() {
-                return Err(Problem::invalid("name at least one roster line")
-                    .field("lines", "at least one line"));
-            }
-            let card_keys: Vec<String> = lines
-                .iter()
-                .map(|l| vs::card_key(&class.roster_refs[*l].person))
-                .collect();
-            let cards = env
-                .kv
-                .get_many(&card_keys)
-                .map_err(store::StoreError::from)?;
-            let facts = class_facts(&class);
-            // VO-CLASS: no voucher for a class whose training has ended.
-            let approved = matches!(
-                class.phase_on(env.today()),
-                ClassPhase::Approved | ClassPhase::InTraining
-            );
-            let subsidised = rules::subsidised(class.application.certificate);
-            let key = SubsidyKey::for_class(
-                &class.application.occupation,
-                class.application.level,
-                class.application.certificate,
-            );
-            let today = env.today();
-            let actor = who.actor();
-            let mut results = Vec::new();
-            let (mut n_new, mut n_existing, mut n_refused) = (0, 0, 0);
-            for (line, card) in lines.iter().zip(cards) {
-                let trainee = &roster[*line];
-                let person = class.roster_refs[*line].person.clone();
-                let card_active = card
-                    .map(|b| decode::<vs::CardStatus>(&b, "card").map(|c| c.active))
-                    .transpose()?;
-                let draft = Draft {
-                    person,
-                    roster_line: *line,
-                    group: trainee.group,
-                    class: facts.clone(),
-                    key: key.clone(),
-                    today,
-                };
-                let mut bytes = [0u8; rules::RANDOM_BYTES];
-                (env.random)(&mut bytes);
-                let code = VoucherCode::from_random(&bytes);
-                let decide = |held: &[rules::Held]| {
-                    rules::decide_issue(
-                        &IssueFacts {
-                            class_id: &class.id,
-                            class_approved: approved,
-                            subsidised_kind: subsidised,
-                            on_roster: true,
-                            roster_line: *line,
-                            key: key.clone(),
-                            group: trainee.group,
-                            card_active,
-                            held,
-                            today,
-                            first_day: facts.start_date,
-                        },
-                        Parameters::shipped(),
-                        Subsidies::shipped(),
-                    )
-                };
-                let lease = vs::IssueLease::new(rules::issue_lease(today, Parameters::shipped()));
-                let outcome = vs::issue(env.kv, &draft, &code, decide, lease, &actor, env.now)?;
-                let base = json!({
-                    "line": line,
-                    "name": trainee.name,
-                    "id_number": trainee.id_number.masked(),
-                });
-                let mut item = base;
-                match outcome {
-                    Issued::New(r) => {
-                        n_new += 1;
-                        item["outcome"] = json!("issued");
-                        item["voucher"] = voucher_view(&r, today);
-                        item["decision"] = json!(r.decision);
-                    }
-                    Issued::Existing(r) => {
-                        n_existing += 1;
-                        item["outcome"] = json!("existing");
-                        item["voucher"] = voucher_view(&r, today);
-                    }
-                    Issued::Pending { retry_after, .. } => {
-                        return Ok(issue_pending(*line, retry_after));
-                    }
-                    Issued::Refused(d) => {
-                        n_refused += 1;
-                        item["outcome"] = json!("refused");
-                        item["blocking_rules"] = json!(d.blocking_rules);
-                        item["decision"] = json!(d);
-                    }
+            let mut bytes = [0u8; rules::RANDOM_BYTES];
+            (env.random)(&mut bytes);
+            let code = VoucherCode::from_random(&bytes);
+            let decide = |held: &[rules::Held]| {
+                rules::decide_issue(
+                    &IssueFacts {
+                        class_id: &class.id,
+                        class_approved: approved,
+                        subsidised_kind: subsidised,
+                        on_roster: true,
+                        roster_line: *line,
+                        key: key.clone(),
+                        group: trainee.group,
+                        card_active,
+                        held,
+                        today,
+                        first_day: facts.start_date,
+                    },
+                    Parameters::shipped(),
+                    Subsidies::shipped(),
+                )
+            };
+            let lease = vs::IssueLease::new(rules::issue_lease(today, Parameters::shipped()));
+            let outcome = vs::issue(env.kv, &draft, &code, decide, lease, &actor, env.now)?;
+            let base = json!({
+                "line": line,
+                "name": trainee.name,
+                "id_number": trainee.id_number.masked(),
+            });
+            let mut item = base;
+            match outcome {
+                Issued::New(r) => {
+                    n_new += 1;
+                    item["outcome"] = json!("issued");
+                    item["voucher"] = voucher_view(&r, today);
+                    item["decision"] = json!(r.decision);
                 }
-                results.push(item);
+                Issued::Existing(r) => {
+                    n_existing += 1;
+                    item["outcome"] = json!("existing");
+                    item["voucher"] = voucher_view(&r, today);
+                }
+                Issued::Pending { retry_after, .. } => {
+                    return Ok(issue_pending(*line, retry_after));
+                }
+                Issued::Refused(d) => {
+                    n_refused += 1;
+                    item["outcome"] = json!("refused");
+                    item["blocking_rules"] = json!(d.blocking_rules);
+                    item["decision"] = json!(d);
+                }
             }
-            Ok(respond(
-                StatusCode::OK,
-                &json!({
-                    "class_id": class.id,
-                    "issued": n_new,
-                    "existing": n_existing,
-                    "refused": n_refused,
-                    "results": results,
-                }),
-            ))
-        },
-    )
+            results.push(item);
+        }
+        Ok(respond(
+            StatusCode::OK,
+            &json!({
+                "class_id": class.id,
+                "issued": n_new,
+                "existing": n_existing,
+                "refused": n_refused,
+                "results": results,
+            }),
+        ))
+    })
 }
 
 /// 503 `voucher_issue_pending` with `Retry-After`: another request won this
@@ -607,7 +601,7 @@ fn redeem<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution])?;
     let raw = m.params["code"].clone();
-    idempotent::run(env, req, "vouchers.redeem", &who.claims.sub, || {
+    idempotent::run(env, req, "vouchers.redeem", who, || {
         let r = visible_voucher(env, &raw, who)?;
         // VO-OPEN: the class's pre-opening check only moves forward, so a
         // class read open here stays open.
@@ -684,7 +678,7 @@ fn settle<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
     let raw = m.params["code"].clone();
-    idempotent::run(env, req, "vouchers.settle", &who.claims.sub, || {
+    idempotent::run(env, req, "vouchers.settle", who, || {
         let body: SettleRequest = json::body(req)?;
         let r = visible_voucher(env, &raw, who)?;
         let class_id = r.class.class_id.clone();
@@ -868,7 +862,7 @@ fn revoke<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::Institution, Role::DistrictOfficer, Role::BureauAdmin])?;
     let raw = m.params["code"].clone();
-    idempotent::run(env, req, "vouchers.revoke", &who.claims.sub, || {
+    idempotent::run(env, req, "vouchers.revoke", who, || {
         let body: RevokeRequest = json::body(req)?;
         let reason = body.reason.trim().to_string();
         if !policy::text::filled(&body.reason, 200) {
@@ -920,7 +914,7 @@ fn sweep<K: KeyValue>(
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::Scheduler, Role::BureauAdmin])?;
-    idempotent::run(env, req, "vouchers.sweep", &who.claims.sub, || {
+    idempotent::run(env, req, "vouchers.sweep", who, || {
         let body: SweepRequest = optional_body(req)?;
         let limit = body.limit.unwrap_or(200);
         if !(1..=500).contains(&limit) {
@@ -934,12 +928,24 @@ fn sweep<K: KeyValue>(
             .unwrap_or_default();
         let (expired, scanned, next) =
             vs::sweep(env.kv, from, limit, env.today(), &who.actor(), env.now)?;
+        // ID-RETAIN: idempotency records older than the retention go, up to
+        // `limit` of them per call, from where the previous sweep stopped.
+        let retain_days = Parameters::shipped()
+            .at_or_first(names::ID_RETAIN_DAYS, env.today())
+            .value
+            .clamp(1, 3650);
+        let purged = store::idempotency::purge(
+            env.kv,
+            env.now - chrono::Duration::days(retain_days),
+            limit,
+        )?;
         Ok(respond(
             StatusCode::OK,
             &json!({
                 "scanned": scanned,
                 "expired": expired,
                 "next_cursor": next.map(paging::encode),
+                "idempotency_purged": purged.purged,
             }),
         ))
     })
@@ -971,7 +977,7 @@ fn card<K: KeyValue>(
         env,
         &keyed(req, &canonical),
         "cards.activation",
-        &who.claims.sub,
+        who,
         || {
             let status = vs::set_card(env.kv, &person, body.active, &who.actor(), env.now)?;
             Ok(respond(
@@ -1033,7 +1039,32 @@ fn person_archive<K: KeyValue>(
         )
         .field("ref", "64 hex characters"));
     }
+    if who.role() == Role::DistrictOfficer && !on_a_roster_of_district(env, person, who)? {
+        // 403 alike for a person unknown and a person of other districts only,
+        // so the answer does not tell whether the person exists.
+        return Err(Problem::forbidden(
+            "a district officer reads the archive of people who are or were on a roster of a class of their district only",
+        ));
+    }
     Ok(respond(StatusCode::OK, &archive_view(env, person)?))
+}
+
+/// Whether `person` is or was on a roster of a class of the officer's district
+/// (AC-ARCHIVE): any class of their ledger or live enrolments in that district.
+fn on_a_roster_of_district<K: KeyValue>(
+    env: &Env<'_, K>,
+    person: &str,
+    who: &Principal,
+) -> Result<bool, Problem> {
+    let Some(own) = who.claims.district else {
+        return Ok(false);
+    };
+    for id in vs::classes_of(env.kv, person)? {
+        if classes::get(env.kv, &id)?.is_some_and(|c| c.application.district == own) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn trainee_person(who: &Principal) -> Result<String, Problem> {
@@ -1384,7 +1415,7 @@ fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Proble
     let person = hasher.person_ref(&body.id_number);
     let phone = hasher.phone_ref(&body.mobile);
     let canonical = json!({ "person": person, "phone": phone });
-    idempotent::run(
+    idempotent::run_as(
         env,
         &keyed(req, &canonical),
         "wechat.bind",

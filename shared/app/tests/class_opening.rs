@@ -1317,3 +1317,258 @@ fn filing_a_60_trainee_class_stays_within_its_key_value_call_budget() {
     println!("filing 60 trainees: {calls} key-value calls");
     assert!(calls <= 540, "{calls} key-value calls");
 }
+
+#[test]
+fn an_idempotency_key_reused_by_a_second_institution_is_a_fresh_request_for_it() {
+    let w = World::new();
+    let key = [("idempotency-key", "shared-key-1")];
+    let (s1, v1, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &key,
+    );
+    assert_eq!(s1, StatusCode::CREATED, "{v1}");
+    // The second institution's token has the same `sub`: before, it replayed
+    // the first institution's class. Now its request runs as its own and the
+    // first institution's application is refused, with nothing kept.
+    let other = token(Role::Institution, Some(fixtures::OTHER_INSTITUTION));
+    let before = w.kv.dump();
+    let (s2, v2, h2) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&other),
+        Some(application(10, 0)),
+        &key,
+    );
+    assert_eq!(s2, StatusCode::FORBIDDEN, "{v2}");
+    assert!(h2.get("idempotent-replayed").is_none());
+    assert!(!v2.to_string().contains(v1["id"].as_str().unwrap()));
+    assert_eq!(w.kv.dump(), before, "a refused request changed the store");
+    // The first institution still gets its own answer replayed.
+    let (s3, v3, h3) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &key,
+    );
+    assert_eq!((s3, &v3), (StatusCode::CREATED, &v1));
+    assert_eq!(h3["idempotent-replayed"], "true");
+}
+
+#[test]
+fn a_replay_attempted_by_a_caller_without_the_right_is_refused_before_the_replay() {
+    let w = World::new();
+    let id = file_one(&w);
+    w.set_clock("2022-06-10T09:00:00");
+    let key = [("idempotency-key", "check-key-1")];
+    let path = format!("/api/v1/classes/{id}/checks");
+    let body = json!({"kind": "pre_opening", "officer": "李科员", "at": "2022-06-10T08:30:00+08:00", "result": "passed"});
+    let t = w.now.lock().unwrap().timestamp();
+    let officer =
+        |district: &str| token_at(Role::DistrictOfficer, Some(district), t, t + 3600, JWT);
+    let (s1, v1, _) = w.call(
+        Method::POST,
+        &path,
+        Some(&officer("530102")),
+        Some(body.clone()),
+        &key,
+    );
+    assert!(s1.is_success(), "{s1} {v1}");
+    let before = w.kv.dump();
+    // An officer of another district (same `sub`) and an inspector send the
+    // same request with the same key: neither gets the answer replayed.
+    for who in [officer("530103"), w.token_now(Role::Inspector)] {
+        let (s, v, h) = w.call(Method::POST, &path, Some(&who), Some(body.clone()), &key);
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        assert!(h.get("idempotent-replayed").is_none());
+        assert_eq!(w.kv.dump(), before, "a refused request changed the store");
+    }
+}
+
+#[test]
+fn reg_district_an_officer_adds_or_removes_only_their_own_district_and_never_a_status() {
+    let w = World::new();
+    let admin = token(Role::BureauAdmin, None);
+    let put = |who: &str, path: &str, body: &Value| {
+        w.call(Method::PUT, path, Some(who), Some(body.clone()), &[])
+            .0
+    };
+    let inst = format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION);
+    let other = format!(
+        "/api/v1/registry/institutions/{}",
+        fixtures::OTHER_INSTITUTION
+    );
+    let o102 = token(Role::DistrictOfficer, Some("530102"));
+    let o103 = token(Role::DistrictOfficer, Some("530103"));
+    let base = serde_json::to_value(fixtures::institution()).unwrap();
+    // Refused, store unchanged: another district added or removed, the name
+    // changed, the status changed (even to un-blacklist), by an officer.
+    let mut refused = Vec::new();
+    let mut v = base.clone();
+    v["filed_districts"] = json!(["530102", "530111"]);
+    refused.push((o102.clone(), inst.clone(), v));
+    let mut v = base.clone();
+    v["filed_districts"] = json!([]);
+    refused.push((o103.clone(), inst.clone(), v));
+    let mut v = base.clone();
+    v["name"] = json!("改名");
+    refused.push((o102.clone(), inst.clone(), v));
+    let mut v = base.clone();
+    v["status"] = json!("suspended");
+    refused.push((o102.clone(), inst.clone(), v));
+    for (who, path, body) in &refused {
+        let before = w.kv.dump();
+        assert_eq!(put(who, path, body), StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(w.kv.dump(), before, "a refused write changed the store");
+    }
+    // The bureau blacklists; the officer whose district is on it cannot lift it.
+    let mut black = base.clone();
+    black["status"] = json!("blacklisted");
+    assert_eq!(put(&admin, &inst, &black), StatusCode::OK);
+    let before = w.kv.dump();
+    assert_eq!(put(&o102, &inst, &base), StatusCode::FORBIDDEN);
+    assert_eq!(w.kv.dump(), before);
+    assert_eq!(put(&admin, &inst, &base), StatusCode::OK);
+    // Allowed: an officer adds and removes their own district, nothing else.
+    let mut added = base.clone();
+    added["filed_districts"] = json!(["530102", "530103"]);
+    assert_eq!(put(&o103, &inst, &added), StatusCode::OK);
+    assert_eq!(put(&o103, &inst, &base), StatusCode::OK);
+    let mut o = serde_json::to_value(fixtures::institution()).unwrap();
+    o["credit_code"] = json!(fixtures::OTHER_INSTITUTION);
+    o["filed_districts"] = json!(["530103", "530102"]);
+    assert_eq!(put(&o102, &other, &o), StatusCode::OK);
+    // Every accepted write is audited with a before and an after.
+    let (events, _) = store::audit::history(
+        &w.kv,
+        &format!("institution:{}", fixtures::INSTITUTION),
+        Default::default(),
+        100,
+    )
+    .unwrap();
+    // Seeding, blacklist, lift, add, remove: five writes, the refused ones absent.
+    assert_eq!(events.len(), 5);
+    for e in &events[1..] {
+        assert!(e.change.before.is_some() && e.change.after.is_some());
+        assert_ne!(e.change.before, e.change.after);
+    }
+}
+
+#[test]
+fn reg_status_trainer_and_courseware_status_changes_are_the_bureaus() {
+    let w = World::new();
+    let admin = token(Role::BureauAdmin, None);
+    let officer = token(Role::DistrictOfficer, Some("530102"));
+    let put = |who: &str, path: &str, body: Value| {
+        w.call(Method::PUT, path, Some(who), Some(body), &[]).0
+    };
+    let trainer = "/api/v1/registry/trainers/YN-T-0001";
+    let cw = "/api/v1/registry/courseware/CW-2022-09";
+    for (path, body) in [
+        (
+            trainer,
+            json!({"registration_no": "YN-T-0001", "name": "讲师", "status": "revoked"}),
+        ),
+        (
+            cw,
+            json!({"id": "CW-2022-09", "title": "课件", "status": "approved"}),
+        ),
+    ] {
+        let before = w.kv.dump();
+        assert_eq!(
+            put(&officer, path, body.clone()),
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        assert_eq!(w.kv.dump(), before, "a refused write changed the store");
+        assert!(put(&admin, path, body).is_success(), "the bureau may");
+    }
+    // An officer may still correct a trainer's name without touching the status.
+    assert_eq!(
+        put(
+            &officer,
+            trainer,
+            json!({"registration_no": "YN-T-0001", "name": "讲师甲", "status": "revoked"})
+        ),
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(
+            &officer,
+            "/api/v1/registry/courseware/CW-2022-10",
+            json!({"id": "CW-2022-10", "title": "课件", "status": "pending"})
+        ),
+        StatusCode::CREATED
+    );
+}
+
+#[test]
+fn validate_tells_an_institution_of_an_overlapping_class_elsewhere_without_naming_it() {
+    let w = World::new();
+    let (s, first, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(application(10, 0)),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED);
+    let class_id = first["id"].as_str().unwrap().to_string();
+    // The other institution, in its own district, validates the same people.
+    let mut second = application(10, 1);
+    second["roster"] = application(10, 0)["roster"].clone();
+    second["institution"] = json!(fixtures::OTHER_INSTITUTION);
+    second["district"] = json!("530103");
+    let roster_findings = |v: &Value| {
+        v["decision"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "CO-ROSTER" && f["passed"] == false)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let other = token(Role::Institution, Some(fixtures::OTHER_INSTITUTION));
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&other),
+        Some(second.clone()),
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let found = roster_findings(&v);
+    assert_eq!(found.len(), 10, "{v}");
+    for f in &found {
+        let text = f.to_string();
+        assert!(text.contains("overlapping"), "{text}");
+        for secret in [
+            class_id.as_str(),
+            fixtures::INSTITUTION,
+            "2022-06-13",
+            "2022-06-27",
+        ] {
+            assert!(
+                !text.contains(secret),
+                "the institution sees {secret}: {text}"
+            );
+        }
+    }
+    // The officer of that district sees which class it is.
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&token(Role::DistrictOfficer, Some("530103"))),
+        Some(second),
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        roster_findings(&v)
+            .iter()
+            .all(|f| f.to_string().contains(&class_id))
+    );
+}

@@ -142,7 +142,8 @@ const TABLE: &[Line] = &[
         Method::GET,
         "/api/v1/people/{ref}/archive",
         &[DistrictOfficer, BureauAdmin, Trainee],
-        &[Trainee],
+        // AC-ARCHIVE: an officer only for people on a roster of their district.
+        &[DistrictOfficer, Trainee],
     ),
     line(Method::GET, "/api/v1/me/vouchers", &[Trainee], &[]),
     line(Method::GET, "/api/v1/me/archive", &[Trainee], &[]),
@@ -214,7 +215,7 @@ fn now() -> DateTime<Utc> {
 }
 
 /// The caller's own binding (the fixtures' institution, district 530102,
-/// person `cd…`) or another one.
+/// the class's first trainee) or another one.
 fn claims(role: Role, other: bool) -> Claims {
     let t = now().timestamp();
     let binding = match role {
@@ -224,8 +225,16 @@ fn claims(role: Role, other: bool) -> Claims {
     };
     let mut c = support::claims(role, binding, t, t + 3600);
     c.sub = format!("{}-{}", role.id(), if other { "other" } else { "own" });
-    c.person = (role == Trainee).then(|| if other { "ef" } else { "cd" }.repeat(32));
+    c.person = (role == Trainee).then(|| if other { "ef".repeat(32) } else { own_person() });
     c
+}
+
+/// The person ref of the first trainee of the world's class (district 530102):
+/// the own trainee, and a person whose archive the own district officer reads
+/// and the other district's officer does not (AC-ARCHIVE).
+fn own_person() -> String {
+    store::pii::PiiHasher::new(support::HMAC)
+        .person_ref(&fixtures::valid_class(5).0.roster[0].id_number)
 }
 
 fn token(role: Role, other: bool) -> String {
@@ -260,6 +269,23 @@ impl World {
             Some(&admin),
             serde_json::to_value(fixtures::institution()).unwrap(),
         );
+        // The class's trainers and textbook, so that it is approved and its
+        // roster enrols its trainees (AC-ARCHIVE reads the enrolments).
+        w.call(
+            Method::PUT,
+            "/api/v1/registry/textbooks/9787111213826",
+            Some(&admin),
+            serde_json::to_value(fixtures::textbook()).unwrap(),
+        );
+        for n in 1..=8 {
+            let no = format!("YN-T-{n:04}");
+            w.call(
+                Method::PUT,
+                &format!("/api/v1/registry/trainers/{no}"),
+                Some(&admin),
+                json!({"registration_no": no, "name": "讲师", "status": "registered"}),
+            );
+        }
         let (app, _) = fixtures::valid_class(5);
         let (_, v) = w.call(
             Method::POST,
@@ -268,6 +294,7 @@ impl World {
             serde_json::to_value(app).unwrap(),
         );
         w.class_id = v["id"].as_str().expect("a class is filed").to_string();
+        assert_eq!(v["decision"]["outcome"], "approved", "{v}");
         w
     }
 
@@ -317,7 +344,7 @@ impl World {
                 policy::vouchers::VoucherCode::from_random(&[7; policy::vouchers::RANDOM_BYTES])
                     .as_str(),
             )
-            .replace("{ref}", &"cd".repeat(32))
+            .replace("{ref}", &own_person())
             .replace("{sub}", "inspector-own")
     }
 }
@@ -717,4 +744,32 @@ fn a_body_that_is_json_but_not_an_object_is_refused_on_every_route_and_changes_n
         checked >= 40,
         "only {checked} route × body pairs reached the body check"
     );
+}
+
+/// Object level where the access table's generic body cannot reach the rule:
+/// the registry entry of an institution is its districts' to change, each
+/// officer for their own district only (REG-DISTRICT). The wrong district
+/// gets 403 with the store unchanged; the right one succeeds.
+#[test]
+fn an_institutions_registry_entry_is_changed_by_its_own_districts_officer_only() {
+    let w = World::new();
+    let path = format!("/api/v1/registry/institutions/{}", fixtures::INSTITUTION);
+    let mut dropped = serde_json::to_value(fixtures::institution()).unwrap();
+    dropped["filed_districts"] = json!([]);
+    let before = w.kv.dump();
+    let (status, v) = w.call(
+        Method::PUT,
+        &path,
+        Some(&token(DistrictOfficer, true)),
+        dropped.clone(),
+    );
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(w.kv.dump(), before, "a refused write changed the store");
+    let (status, v) = w.call(
+        Method::PUT,
+        &path,
+        Some(&token(DistrictOfficer, false)),
+        dropped,
+    );
+    assert_eq!(status, 200, "{v}");
 }

@@ -657,6 +657,45 @@ fn vo_archive_and_progress_figures_match_the_settled_vouchers_exactly() {
         )
     });
     assert_eq!(other.status, 403);
+    // AC-ARCHIVE: an officer of another district, for this person and for a
+    // person on no roster at all, gets the same 403 and nothing changes.
+    let elsewhere = mint(
+        &support::claims(
+            Role::DistrictOfficer,
+            Some("530103"),
+            now.timestamp() - 10,
+            now.timestamp() + 3600,
+        ),
+        JWT,
+    );
+    for person in [w.person(5), "cd".repeat(32)] {
+        let r = unchanged(&w, || {
+            w.send(
+                now,
+                request(
+                    "GET",
+                    &format!("/api/v1/people/{person}/archive"),
+                    Some(&elsewhere),
+                    None,
+                    None,
+                ),
+            )
+        });
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert!(!r.text.contains("revoked"));
+    }
+    // The bureau reads any archive.
+    let bureau = w.send(
+        now,
+        request(
+            "GET",
+            &format!("/api/v1/people/{}/archive", w.person(5)),
+            Some(&token(Role::BureauAdmin, now)),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(bureau.status, 200);
 }
 
 #[test]
@@ -1392,4 +1431,71 @@ fn vo_4eyes_the_officer_who_recorded_the_assessment_cannot_settle_its_vouchers()
         "VO-4EYES: another officer settles: {}",
         r.text
     );
+}
+
+#[test]
+fn id_retain_the_sweep_purges_idempotency_records_older_than_the_retention() {
+    let w = World::new(3);
+    let sweep = |day: &str, key: &str| {
+        let now = at(day);
+        w.send(
+            now,
+            request(
+                "POST",
+                "/api/v1/vouchers/sweep",
+                Some(&token(Role::Scheduler, now)),
+                None,
+                Some(key),
+            ),
+        )
+    };
+    let records = || {
+        w.kv.dump()
+            .keys()
+            .filter(|k| k.contains("idem:") && !k.contains("index:") && !k.ends_with("#create"))
+            .filter(|k| !k.contains("_purge"))
+            .count()
+    };
+    let first = sweep("2022-07-01", "sweep-a");
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["idempotency_purged"], 0);
+    // 29 days later the first answer is still kept and replayed.
+    let r = sweep("2022-07-30", "sweep-b");
+    assert_eq!(r.body["idempotency_purged"], 0);
+    assert_eq!(records(), 2);
+    let again = sweep("2022-07-30", "sweep-a");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    // 31 days after the first, the next sweep removes it and keeps the second.
+    let r = sweep("2022-08-01", "sweep-c");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["idempotency_purged"], 1);
+    assert_eq!(records(), 2, "sweep-b and sweep-c remain");
+    // The purged key is free: it runs afresh, not replayed.
+    let fresh = sweep("2022-08-01", "sweep-a");
+    assert_eq!(fresh.status, 200);
+    assert!(fresh.headers.get("idempotent-replayed").is_none());
+}
+
+#[test]
+fn ac_archive_an_officer_reads_a_person_enrolled_in_their_district_before_any_voucher() {
+    let w = World::new(3);
+    let now = at("2022-06-05");
+    assert!(
+        store::vouchers::ledger(&w.kv, &w.person(0))
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+    let r = w.send(
+        now,
+        request(
+            "GET",
+            &format!("/api/v1/people/{}/archive", w.person(0)),
+            Some(&token(Role::DistrictOfficer, now)),
+            None,
+            None,
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["entries"], json!([]));
 }

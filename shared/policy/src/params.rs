@@ -42,6 +42,7 @@ pub mod names {
     pub const VO_FOUR_EYES: &str = "vo_four_eyes";
     pub const SC_WINDOW_DAYS: &str = "sc_window_days";
     pub const SC_PUBLIC_VALUE_WAIT_MINUTES: &str = "sc_public_value_wait_minutes";
+    pub const ID_RETAIN_DAYS: &str = "id_retain_days";
 
     /// Every name above.
     pub const ALL: &[&str] = &[
@@ -73,6 +74,7 @@ pub mod names {
         VO_FOUR_EYES,
         SC_WINDOW_DAYS,
         SC_PUBLIC_VALUE_WAIT_MINUTES,
+        ID_RETAIN_DAYS,
     ];
 }
 

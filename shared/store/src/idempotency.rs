@@ -42,7 +42,21 @@ pub struct SavedResponse {
 struct Record {
     request: String,
     started_at: DateTime<Utc>,
+    /// When the key was first claimed; [`purge`] removes the record once it is
+    /// older than the retention (ID-RETAIN). Records written before this field
+    /// existed count from `started_at`.
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
     response: Option<SavedResponse>,
+}
+
+/// The index of every completed idempotency record, in the order of their
+/// completion, that [`purge`] pages through.
+pub const INDEX: &str = "idem:all";
+
+/// The key of the purge position (how far [`purge`] has come in [`INDEX`]).
+fn purge_head() -> String {
+    keys::idempotency("_purge", "head")
 }
 
 /// What the handler should do next.
@@ -101,6 +115,7 @@ pub fn begin(
         let record = Record {
             request: request.clone(),
             started_at: now,
+            created_at: Some(now),
             response: None,
         };
         match current {
@@ -152,14 +167,84 @@ pub fn complete(
     let record = Record {
         request: claim.request,
         started_at: claim.started_at,
+        created_at: Some(claim.started_at),
         response: Some(response),
     };
-    Ok(kv.set(&claim.key, &encode(&record))?)
+    kv.set(&claim.key, &encode(&record))?;
+    // Listed once it holds an answer: a failed request (abandoned) leaves no trace.
+    crate::index::append(kv, INDEX, &claim.key)
 }
 
 /// Frees a claimed key after a failed request: nothing of it stays in the store.
 pub fn abandon(kv: &impl KeyValue, claim: Claim) -> Result<(), StoreError> {
     delete_created(kv, &claim.key)
+}
+
+/// What one [`purge`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    /// Index entries looked at.
+    pub scanned: usize,
+    /// Records removed (created before the cutoff).
+    pub purged: usize,
+}
+
+/// Removes idempotency records created before `cutoff`, looking at up to
+/// `limit` entries of [`INDEX`] from where the previous call stopped.
+///
+/// The index lists records in the order of their completion (a few seconds at
+/// most after their creation), so the first
+/// record not older than `cutoff` ends the call; its position is kept (with
+/// compare-and-swap, so two sweeps never move it backwards) and the next call
+/// starts there. An entry whose record is gone (abandoned after a failure) is
+/// passed over. A claim whose request died before it completed or abandoned is
+/// not listed, so is not purged (it is retaken by the next retry with its key).
+pub fn purge(
+    kv: &impl KeyValue,
+    cutoff: DateTime<Utc>,
+    limit: usize,
+) -> Result<Purged, StoreError> {
+    let head_key = purge_head();
+    let from: crate::index::Position =
+        crate::records::get_json(kv, &head_key, "idempotency purge head")?.unwrap_or_default();
+    let (entries, _) = crate::index::read(kv, INDEX, from, limit)?;
+    let mut done = Purged::default();
+    let mut position = from;
+    for key in entries {
+        let record: Option<Record> = kv
+            .get(&key)?
+            .map(|b| decode(&b, "idempotency"))
+            .transpose()?;
+        if let Some(r) = record {
+            if r.created_at.unwrap_or(r.started_at) >= cutoff {
+                break;
+            }
+            delete_created(kv, &key)?;
+            done.purged += 1;
+        }
+        done.scanned += 1;
+        // Pages fill up before the next one starts, so one past the end of a
+        // page reads as the start of the next (see `index::read`).
+        position.offset += 1;
+    }
+    if position != from {
+        // Move the head forward only.
+        for attempt in 0..crate::records::MAX_CAS_ATTEMPTS {
+            crate::records::backoff(attempt);
+            let cas = kv.cas(&head_key)?;
+            let current: crate::index::Position = cas
+                .current()?
+                .map(|b| decode(&b, "idempotency purge head"))
+                .transpose()?
+                .unwrap_or_default();
+            if (current.page, current.offset) >= (position.page, position.offset)
+                || cas.swap(&encode(&position))?
+            {
+                break;
+            }
+        }
+    }
+    Ok(done)
 }
 
 #[cfg(test)]
@@ -229,6 +314,36 @@ mod tests {
             begin(&kv, "s", "u", "k", b"a", later).unwrap(),
             NextAction::StartProcessing(_)
         ));
+    }
+
+    #[test]
+    fn purge_removes_records_older_than_the_cutoff_and_keeps_newer_ones() {
+        let kv = MemoryStore::new();
+        let t0 = Utc::now();
+        let day = chrono::Duration::days(1);
+        for (i, k) in ["a", "b", "c"].iter().enumerate() {
+            let NextAction::StartProcessing(claim) =
+                begin(&kv, "s", "u", k, b"r", t0 + day * i as i32).unwrap()
+            else {
+                panic!()
+            };
+            complete(&kv, claim, saved()).unwrap();
+        }
+        // Cutoff after a and b: both go, c stays and replays.
+        let done = purge(&kv, t0 + day * 2, 100).unwrap();
+        assert_eq!(done.purged, 2);
+        assert!(matches!(
+            begin(&kv, "s", "u", "a", b"other", t0 + day * 3).unwrap(),
+            NextAction::StartProcessing(_)
+        ));
+        assert_eq!(
+            begin(&kv, "s", "u", "c", b"r", t0 + day * 3).unwrap(),
+            NextAction::ReturnSavedResponse(saved())
+        );
+        // Nothing more is old enough; a second purge removes nothing.
+        assert_eq!(purge(&kv, t0 + day * 2, 100).unwrap().purged, 0);
+        // Later, c goes too.
+        assert_eq!(purge(&kv, t0 + day * 3 + day, 100).unwrap().purged, 1);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::audit::{self, Actor, Change};
 use crate::keys;
 use crate::kv::KeyValue;
 use crate::pii::sha256_hex;
-use crate::records::{StoreError, get_json, put_json};
+use crate::records::{StoreError, UpdateError, get_json, put_json, update_json};
 use chrono::{DateTime, Utc};
 use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, normalize_isbn};
 use serde::Serialize;
@@ -80,16 +80,43 @@ pub fn get<E: Entry>(kv: &impl KeyValue, id: &str) -> Result<Option<E>, StoreErr
     get_json(kv, &keys::registry(E::KIND.name(), &id), E::KIND.name())
 }
 
-/// Stores an entry (create or replace); returns whether it existed before.
+/// Stores an entry (create or replace) with no rule on the change; returns
+/// whether it existed before. See [`put_checked`].
 pub fn put<E: Entry>(
     kv: &impl KeyValue,
     entry: &E,
     actor: Actor,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    put_checked::<E, std::convert::Infallible>(kv, entry, actor, now, |_, _| Ok(())).map_err(|e| {
+        match e {
+            UpdateError::Store(s) => s,
+            UpdateError::Refused(never) => match never {},
+        }
+    })
+}
+
+/// Stores an entry (create or replace) if `check(before, after)` allows the
+/// change; returns whether it existed before.
+///
+/// The write is a compare-and-swap on the entry: `check` sees the entry as it
+/// is when the swap succeeds, so two writers never overwrite each other
+/// unseen. The change is audited with digests of the entry before and after.
+/// A refused change writes nothing.
+pub fn put_checked<E: Entry, R>(
+    kv: &impl KeyValue,
+    entry: &E,
+    actor: Actor,
+    now: DateTime<Utc>,
+    check: impl Fn(Option<&E>, &E) -> Result<(), R>,
+) -> Result<bool, UpdateError<R>> {
     let key = keys::registry(E::KIND.name(), &entry.id());
-    let before: Option<E> = get_json(kv, &key, E::KIND.name())?;
-    put_json(kv, &key, entry)?;
+    let mut before: Option<E> = None;
+    update_json::<E, R>(kv, &key, E::KIND.name(), |current| {
+        check(current.as_ref(), entry)?;
+        before = current;
+        Ok(Some(entry.clone()))
+    })?;
     if E::KIND == Kind::Textbook {
         // Books named without an ISBN are matched by exact title.
         let value = serde_json::to_value(entry).expect("serialises");

@@ -770,6 +770,25 @@ pub fn ledger(kv: &impl KeyValue, person: &str) -> Result<Ledger, StoreError> {
     Ok(get_json(kv, &ledger_key(person), "ledger")?.unwrap_or_default())
 }
 
+/// The classes whose roster holds or held `person`, from the indexes written
+/// with the roster: the person's ledger (a voucher per roster line of an
+/// approved class, never dropped) and their live enrolments (written when a
+/// class is filed, in the same step as its roster). Two reads.
+pub fn classes_of(
+    kv: &impl KeyValue,
+    person: &str,
+) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    let mut ids: std::collections::BTreeSet<String> = ledger(kv, person)?
+        .entries
+        .into_iter()
+        .map(|e| e.class_id)
+        .collect();
+    let live: Vec<policy::class_opening::Enrolment> =
+        get_json(kv, &crate::keys::person_enrolments(person), "enrolments")?.unwrap_or_default();
+    ids.extend(live.into_iter().map(|e| e.class_id));
+    Ok(ids)
+}
+
 /// A person's vouchers, oldest first: the ledger and the records, two calls.
 pub fn of_person(kv: &impl KeyValue, person: &str) -> Result<Vec<VoucherRecord>, StoreError> {
     let l = ledger(kv, person)?;

@@ -644,6 +644,25 @@ impl Principal {
         }
     }
 
+    /// Who owns an idempotency record of this caller: role, binding and `sub`
+    /// (never an ID number: a trainee's binding is a person ref). Two tokens
+    /// share records only if all three are equal.
+    pub fn idempotency_caller(&self) -> String {
+        let binding = match self.claims.role {
+            Role::Institution => self.claims.institution.as_ref().map(|c| c.to_string()),
+            Role::DistrictOfficer => self.claims.district.as_ref().map(|d| d.to_string()),
+            Role::Trainee => self.claims.person.clone(),
+            _ => None,
+        }
+        .unwrap_or_default();
+        format!(
+            "{}\n{}\n{}",
+            self.claims.role.id(),
+            binding,
+            self.claims.sub
+        )
+    }
+
     /// The audit actor of this caller.
     pub fn actor(&self) -> store::audit::Actor {
         store::audit::Actor {

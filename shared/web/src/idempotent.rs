@@ -7,6 +7,7 @@
 //! different body is refused with 422, and a retry while the first request
 //! still runs gets 409.
 
+use crate::auth::Principal;
 use crate::env::Env;
 use crate::problem::Problem;
 use crate::{Request, Response};
@@ -18,8 +19,28 @@ use store::idempotency::{self, NextAction, SavedResponse};
 /// The header name.
 pub const HEADER: &str = "idempotency-key";
 
-/// Runs `handler` once per idempotency key of the caller `caller` in `scope`.
+/// Runs `handler` once per idempotency key of the verified caller `who` in `scope`.
+///
+/// Records are keyed by the caller's role, binding and `sub`
+/// ([`Principal::idempotency_caller`]): a key reused by another caller (another
+/// institution with the same `sub`, the same `sub` in another role) is a fresh
+/// request for that caller and never replays someone else's answer. Callers
+/// check the route's role before calling this, so a caller without the right
+/// is refused before any replay; a handler's object-level checks run again on
+/// every request that is not a replay of the same caller's own answer.
 pub fn run<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    scope: &str,
+    who: &Principal,
+    handler: impl FnOnce() -> Result<Response, Problem>,
+) -> Result<Response, Problem> {
+    run_as(env, req, scope, &who.idempotency_caller(), handler)
+}
+
+/// [`run`] for a caller that is not a verified token (the WeChat bind, keyed by
+/// the bind ticket's subject): `caller` must name the caller completely.
+pub fn run_as<K: KeyValue>(
     env: &Env<'_, K>,
     req: &Request,
     scope: &str,
