@@ -1403,14 +1403,10 @@ fn locked_problem(until: chrono::DateTime<chrono::Utc>) -> Problem {
 
 fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
     let body: BindRequest = json::body(req)?;
-    let oref = vs::verify_ticket(
-        &ticket_key(env)?,
-        &body.bind_ticket,
-        env.now.timestamp(),
-    )
-    .ok_or_else(|| {
-        Problem::unauthenticated("the bind ticket is invalid or expired; log in again")
-    })?;
+    let oref = vs::verify_ticket(&ticket_key(env)?, &body.bind_ticket, env.now.timestamp())
+        .ok_or_else(|| {
+            Problem::unauthenticated("the bind ticket is invalid or expired; log in again")
+        })?;
     let hasher = env.hasher();
     let person = hasher.person_ref(&body.id_number);
     let phone = hasher.phone_ref(&body.mobile);
@@ -1467,7 +1463,10 @@ fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Proble
                 role: Role::Trainee.id().to_string(),
             };
             vs::bind(env.kv, &oref, &person, &actor, env.now)?;
-            Ok(respond(StatusCode::OK, &trainee_token(env, &person, &oref)?))
+            Ok(respond(
+                StatusCode::OK,
+                &trainee_token(env, &person, &oref)?,
+            ))
         },
     )
 }

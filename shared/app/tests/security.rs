@@ -507,7 +507,11 @@ fn every_protected_route_answers_401_to_every_kind_of_bad_token() {
     let bad: Vec<(&str, Option<String>, &str)> = vec![
         ("missing", None, "unauthenticated"),
         ("expired", Some(mint(&expired, JWT)), "token_expired"),
-        ("not yet valid", Some(mint(&early, JWT)), "token_not_yet_valid"),
+        (
+            "not yet valid",
+            Some(mint(&early, JWT)),
+            "token_not_yet_valid",
+        ),
         (
             "signed with another key",
             Some(Issuer::new([9; 32], ED25519_KID, ISSUER, AUDIENCE).mint(&admin)),
@@ -515,7 +519,11 @@ fn every_protected_route_answers_401_to_every_kind_of_bad_token() {
         ),
         (
             "alg none",
-            Some(keys::sign(&json!({"alg": "none", "typ": "JWT"}), &payload, Sign::Unsigned)),
+            Some(keys::sign(
+                &json!({"alg": "none", "typ": "JWT"}),
+                &payload,
+                Sign::Unsigned,
+            )),
             "token_algorithm",
         ),
         (
@@ -530,7 +538,11 @@ fn every_protected_route_answers_401_to_every_kind_of_bad_token() {
         ),
         (
             "RS256 header on the Ed25519 key",
-            Some(keys::sign(&json!({"alg": "RS256", "kid": ED25519_KID}), &payload, Sign::Rs256)),
+            Some(keys::sign(
+                &json!({"alg": "RS256", "kid": ED25519_KID}),
+                &payload,
+                Sign::Rs256,
+            )),
             "token_algorithm",
         ),
         (
@@ -548,7 +560,11 @@ fn every_protected_route_answers_401_to_every_kind_of_bad_token() {
             Some(idp_as(ISSUER, AUDIENCE, "retired-key").mint(&admin)),
             "token_unknown_key",
         ),
-        ("lifetime above the maximum", Some(mint(&long, JWT)), "token_lifetime"),
+        (
+            "lifetime above the maximum",
+            Some(mint(&long, JWT)),
+            "token_lifetime",
+        ),
         (
             "trainee key signing bureau_admin",
             Some(trainee_key.mint(&admin)),
@@ -772,4 +788,78 @@ fn an_institutions_registry_entry_is_changed_by_its_own_districts_officer_only()
         dropped,
     );
     assert_eq!(status, 200, "{v}");
+}
+
+/// Which key lives where (docs/OPERATIONS.md, "Keys"): every component gets
+/// the identity provider's public keys and the trainee public key; only the
+/// vouchers component gets the trainee signing key; none gets an HMAC token
+/// secret.
+#[test]
+fn only_the_vouchers_component_holds_the_trainee_signing_key() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml")).unwrap();
+    let manifest: toml::Value = toml::from_str(&text).unwrap();
+    let declared = manifest["variables"].as_table().unwrap();
+    assert!(!declared.contains_key("jwt_secret"));
+    for (name, component) in manifest["component"].as_table().unwrap() {
+        let vars = component
+            .get("variables")
+            .and_then(toml::Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        for v in [
+            "auth_jwks",
+            "auth_issuer",
+            "auth_audience",
+            "auth_max_lifetime_secs",
+            "trainee_public_key",
+        ] {
+            assert_eq!(
+                vars.get(v).and_then(toml::Value::as_str),
+                Some(format!("{{{{ {v} }}}}").as_str()),
+                "component {name} must read {v}"
+            );
+        }
+        assert_eq!(
+            vars.contains_key("trainee_signing_key"),
+            name == "vouchers",
+            "component {name} and trainee_signing_key"
+        );
+        assert!(!vars.contains_key("jwt_secret"), "component {name}");
+    }
+    assert_eq!(
+        declared["trainee_signing_key"]
+            .get("secret")
+            .and_then(toml::Value::as_bool),
+        Some(true)
+    );
+}
+
+/// A component without the trainee signing key verifies trainee tokens but
+/// cannot mint one, nor key a bind ticket: the WeChat routes answer 503.
+#[test]
+fn without_the_trainee_signing_key_no_trainee_token_or_bind_ticket_is_made() {
+    use web::auth::testing::{AUDIENCE, ISSUER, jwks, trainee_public_key};
+    let mut w = World::new();
+    w.secrets.identity =
+        web::auth::Identity::new(&jwks(), ISSUER, AUDIENCE, "", &trainee_public_key()).unwrap();
+    // Trainee tokens still verify (403 is the role check, not 401).
+    let (status, v) = w.call(
+        Method::GET,
+        "/api/v1/me/vouchers",
+        Some(&token(Trainee, false)),
+        Value::Null,
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = w.call(
+        Method::POST,
+        "/api/v1/wechat/bind",
+        None,
+        json!({"bind_ticket": "x.y", "id_number": "11010519491231002X", "mobile": "13800138000"}),
+    );
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (503, Some("wechat_not_configured")),
+        "{v}"
+    );
 }

@@ -715,11 +715,17 @@ fn an_inspector_deactivated_in_the_registry_loses_the_phone_numbers_at_once() {
         None,
         &[],
     );
-    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("inspector_inactive")));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("inspector_inactive"))
+    );
     assert!(!v.to_string().contains(mine[0]["phone"].as_str().unwrap()));
     let before = w.kv.dump();
     let (s, v) = w.record_call("insp-a", &task, answered(true, false));
-    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("inspector_inactive")));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("inspector_inactive"))
+    );
     assert_eq!(w.kv.dump(), before, "a refused call changes nothing");
     // An inspector never registered is refused the same way.
     let (s, v) = w.call(
@@ -729,11 +735,17 @@ fn an_inspector_deactivated_in_the_registry_loses_the_phone_numbers_at_once() {
         None,
         &[],
     );
-    assert_eq!((s, v["code"].as_str()), (StatusCode::FORBIDDEN, Some("inspector_inactive")));
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("inspector_inactive"))
+    );
     // Reactivated, the inspector works again.
     put(true);
     assert_eq!(w.my_tasks("insp-a").len(), mine.len());
-    assert_eq!(w.record_call("insp-a", &task, answered(true, false)).0, StatusCode::OK);
+    assert_eq!(
+        w.record_call("insp-a", &task, answered(true, false)).0,
+        StatusCode::OK
+    );
 }
 
 #[test]

@@ -949,7 +949,8 @@ fn wrong_binding_proofs_lock_the_wechat_user_out_after_five_tries() {
     let w = World::new(2);
     w.issued(2);
     let now = at("2022-06-14");
-    let ticket = store::vouchers::sign_ticket(&ticket_key(), &"ab".repeat(32), now.timestamp() + 600);
+    let ticket =
+        store::vouchers::sign_ticket(&ticket_key(), &"ab".repeat(32), now.timestamp() + 600);
     let t0 = &w.app.roster[0];
     let mut statuses = Vec::new();
     for _ in 0..6 {
@@ -992,7 +993,8 @@ fn wrong_binding_proofs_lock_the_wechat_user_out_after_five_tries() {
     );
     assert_eq!(r.status, 429);
     let later = now + chrono::Duration::hours(2);
-    let ticket2 = store::vouchers::sign_ticket(&ticket_key(), &"ab".repeat(32), later.timestamp() + 600);
+    let ticket2 =
+        store::vouchers::sign_ticket(&ticket_key(), &"ab".repeat(32), later.timestamp() + 600);
     let r = w.send(
         later,
         request(

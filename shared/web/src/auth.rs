@@ -227,12 +227,12 @@ impl PublicKey {
 
     fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
         match self {
-            PublicKey::Ed25519(k) => EdSignature::from_slice(sig)
-                .is_ok_and(|s| k.verify_strict(message, &s).is_ok()),
+            PublicKey::Ed25519(k) => {
+                EdSignature::from_slice(sig).is_ok_and(|s| k.verify_strict(message, &s).is_ok())
+            }
             PublicKey::Rs256(k) => {
                 use rsa::signature::Verifier;
-                rsa::pkcs1v15::Signature::try_from(sig)
-                    .is_ok_and(|s| k.verify(message, &s).is_ok())
+                rsa::pkcs1v15::Signature::try_from(sig).is_ok_and(|s| k.verify(message, &s).is_ok())
             }
         }
     }
@@ -258,7 +258,11 @@ fn parse_jwk(key: &Value) -> Result<Option<(String, PublicKey)>, String> {
             "variable auth_jwks: kid `{TRAINEE_KID}` is reserved for trainee tokens"
         ));
     }
-    if key.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+    if key
+        .get("use")
+        .and_then(Value::as_str)
+        .is_some_and(|u| u != "sig")
+    {
         return Ok(None);
     }
     let alg = key.get("alg").and_then(Value::as_str);
@@ -313,7 +317,10 @@ pub struct Identity {
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Identity")
-            .field("kids", &self.keys.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.keys.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("max_lifetime_secs", &self.max_lifetime_secs)
@@ -422,7 +429,13 @@ impl Identity {
             return None;
         }
         let key = self.trainee_signer.as_ref()?;
-        Some(sign_ed25519(key, TRAINEE_KID, TRAINEE_ISSUER, &self.audience, claims))
+        Some(sign_ed25519(
+            key,
+            TRAINEE_KID,
+            TRAINEE_ISSUER,
+            &self.audience,
+            claims,
+        ))
     }
 
     /// The HMAC key of WeChat bind tickets, derived from the trainee signing
@@ -508,8 +521,7 @@ impl Identity {
         if now > claims.exp.saturating_add(LEEWAY_SECS) {
             return Err(AuthError::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) || claims.iat > now + LEEWAY_SECS
-        {
+        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) || claims.iat > now + LEEWAY_SECS {
             return Err(AuthError::NotYetValid);
         }
         if trainee != (claims.role == Role::Trainee) {
@@ -607,7 +619,11 @@ pub fn mint(claims: &Claims, key: impl Mint) -> String {
 }
 
 /// Reads and verifies the bearer token of a request.
-pub fn authenticate(req: &crate::Request, identity: &Identity, now: i64) -> Result<Principal, Problem> {
+pub fn authenticate(
+    req: &crate::Request,
+    identity: &Identity,
+    now: i64,
+) -> Result<Principal, Problem> {
     let header = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -952,7 +968,8 @@ mod tests {
         let t = sign(&ed_header(ED25519_KID), &p, Sign::Ed25519(IDP_SEED));
         assert_eq!(verify(&t, 1_500), Err(AuthError::Audience));
         // A trainee token must carry the trainee issuer, a staff token the configured one.
-        let t = Issuer::new(TRAINEE_SEED, TRAINEE_KID, ISSUER, AUDIENCE).mint(&claims(Role::Trainee));
+        let t =
+            Issuer::new(TRAINEE_SEED, TRAINEE_KID, ISSUER, AUDIENCE).mint(&claims(Role::Trainee));
         assert_eq!(verify(&t, 1_500), Err(AuthError::Issuer));
     }
 
@@ -982,7 +999,10 @@ mod tests {
         let short = Identity::new(&jwks(), ISSUER, AUDIENCE, "600", &trainee_public_key()).unwrap();
         let mut c = claims(Role::Scheduler);
         c.exp = c.iat + 601;
-        assert_eq!(short.verify(&idp().mint(&c), 1_500), Err(AuthError::Lifetime));
+        assert_eq!(
+            short.verify(&idp().mint(&c), 1_500),
+            Err(AuthError::Lifetime)
+        );
         let mut c = claims(Role::Trainee);
         c.exp = c.iat + TRAINEE_MAX_LIFETIME_SECS + 1;
         assert_eq!(verify(&mint(&c, TestKeys), 1_500), Err(AuthError::Lifetime));
@@ -994,7 +1014,11 @@ mod tests {
         let p = payload(&c, ISSUER, AUDIENCE);
         let none = sign(&json!({"alg": "none", "typ": "JWT"}), &p, Sign::Unsigned);
         assert_eq!(verify(&none, 1_500), Err(AuthError::Algorithm));
-        let none_kid = sign(&json!({"alg": "none", "kid": ED25519_KID}), &p, Sign::Unsigned);
+        let none_kid = sign(
+            &json!({"alg": "none", "kid": ED25519_KID}),
+            &p,
+            Sign::Unsigned,
+        );
         assert_eq!(verify(&none_kid, 1_500), Err(AuthError::Algorithm));
         // HS256 keyed with the public key's bytes, in every form a verifier
         // might hand to HMAC: the raw key, its base64url, the JWK, the JWKS.
@@ -1006,20 +1030,39 @@ mod tests {
             jwk.to_string().into_bytes(),
             jwks().into_bytes(),
         ] {
-            assert_eq!(verify(&mint_hs256(&c, &secret), 1_500), Err(AuthError::Algorithm));
+            assert_eq!(
+                verify(&mint_hs256(&c, &secret), 1_500),
+                Err(AuthError::Algorithm)
+            );
         }
         let rsa_n = rsa_jwk()["n"].as_str().unwrap().as_bytes().to_vec();
-        let t = sign(&json!({"alg": "HS256", "kid": RSA_KID}), &p, Sign::Hs256(&rsa_n));
+        let t = sign(
+            &json!({"alg": "HS256", "kid": RSA_KID}),
+            &p,
+            Sign::Hs256(&rsa_n),
+        );
         assert_eq!(verify(&t, 1_500), Err(AuthError::Algorithm));
-        let t = sign(&json!({"alg": "HS256", "kid": TRAINEE_KID}), &p, Sign::Hs256(&raw));
+        let t = sign(
+            &json!({"alg": "HS256", "kid": TRAINEE_KID}),
+            &p,
+            Sign::Hs256(&raw),
+        );
         assert_eq!(verify(&t, 1_500), Err(AuthError::Algorithm));
         // The key fixes the algorithm: RS256 naming the Ed25519 key and back.
-        let t = sign(&json!({"alg": "RS256", "kid": ED25519_KID}), &p, Sign::Rs256);
+        let t = sign(
+            &json!({"alg": "RS256", "kid": ED25519_KID}),
+            &p,
+            Sign::Rs256,
+        );
         assert_eq!(verify(&t, 1_500), Err(AuthError::Algorithm));
         let t = sign(&ed_header(RSA_KID), &p, Sign::Ed25519(IDP_SEED));
         assert_eq!(verify(&t, 1_500), Err(AuthError::Algorithm));
         for alg in ["ES256", "RS512", "PS256", "HS512", "eddsa"] {
-            let t = sign(&json!({"alg": alg, "kid": ED25519_KID}), &p, Sign::Ed25519(IDP_SEED));
+            let t = sign(
+                &json!({"alg": alg, "kid": ED25519_KID}),
+                &p,
+                Sign::Ed25519(IDP_SEED),
+            );
             assert_eq!(verify(&t, 1_500), Err(AuthError::Algorithm), "{alg}");
         }
         // An empty signature, and a payload changed after signing.
@@ -1051,19 +1094,34 @@ mod tests {
             Role::Scheduler,
             Role::SocialSecurity,
         ] {
-            assert_eq!(verify(&trainee.mint(&claims(role)), 1_500), Err(AuthError::Role), "{role:?}");
+            assert_eq!(
+                verify(&trainee.mint(&claims(role)), 1_500),
+                Err(AuthError::Role),
+                "{role:?}"
+            );
             assert_eq!(identity().mint_trainee(&claims(role)), None);
         }
-        assert_eq!(verify(&idp().mint(&claims(Role::Trainee)), 1_500), Err(AuthError::Role));
-        assert_eq!(verify(&mint_rs256(&claims(Role::Trainee)), 1_500), Err(AuthError::Role));
+        assert_eq!(
+            verify(&idp().mint(&claims(Role::Trainee)), 1_500),
+            Err(AuthError::Role)
+        );
+        assert_eq!(
+            verify(&mint_rs256(&claims(Role::Trainee)), 1_500),
+            Err(AuthError::Role)
+        );
         // The trainee key named by another kid is an unknown or wrong key.
-        let t = Issuer::new(TRAINEE_SEED, ED25519_KID, ISSUER, AUDIENCE).mint(&claims(Role::BureauAdmin));
+        let t = Issuer::new(TRAINEE_SEED, ED25519_KID, ISSUER, AUDIENCE)
+            .mint(&claims(Role::BureauAdmin));
         assert_eq!(verify(&t, 1_500), Err(AuthError::Signature));
         // A component without the trainee signing key mints nothing.
         let verifier = Identity::new(&jwks(), ISSUER, AUDIENCE, "", &trainee_public_key()).unwrap();
         assert_eq!(verifier.mint_trainee(&claims(Role::Trainee)), None);
         assert_eq!(verifier.bind_ticket_key(), None);
-        assert!(verifier.verify(&mint(&claims(Role::Trainee), TestKeys), 1_500).is_ok());
+        assert!(
+            verifier
+                .verify(&mint(&claims(Role::Trainee), TestKeys), 1_500)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -1080,8 +1138,18 @@ mod tests {
     fn every_refusal_is_a_401_with_its_own_code() {
         use AuthError::*;
         let all = [
-            Missing, Malformed, Algorithm, UnknownKey, Signature, Expired, NotYetValid, Issuer,
-            Audience, Lifetime, Role, Binding,
+            Missing,
+            Malformed,
+            Algorithm,
+            UnknownKey,
+            Signature,
+            Expired,
+            NotYetValid,
+            Issuer,
+            Audience,
+            Lifetime,
+            Role,
+            Binding,
         ];
         let codes: std::collections::BTreeSet<String> = all
             .iter()
@@ -1099,23 +1167,41 @@ mod tests {
         let tpk = trainee_public_key();
         let new = |jwks: &str| Identity::new(jwks, ISSUER, AUDIENCE, "", &tpk).map(|_| ());
         assert!(new("not json").unwrap_err().contains("auth_jwks"));
-        assert!(new(r#"{"keys":[]}"#).unwrap_err().contains("no Ed25519 or RS256"));
+        assert!(
+            new(r#"{"keys":[]}"#)
+                .unwrap_err()
+                .contains("no Ed25519 or RS256")
+        );
         let mut k = idp().public_jwk();
         k["kid"] = json!(TRAINEE_KID);
-        assert!(new(&json!({"keys": [k]}).to_string()).unwrap_err().contains("reserved"));
+        assert!(
+            new(&json!({"keys": [k]}).to_string())
+                .unwrap_err()
+                .contains("reserved")
+        );
         let k = idp().public_jwk();
-        assert!(new(&json!({"keys": [k, k]}).to_string()).unwrap_err().contains("twice"));
+        assert!(
+            new(&json!({"keys": [k, k]}).to_string())
+                .unwrap_err()
+                .contains("twice")
+        );
         let mut small = rsa_jwk();
         small["n"] = json!(B64.encode([0xffu8; 128]));
-        assert!(new(&json!({"keys": [small]}).to_string()).unwrap_err().contains("2048"));
+        assert!(
+            new(&json!({"keys": [small]}).to_string())
+                .unwrap_err()
+                .contains("2048")
+        );
         // Keys for encryption or other algorithms are passed over.
         let enc = json!({"kty": "RSA", "use": "enc", "kid": "e1", "n": "AQAB", "e": "AQAB"});
         let ec = json!({"kty": "EC", "crv": "P-256", "kid": "p1", "x": "AA", "y": "AA"});
         assert!(new(&json!({"keys": [enc, ec, idp().public_jwk()]}).to_string()).is_ok());
         assert!(Identity::new(&jwks(), "", AUDIENCE, "", &tpk).is_err());
-        assert!(Identity::new(&jwks(), ISSUER, AUDIENCE, "12h", &tpk)
-            .unwrap_err()
-            .contains("auth_max_lifetime_secs"));
+        assert!(
+            Identity::new(&jwks(), ISSUER, AUDIENCE, "12h", &tpk)
+                .unwrap_err()
+                .contains("auth_max_lifetime_secs")
+        );
         let err = Identity::new(&jwks(), ISSUER, AUDIENCE, "", &tpk)
             .unwrap()
             .with_trainee_signing_key(&B64.encode([7u8; 32]))

@@ -88,7 +88,10 @@ pub fn max_lifetime(role: Role) -> i64 {
 /// minute before `now`, valid for as long as its role's tokens may live.
 pub fn token(role: Role, binding: Option<&str>, now: DateTime<Utc>) -> String {
     let t = now.timestamp();
-    mint(&claims(role, binding, t - 60, t - 60 + max_lifetime(role)), JWT)
+    mint(
+        &claims(role, binding, t - 60, t - 60 + max_lifetime(role)),
+        JWT,
+    )
 }
 
 /// A request: a JSON content type when there is a body, the bearer token if

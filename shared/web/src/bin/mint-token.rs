@@ -68,9 +68,8 @@ fn random_seed() -> [u8; 32] {
 fn keygen(dir: &Path, get: &dyn Fn(&str) -> Option<String>) {
     let iss = get("--issuer").unwrap_or_else(|| "http://localhost/local-idp".into());
     let aud = get("--audience").unwrap_or_else(|| "vocational-training".into());
-    let kid = get("--kid").unwrap_or_else(|| {
-        format!("local-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"))
-    });
+    let kid = get("--kid")
+        .unwrap_or_else(|| format!("local-{}", chrono::Utc::now().format("%Y%m%d%H%M%S")));
     if kid == TRAINEE_KID {
         fail("--kid trainee is reserved for trainee tokens");
     }
@@ -87,10 +86,20 @@ fn keygen(dir: &Path, get: &dyn Fn(&str) -> Option<String>) {
         &format!("{}\n", json!({"keys": [idp.public_jwk()]})),
         false,
     );
-    write(&dir.join("trainee.key"), &format!("{}\n", B64.encode(trainee_seed)), true);
-    write(&dir.join("trainee.pub"), &format!("{}\n", trainee.public_key_b64()), false);
+    write(
+        &dir.join("trainee.key"),
+        &format!("{}\n", B64.encode(trainee_seed)),
+        true,
+    );
+    write(
+        &dir.join("trainee.pub"),
+        &format!("{}\n", trainee.public_key_b64()),
+        false,
+    );
     let d = dir.display();
-    println!("wrote {d}/idp.json (private: the identity provider's key), {d}/jwks.json, {d}/trainee.key (private), {d}/trainee.pub");
+    println!(
+        "wrote {d}/idp.json (private: the identity provider's key), {d}/jwks.json, {d}/trainee.key (private), {d}/trainee.pub"
+    );
     println!("spin up variables:");
     println!("  --variable auth_jwks=\"$(cat {d}/jwks.json)\" \\");
     println!("  --variable auth_issuer={iss} \\");
