@@ -629,9 +629,7 @@ async fn keepalive(opts: &Opts) -> Result<()> {
         ),
         (
             "kv-probe one get (kv-floor n=1)",
-            Box::new(|| {
-                Arc::new(|_: usize, _: usize| Some(Req::get("/probe/kv-floor?n=1", None)))
-            }),
+            Box::new(|| Arc::new(|_: usize, _: usize| Some(Req::get("/probe/kv-floor?n=1", None)))),
         ),
         (
             "class-opening health",
@@ -658,7 +656,9 @@ async fn keepalive(opts: &Opts) -> Result<()> {
                             "PUT",
                             format!("/api/v1/registry/trainers/{no}"),
                             Some(&a),
-                            body(&json!({"registration_no": no, "name": "讲师", "status": "registered"})),
+                            body(
+                                &json!({"registration_no": no, "name": "讲师", "status": "registered"}),
+                            ),
                         ))
                     },
                     |_, _, _| Ok(()),
@@ -670,8 +670,8 @@ async fn keepalive(opts: &Opts) -> Result<()> {
     let mut results: Vec<Vec<(f64, f64, f64)>> = Vec::new();
     for variant in &SOCKET_VARIANTS {
         let backend = data::Backend::new(opts.redis)?;
-        let host = Host::start((variant.configure)(backend.config(true)))
-            .context("starting the host")?;
+        let host =
+            Host::start((variant.configure)(backend.config(true))).context("starting the host")?;
         let b = Bench {
             host: &host,
             opts: opts.clone(),
@@ -766,9 +766,7 @@ async fn keepalive(opts: &Opts) -> Result<()> {
         let mut line = format!("{label:<34}");
         for r in &results {
             let (rps, p50, one) = r[i];
-            line.push_str(&format!(
-                " | {rps:>33.0} {p50:>6.1} ms {one:>6.1} ms"
-            ));
+            line.push_str(&format!(" | {rps:>33.0} {p50:>6.1} ms {one:>6.1} ms"));
         }
         let ratio = results[1][i].0 / results[0][i].0;
         line.push_str(&format!(" | {ratio:>6.2}×"));

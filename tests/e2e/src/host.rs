@@ -841,17 +841,14 @@ async fn handle(
     tokio::spawn(async move {
         let mut tx = Some(tx);
         let result =
-            tokio::time::timeout(REQUEST_TIMEOUT, run(&shared, &component, request, &mut tx))
-                .await;
+            tokio::time::timeout(REQUEST_TIMEOUT, run(&shared, &component, request, &mut tx)).await;
         let error = match result {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("error handling request: {e:#}")),
             Err(_) => Some("request timed out".to_string()),
         };
         if let Some(error) = error {
-            shared
-                .logs
-                .append(&component.id, "host", error.as_bytes());
+            shared.logs.append(&component.id, "host", error.as_bytes());
         }
         // Dropped unsent (an error before the guest answered): a 500, sent
         // only now, after the error is in the log.
