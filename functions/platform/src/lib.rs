@@ -155,6 +155,32 @@ impl KeyValue for SpinKv {
     }
 }
 
+/// `res` with a `content-length` header, as both builds' `reply` send it.
+///
+/// spin-sdk 6 hands the guest's headers over as they are and writes the body
+/// from a task of its own after the handler returns: without a length, the
+/// host answers in chunked encoding and ends the body with a last, separate
+/// write once the guest's stream closes; on a socket without `TCP_NODELAY`
+/// (Spin 4.0.2) that write can wait for the client's delayed ACK, ~40 ms per
+/// keep-alive request. With the length, the host's HTTP server ends the
+/// response after the last byte of the body, in the same write as the head
+/// when the body is already there. See docs/OPERATIONS.md, "Keep-alive
+/// stalls". Not for 1xx, 204 and 304, which carry no body and no length.
+pub(crate) fn with_content_length(res: web::Response) -> web::Response {
+    let (mut parts, body) = res.into_parts();
+    let status = parts.status;
+    if !status.is_informational()
+        && status != http::StatusCode::NO_CONTENT
+        && status != http::StatusCode::NOT_MODIFIED
+    {
+        parts.headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(body.len()),
+        );
+    }
+    http::Response::from_parts(parts, body)
+}
+
 /// The store as handlers get it: Spin's store, every value sealed.
 pub type Store = store::sealed::SealedKv<'static, SpinKv>;
 

@@ -9,9 +9,9 @@ pub use spin_sdk_p2::wit::wasi::keyvalue::{atomics, batch, store as wkv};
 /// The response type components return.
 pub type Reply = http::Response<Bytes>;
 
-/// Converts a handler's response.
+/// Converts a handler's response, with its `content-length`.
 pub fn reply(res: web::Response) -> Reply {
-    res
+    crate::with_content_length(res)
 }
 
 /// A Spin variable of the component.

@@ -8,9 +8,9 @@ pub use spin_sdk::http::Request;
 /// The response type components return.
 pub type Reply = http::Response<Full<Bytes>>;
 
-/// Converts a handler's response.
+/// Converts a handler's response, with its `content-length`.
 pub fn reply(res: web::Response) -> Reply {
-    res.map(Full::new)
+    crate::with_content_length(res).map(Full::new)
 }
 
 /// A Spin variable of the component.

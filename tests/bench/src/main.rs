@@ -45,6 +45,8 @@ OPTIONS (defaults in brackets):
   --skip-routes       only the scale runs, the sampler, the breakdown and the sizes
   --validate-only     only the baselines and class validate, then the sizes: a
                       short run for profiling (see docs/PERFORMANCE.md)
+  --keepalive-only    only the keep-alive comparison (Spin 4.0.2's sockets, without
+                      TCP_NODELAY, against sockets with it), then the sizes
   --redis             keep the key-value data in a private redis-server on
                       loopback (SpinKube's backend) instead of a SQLite file
 ";
@@ -62,6 +64,7 @@ struct Opts {
     inproc_iters: usize,
     skip_routes: bool,
     validate_only: bool,
+    keepalive_only: bool,
     redis: bool,
 }
 
@@ -78,6 +81,7 @@ fn parse_args() -> Result<Opts> {
         inproc_iters: 200,
         skip_routes: false,
         validate_only: false,
+        keepalive_only: false,
         redis: false,
     };
     let mut args = std::env::args().skip(1);
@@ -107,6 +111,7 @@ fn parse_args() -> Result<Opts> {
             "--inproc-iters" => o.inproc_iters = value()?.parse()?,
             "--skip-routes" => o.skip_routes = true,
             "--validate-only" => o.validate_only = true,
+            "--keepalive-only" => o.keepalive_only = true,
             "--redis" => o.redis = true,
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -584,6 +589,190 @@ where
 
 fn body(v: &impl serde::Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(v).expect("serialises"))
+}
+
+/// How the host under test treats its connections in the keep-alive
+/// comparison. The p2 build (branch wt/p2) adds its variants here: the same
+/// routes on its components, with and without `TCP_NODELAY`.
+struct SocketVariant {
+    label: &'static str,
+    configure: fn(e2e::HostConfig) -> e2e::HostConfig,
+}
+
+const SOCKET_VARIANTS: [SocketVariant; 2] = [
+    SocketVariant {
+        label: "Spin 4.0.2 (no TCP_NODELAY)",
+        configure: |c| c.tcp_nodelay(false),
+    },
+    SocketVariant {
+        label: "TCP_NODELAY (patched Spin)",
+        configure: |c| c.tcp_nodelay(true),
+    },
+];
+
+/// Issue 13: keep-alive requests per second of a few routes on a host that
+/// writes responses as Spin 4.0.2 does (head when the guest returns the
+/// response, body as its stream delivers it) on sockets without
+/// `TCP_NODELAY`, against the same host with it. Each variant gets a fresh
+/// store and host with the same data.
+async fn keepalive(opts: &Opts) -> Result<()> {
+    let inst = data::token(Role::Institution, None);
+    let admin = data::token(Role::BureauAdmin, None);
+    let validate_body = body(&data::application(0, 60));
+    type MakeTraffic = Box<dyn Fn() -> Arc<dyn Traffic>>;
+    let (vi, vb) = (inst.clone(), validate_body.clone());
+    let wa = admin.clone();
+    let routes: Vec<(&str, MakeTraffic)> = vec![
+        (
+            "hello",
+            Box::new(|| Arc::new(|_: usize, _: usize| Some(Req::get("/hello", None)))),
+        ),
+        (
+            "kv-probe one get (kv-floor n=1)",
+            Box::new(|| Arc::new(|_: usize, _: usize| Some(Req::get("/probe/kv-floor?n=1", None)))),
+        ),
+        (
+            "class-opening health",
+            Box::new(|| Arc::new(|_: usize, _: usize| Some(Req::get("/api/v1/health", None)))),
+        ),
+        (
+            "class validate (60 trainees)",
+            Box::new(move || {
+                Arc::new(Validate {
+                    tok: vi.clone(),
+                    body: vb.clone(),
+                    approved: true,
+                })
+            }),
+        ),
+        (
+            "registry trainer PUT (a write)",
+            Box::new(move || {
+                let a = wa.clone();
+                checked(
+                    move |_, i| {
+                        let no = data::trainer_no(1000 + i % 8000);
+                        Some(Req::new(
+                            "PUT",
+                            format!("/api/v1/registry/trainers/{no}"),
+                            Some(&a),
+                            body(
+                                &json!({"registration_no": no, "name": "讲师", "status": "registered"}),
+                            ),
+                        ))
+                    },
+                    |_, _, _| Ok(()),
+                )
+            }),
+        ),
+    ];
+    // Per variant, per route: (req/s, p50 ms, p50 ms on one connection).
+    let mut results: Vec<Vec<(f64, f64, f64)>> = Vec::new();
+    for variant in &SOCKET_VARIANTS {
+        let backend = data::Backend::new(opts.redis)?;
+        let host =
+            Host::start((variant.configure)(backend.config(true))).context("starting the host")?;
+        let b = Bench {
+            host: &host,
+            opts: opts.clone(),
+            floors: BTreeMap::new(),
+            hello: None,
+            writes: None,
+            rows: Vec::new(),
+        };
+        let mut puts: Vec<(String, Bytes)> = vec![
+            (
+                format!(
+                    "/api/v1/registry/institutions/{}",
+                    policy::fixtures::INSTITUTION
+                ),
+                body(&policy::fixtures::institution()),
+            ),
+            (
+                "/api/v1/registry/textbooks/9787111213826".into(),
+                body(&policy::fixtures::textbook()),
+            ),
+        ];
+        for n in 0..2 * data::TRAINER_PAIRS {
+            let no = data::trainer_no(n);
+            puts.push((
+                format!("/api/v1/registry/trainers/{no}"),
+                body(&json!({"registration_no": no, "name": "讲师", "status": "registered"})),
+            ));
+        }
+        let puts = Arc::new(puts);
+        let (p, a) = (puts.clone(), admin.clone());
+        b.setup(
+            "registry (PUT)",
+            puts.len(),
+            checked(
+                move |_, i| Some(Req::new("PUT", p[i].0.clone(), Some(&a), p[i].1.clone())),
+                |_, _, _| Ok(()),
+            ),
+        )
+        .await?;
+        let mut row = Vec::new();
+        for (label, traffic) in &routes {
+            let s = b.load(b.budget(opts.requests), traffic()).await;
+            if s.failed > 0 {
+                bail!(
+                    "{label} on {}: {} failed, first: {}",
+                    variant.label,
+                    s.failed,
+                    s.first_failure.unwrap_or_default()
+                );
+            }
+            let one = b
+                .load(
+                    Budget {
+                        start: opts.requests,
+                        requests: 200,
+                        time: Duration::from_secs(2),
+                        connections: 1,
+                    },
+                    traffic(),
+                )
+                .await;
+            eprintln!(
+                "  {} / {label}: {:.0} req/s, p50 {:.1} ms; one connection p50 {:.1} ms",
+                variant.label,
+                s.rps(),
+                ms(s.percentile(50.0)),
+                ms(one.percentile(50.0))
+            );
+            row.push((s.rps(), ms(s.percentile(50.0)), ms(one.percentile(50.0))));
+        }
+        let sockets = host.sockets();
+        println!(
+            "{}: {} connections accepted, {} with TCP_NODELAY (read back from the socket)",
+            variant.label, sockets.accepted, sockets.nodelay
+        );
+        results.push(row);
+        host.stop();
+    }
+    println!();
+    println!(
+        "## Keep-alive: Spin 4.0.2's sockets against TCP_NODELAY ({} keep-alive connections, at most {} requests or {} s per route; p50 also on one connection)",
+        opts.connections, opts.requests, opts.seconds
+    );
+    println!();
+    let mut head = format!("{:<34}", "route");
+    for v in &SOCKET_VARIANTS {
+        head.push_str(&format!(" | {:>27} req/s  p50  1-conn p50", v.label));
+    }
+    head.push_str(" | no-delay ÷ Spin");
+    println!("{head}");
+    for (i, (label, _)) in routes.iter().enumerate() {
+        let mut line = format!("{label:<34}");
+        for r in &results {
+            let (rps, p50, one) = r[i];
+            line.push_str(&format!(" | {rps:>33.0} {p50:>6.1} ms {one:>6.1} ms"));
+        }
+        let ratio = results[1][i].0 / results[0][i].0;
+        line.push_str(&format!(" | {ratio:>6.2}×"));
+        println!("{line}");
+    }
+    Ok(())
 }
 
 async fn routes(opts: &Opts) -> Result<()> {
@@ -1538,12 +1727,17 @@ async fn main() -> Result<()> {
         loadavg()
     );
     println!("sources: {}", source_state());
+    if opts.keepalive_only {
+        keepalive(&opts).await?;
+        return print_sizes();
+    }
     if !opts.skip_routes {
         routes(&opts).await?;
     }
     if opts.validate_only {
         return print_sizes();
     }
+    keepalive(&opts).await?;
     let rows = scale(&opts).await?;
     print_scale(&opts, &rows);
     let c = tokio::task::spawn_blocking({

@@ -58,6 +58,12 @@ pub struct HostConfig {
     pub port: Option<u16>,
     /// Which build of the components to run (default: `E2E_BUILD`, else p3).
     pub wasi: wasm_build::Build,
+    /// Set `TCP_NODELAY` on every accepted connection. Default false: Spin
+    /// 4.0.2 does not, so a response whose parts leave in separate writes
+    /// can wait for the client's delayed ACK (Nagle's algorithm, ~40 ms on
+    /// Linux). True is Spin with the one-line patch described in
+    /// docs/OPERATIONS.md ("Keep-alive stalls").
+    pub tcp_nodelay: bool,
 }
 
 impl HostConfig {
@@ -71,6 +77,7 @@ impl HostConfig {
             build: true,
             port: None,
             wasi: wasm_build::Build::from_env(),
+            tcp_nodelay: false,
         }
     }
 
@@ -133,6 +140,13 @@ impl HostConfig {
         self
     }
 
+    /// Sets (true) or leaves unset (false, Spin 4.0.2's behaviour)
+    /// `TCP_NODELAY` on accepted connections: see [`HostConfig::tcp_nodelay`].
+    pub fn tcp_nodelay(mut self, on: bool) -> HostConfig {
+        self.tcp_nodelay = on;
+        self
+    }
+
     /// Adds a manifest.
     pub fn manifest(mut self, path: impl Into<PathBuf>) -> HostConfig {
         self.manifests.push(path.into());
@@ -162,6 +176,20 @@ impl std::ops::Sub for KvReads {
     }
 }
 
+/// The connections a host accepted, and how many of them had `TCP_NODELAY`
+/// set, read back from each socket (`getsockopt`) after accepting it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sockets {
+    pub accepted: u64,
+    pub nodelay: u64,
+}
+
+#[derive(Debug, Default)]
+struct SocketCounters {
+    accepted: std::sync::atomic::AtomicU64,
+    nodelay: std::sync::atomic::AtomicU64,
+}
+
 /// A running host. Dropping it stops it.
 pub struct Host {
     clock_offset: Arc<AtomicI64>,
@@ -171,6 +199,7 @@ pub struct Host {
     terminal: Arc<Terminal>,
     kv_counters: Arc<crate::kv::KvCounters>,
     memory: Arc<MemoryTotals>,
+    sockets: Arc<SocketCounters>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -237,7 +266,10 @@ impl Host {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let clock_offset = Arc::new(AtomicI64::new(0));
+        let sockets = Arc::new(SocketCounters::default());
         let shared = Arc::new(Shared {
+            tcp_nodelay: config.tcp_nodelay,
+            sockets: sockets.clone(),
             clock_offset: clock_offset.clone(),
             engine: engine.clone(),
             router,
@@ -265,6 +297,7 @@ impl Host {
             terminal,
             kv_counters,
             memory,
+            sockets,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -322,6 +355,16 @@ impl Host {
             requests: load(&self.memory.requests),
             peak_bytes: load(&self.memory.peak_bytes),
             grows: load(&self.memory.grows),
+        }
+    }
+
+    /// The connections accepted since the host started, and how many had
+    /// `TCP_NODELAY` set as the socket reports it.
+    pub fn sockets(&self) -> Sockets {
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        Sockets {
+            accepted: load(&self.sockets.accepted),
+            nodelay: load(&self.sockets.nodelay),
         }
     }
 
@@ -408,6 +451,8 @@ struct Loaded {
 }
 
 struct Shared {
+    tcp_nodelay: bool,
+    sockets: Arc<SocketCounters>,
     clock_offset: Arc<AtomicI64>,
     engine: Engine,
     router: Router,
@@ -772,7 +817,11 @@ fn base_linker(engine: &Engine) -> Result<Linker<HostState>> {
     Ok(linker)
 }
 
-type HostResponse = http::Response<Full<Bytes>>;
+/// A response as the host hands it to hyper: the guest's body is streamed,
+/// as Spin 4.0.2 does (hyper writes the head as soon as the guest returns the
+/// response, then the body as the guest's stream delivers it).
+type HostBody = UnsyncBoxBody<Bytes, ErrorCode>;
+type HostResponse = http::Response<HostBody>;
 
 fn serve(
     shared: Arc<Shared>,
@@ -805,6 +854,14 @@ fn serve(
                 let Ok((stream, client)) = listener.accept().await else {
                     continue;
                 };
+                if shared.tcp_nodelay {
+                    let _ = stream.set_nodelay(true);
+                }
+                let relaxed = std::sync::atomic::Ordering::Relaxed;
+                shared.sockets.accepted.fetch_add(1, relaxed);
+                if stream.nodelay().unwrap_or(false) {
+                    shared.sockets.nodelay.fetch_add(1, relaxed);
+                }
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
@@ -829,7 +886,10 @@ fn serve(
 }
 
 fn plain(status: u16, body: &'static str) -> HostResponse {
-    let mut r = http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let body = Full::new(Bytes::from_static(body.as_bytes()))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut r = http::Response::new(body);
     *r.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     r
@@ -869,23 +929,100 @@ async fn handle(
             return plain(400, "");
         }
     };
-    let result = tokio::time::timeout(REQUEST_TIMEOUT, run(&shared, &component, request)).await;
-    match result {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => {
-            shared.logs.append(
-                &component.id,
-                "host",
-                format!("error handling request: {e:#}").as_bytes(),
-            );
-            plain(500, "")
+    // As Spin 4.0.2: the instance runs in its own task, which hands the
+    // response over as soon as the guest returns it and keeps the store's
+    // event loop going until hyper has read (or dropped) the body.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let result =
+            tokio::time::timeout(REQUEST_TIMEOUT, run(&shared, &component, request, &mut tx)).await;
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("error handling request: {e:#}")),
+            Err(_) => Some("request timed out".to_string()),
+        };
+        if let Some(error) = error {
+            shared.logs.append(&component.id, "host", error.as_bytes());
         }
-        Err(_) => {
-            shared
-                .logs
-                .append(&component.id, "host", b"request timed out");
-            plain(500, "")
+        // Dropped unsent (an error before the guest answered): a 500, sent
+        // only now, after the error is in the log.
+        drop(tx);
+    });
+    rx.await.unwrap_or_else(|_| plain(500, ""))
+}
+
+/// Copies a request's stdout and stderr into the host's log, each byte once:
+/// when the response body ends (before hyper's last write, so a client that
+/// has the whole response finds the lines in [`Host::logs`]) and again when
+/// the instance is done.
+struct GuestOutput {
+    logs: Arc<Logs>,
+    component: String,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    copied: Mutex<(usize, usize)>,
+}
+
+impl GuestOutput {
+    fn copy(&self) {
+        let mut copied = self.copied.lock().unwrap_or_else(|p| p.into_inner());
+        let out = self.stdout.contents();
+        let err = self.stderr.contents();
+        if let Some(new) = out.get(copied.0..) {
+            self.logs.append(&self.component, "stdout", new);
         }
+        if let Some(new) = err.get(copied.1..) {
+            self.logs.append(&self.component, "stderr", new);
+        }
+        *copied = (out.len(), err.len());
+    }
+}
+
+/// The guest's response body as hyper reads it; says when hyper is done
+/// with it (end, error or drop), as Spin's `NotifyOnDropBody` does.
+struct WatchedBody {
+    inner: HostBody,
+    output: Arc<GuestOutput>,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl WatchedBody {
+    fn finish(&mut self) {
+        if let Some(done) = self.done.take() {
+            self.output.copy();
+            let _ = done.send(());
+        }
+    }
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = Bytes;
+    type Error = ErrorCode;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, ErrorCode>>> {
+        let frame = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(frame, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.finish();
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for WatchedBody {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -967,7 +1104,8 @@ async fn run(
     shared: &Shared,
     component: &Loaded,
     request: http::Request<Full<Bytes>>,
-) -> Result<HostResponse> {
+    respond: &mut Option<tokio::sync::oneshot::Sender<HostResponse>>,
+) -> Result<()> {
     let stdout = MemoryOutputPipe::new(LOG_CAPACITY);
     let stderr = MemoryOutputPipe::new(LOG_CAPACITY);
     let wasi = WasiCtx::builder()
@@ -992,12 +1130,19 @@ async fn run(
         },
         memory: MemoryWatch::default(),
     };
+    let output = Arc::new(GuestOutput {
+        logs: shared.logs.clone(),
+        component: component.id.clone(),
+        stdout,
+        stderr,
+        copied: Mutex::new((0, 0)),
+    });
     let mut store = Store::new(&shared.engine, state);
     store.limiter(|state| &mut state.memory);
     store.epoch_deadline_async_yield_and_update(1);
     let outcome = match &component.pre {
-        Pre::P3(pre) => handle_in_store(&mut store, pre, request).await,
-        Pre::P2(pre) => handle_in_store_p2(&mut store, pre, request).await,
+        Pre::P3(pre) => handle_in_store(&mut store, pre, request, &output, respond).await,
+        Pre::P2(pre) => handle_in_store_p2(&mut store, pre, request, respond).await,
     };
     let watch = &store.data().memory;
     let relaxed = std::sync::atomic::Ordering::Relaxed;
@@ -1007,12 +1152,7 @@ async fn run(
         .peak_bytes
         .fetch_add(watch.peak as u64, relaxed);
     shared.memory.grows.fetch_add(watch.grows, relaxed);
-    shared
-        .logs
-        .append(&component.id, "stdout", &stdout.contents());
-    shared
-        .logs
-        .append(&component.id, "stderr", &stderr.contents());
+    output.copy();
     outcome
 }
 
@@ -1020,15 +1160,17 @@ async fn handle_in_store(
     store: &mut Store<HostState>,
     pre: &ServicePre<HostState>,
     request: http::Request<Full<Bytes>>,
-) -> Result<HostResponse> {
+    output: &Arc<GuestOutput>,
+    respond: &mut Option<tokio::sync::oneshot::Sender<HostResponse>>,
+) -> Result<()> {
     let service = pre
         .instantiate_async(&mut *store)
         .await
         .map_err(|e| anyhow!("instantiating: {e:?}"))?;
     let (request, request_io) = P3Request::from_http(request);
-    let response = store
+    store
         .run_concurrent(async |store| {
-            let (response, ()) = futures::try_join!(
+            futures::try_join!(
                 async {
                     let response = match service.handle(store, request).await? {
                         Ok(r) => r,
@@ -1040,13 +1182,23 @@ async fn handle_in_store(
                     };
                     let response =
                         store.with(|store| response.into_http(store, async { Ok(()) }))?;
-                    let (parts, body) = response.into_parts();
-                    let body = body
-                        .collect()
-                        .await
-                        .map_err(|e| wasmtime::format_err!("reading the response body: {e:?}"))?
-                        .to_bytes();
-                    Ok(http::Response::from_parts(parts, Full::new(body)))
+                    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+                    let response = response.map(|inner| {
+                        WatchedBody {
+                            inner,
+                            output: output.clone(),
+                            done: Some(done_tx),
+                        }
+                        .boxed_unsync()
+                    });
+                    if let Some(respond) = respond.take()
+                        && respond.send(response).is_ok()
+                    {
+                        // The store's event loop must run until hyper has
+                        // read the body: the guest writes it from here.
+                        let _ = done_rx.await;
+                    }
+                    Ok(())
                 },
                 async {
                     request_io
@@ -1054,12 +1206,12 @@ async fn handle_in_store(
                         .map_err(|e| wasmtime::format_err!("request body: {e:?}"))
                 }
             )?;
-            wasmtime::Result::<HostResponse>::Ok(response)
+            wasmtime::Result::<()>::Ok(())
         })
         .await
         .map_err(|e: wasmtime::Error| anyhow!("{e:?}"))?
         .map_err(|e: wasmtime::Error| anyhow!("{e:?}"))?;
-    Ok(response)
+    Ok(())
 }
 
 /// Runs one request through a WASIp2 `wasi:http/incoming-handler` (the p2
@@ -1069,7 +1221,8 @@ async fn handle_in_store_p2(
     store: &mut Store<HostState>,
     pre: &ProxyPre<HostState>,
     request: http::Request<Full<Bytes>>,
-) -> Result<HostResponse> {
+    respond: &mut Option<tokio::sync::oneshot::Sender<HostResponse>>,
+) -> Result<()> {
     use wasmtime_wasi_http::p2::WasiHttpView as P2View;
     use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode as P2ErrorCode, Scheme};
     let request = request.map(|body| {
@@ -1117,10 +1270,16 @@ async fn handle_in_store_p2(
             .await
             .map_err(|e| anyhow!("reading the response body: {e:?}"))?
             .to_bytes();
-        Ok(http::Response::from_parts(parts, Full::new(body)))
+        let body = Full::new(body)
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        Ok(http::Response::from_parts(parts, body))
     };
     let (called, response) = futures::join!(call, response);
     let response = response?;
     called?;
-    Ok(response)
+    if let Some(respond) = respond.take() {
+        let _ = respond.send(response);
+    }
+    Ok(())
 }

@@ -35,4 +35,4 @@ pub mod variables;
 pub mod wasm_build;
 
 pub use client::{Client, Reply};
-pub use host::{Host, HostConfig, KvReads, MemoryUse};
+pub use host::{Host, HostConfig, KvReads, MemoryUse, Sockets};

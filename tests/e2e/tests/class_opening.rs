@@ -269,3 +269,49 @@ mod races {
         );
     }
 }
+
+/// Every answer of a product component carries `content-length` (the
+/// keep-alive mitigation of issue 13, `platform::reply`): the host's HTTP
+/// server then sends no chunked encoding and no separate last write.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_carries_its_content_length() {
+    let (_dir, host) = start();
+    let inst = token(Role::Institution, None);
+    for (method, path, tok, body) in [
+        ("GET", "/api/v1/health", None, ""),
+        ("POST", "/api/v1/classes/validate", None, "{}"),
+        (
+            "POST",
+            "/api/v1/classes/validate",
+            Some(inst.as_str()),
+            "[]",
+        ),
+        (
+            "POST",
+            "/api/v1/classes/validate",
+            Some(inst.as_str()),
+            "not json",
+        ),
+        (
+            "GET",
+            "/api/v1/classes/no-such-class",
+            Some(inst.as_str()),
+            "",
+        ),
+    ] {
+        let r = call(&host, method, path, tok, body, &[]).await;
+        let length = r.header("content-length");
+        assert_eq!(
+            length,
+            Some(r.body.len().to_string().as_str()),
+            "{method} {path} ({}): content-length",
+            r.status
+        );
+        assert_eq!(
+            r.header("transfer-encoding"),
+            None,
+            "{method} {path} ({})",
+            r.status
+        );
+    }
+}

@@ -40,6 +40,27 @@ async fn hello_answers_through_the_host() {
     assert_eq!((reply.status, reply.text().as_str()), (200, "OK"));
 }
 
+/// `HostConfig::tcp_nodelay`: off by default (Spin 4.0.2 leaves Nagle's
+/// algorithm on for accepted connections), on when asked; the host reads
+/// the option back from each accepted socket.
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_nodelay_is_off_as_in_spin_unless_asked_for() {
+    for on in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = HostConfig::fixtures_only(dir.path().join("sqlite_key_value.db"));
+        assert!(!config.tcp_nodelay, "the default is Spin 4.0.2's sockets");
+        let host = Host::start(config.tcp_nodelay(on)).expect("host starts");
+        for _ in 0..2 {
+            // A new client: a new connection each time.
+            let reply = Client::new().get(&host.url("/hello")).await.unwrap();
+            assert_eq!(reply.text(), "hello");
+        }
+        let sockets = host.sockets();
+        assert_eq!(sockets.accepted, 2, "tcp_nodelay({on})");
+        assert_eq!(sockets.nodelay, if on { 2 } else { 0 }, "tcp_nodelay({on})");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn routes_follow_spin_precedence_and_headers() {
     let (_dir, host) = fixtures_host();
