@@ -32,7 +32,7 @@ compile_error!("enable feature `p3` (Spin 4, the default) or `p2` (Spin 3.x)");
 #[cfg_attr(not(feature = "p2"), path = "p3.rs")]
 mod sdk;
 
-pub use sdk::{Reply, Request, outbound_get, reply};
+pub use sdk::{Reply, Request, outbound_get, outbound_post_json, reply};
 
 use sdk::{atomics, batch, wkv};
 use store::sealed::{DataKey, Keyring, SealedKv};

@@ -65,3 +65,15 @@ pub async fn outbound_get(url: &str) -> Result<(u16, Vec<u8>), String> {
         .map_err(|_| "outbound request failed".to_string())?;
     Ok((*resp.status(), resp.into_body()))
 }
+
+/// POST the JSON `body` to `url` through Spin's outbound HTTP: the status and
+/// the body. Errors carry no URL (it may hold a secret).
+pub async fn outbound_post_json(url: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), String> {
+    let request = spin_sdk_p2::http::Request::post(url, body)
+        .header("content-type", "application/json")
+        .build();
+    let resp: spin_sdk_p2::http::Response = spin_sdk_p2::http::send(request)
+        .await
+        .map_err(|_| "outbound request failed".to_string())?;
+    Ok((*resp.status(), resp.into_body()))
+}

@@ -49,3 +49,23 @@ pub async fn outbound_get(url: &str) -> Result<(u16, Vec<u8>), String> {
         .map_err(|_| "response body could not be read".to_string())?;
     Ok((status, body.to_vec()))
 }
+
+/// POST the JSON `body` to `url` through Spin's outbound HTTP: the status and
+/// the body. Errors carry no URL (it may hold a secret).
+pub async fn outbound_post_json(url: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), String> {
+    use spin_sdk::http::body::IncomingBodyExt;
+    let request = http::Request::post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|_| "outbound request could not be built".to_string())?;
+    let resp = spin_sdk::http::send(request)
+        .await
+        .map_err(|_| "outbound request failed".to_string())?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .bytes()
+        .await
+        .map_err(|_| "response body could not be read".to_string())?;
+    Ok((status, body.to_vec()))
+}

@@ -13,6 +13,10 @@ impl app::vouchers::WeChat for SpinWeChat {
     async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
         platform::outbound_get(url).await
     }
+
+    async fn post_json(&self, url: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), String> {
+        platform::outbound_post_json(url, body).await
+    }
 }
 
 async fn serve(req: platform::Request) -> platform::Reply {

@@ -15,3 +15,4 @@ pub mod class_opening;
 pub mod spot_checks;
 pub mod view;
 pub mod vouchers;
+pub mod wechat;

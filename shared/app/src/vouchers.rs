@@ -17,8 +17,10 @@
 //!
 //! Rules are in `policy::vouchers`; records in `store::vouchers`. Responses
 //! never carry an ID or phone number in full, and neither do problems or logs.
-//! [`handle`] is synchronous; [`handle_with`] adds the WeChat login, which
-//! calls WeChat's `jscode2session` through a [`WeChat`] client.
+//! [`handle`] is synchronous; [`handle_with`] adds the WeChat login and
+//! binding ([`crate::wechat`]), which call WeChat's API through a [`WeChat`]
+//! client. Every trainee request is checked against the person's current
+//! binding: a token of a replaced binding is refused.
 
 // `Problem` is the error response itself (about 150 bytes); boxing it would
 // only move the allocation, handlers return it once per request.
@@ -26,7 +28,7 @@
 
 use http::{Method, StatusCode};
 use policy::Parameters;
-use policy::ids::{AreaCode, IdNumber, Mobile};
+use policy::ids::{AreaCode, IdNumber};
 use policy::params::names;
 use policy::vouchers::{
     self as rules, Action, FlowError, IssueFacts, SettleFacts, Subsidies, SubsidyKey, VoucherCode,
@@ -34,24 +36,18 @@ use policy::vouchers::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::future::Future;
 use store::KeyValue;
 use store::classes::{self, CheckKind, CheckResult, ClassPhase, ClassRecord};
 use store::findings::{self, ClassHold};
 use store::records::decode;
 use store::spot_checks;
 use store::vouchers::{self as vs, ClassFacts, Draft, Issued, MoveError, VoucherRecord};
-use web::auth::Claims;
 use web::json::{self, respond};
 use web::router::{Matched, Router, query};
 use web::{Env, Principal, Problem, Request, Response, Role, idempotent, paging};
 
-/// Failed binding proofs per WeChat user, and per person, in one hour before lockout.
-pub const BIND_MAX_FAILURES: i64 = 5;
-/// Lifetime of a trainee token, in seconds (the most a trainee token may live).
-pub const TRAINEE_TOKEN_SECS: i64 = web::auth::TRAINEE_MAX_LIFETIME_SECS;
-/// Lifetime of a bind ticket, in seconds.
-pub const BIND_TICKET_SECS: i64 = 600;
+use crate::wechat;
+
 /// Variable names the component reads besides the secrets.
 pub const VARIABLES: &[&str] = &["wechat_app_id", "wechat_app_secret", "wechat_api_base"];
 
@@ -127,13 +123,9 @@ pub fn router() -> Router<Route> {
         .add(Method::GET, "/api/v1/stats/progress", Route::Progress)
 }
 
-/// An HTTP client for WeChat's API (the Spin component's outbound HTTP; a fake in tests).
-pub trait WeChat {
-    /// GETs `url` and returns the status and body, or a transport failure (without the URL).
-    fn get(&self, url: &str) -> impl Future<Output = Result<(u16, Vec<u8>), String>>;
-}
+pub use crate::wechat::WeChat;
 
-/// Handles one request; `POST /api/v1/wechat/login` needs [`handle_with`] and answers 503 here.
+/// Handles one request; the WeChat routes need [`handle_with`] and answer 503 here.
 pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
     web::finish(dispatch(env, req))
 }
@@ -142,31 +134,32 @@ pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
 pub async fn handle_with<K: KeyValue, W: WeChat>(
     env: &Env<'_, K>,
     req: &Request,
-    wechat: &W,
+    client: &W,
 ) -> Response {
-    if let Ok(m) = router().at(req.method(), req.uri().path())
-        && m.route == Route::WechatLogin
-    {
-        return web::finish(login(env, req, wechat).await);
+    match router().at(req.method(), req.uri().path()).map(|m| m.route) {
+        Ok(Route::WechatLogin) => web::finish(wechat::login(env, req, client).await),
+        Ok(Route::WechatBind) => web::finish(wechat::bind(env, req, client).await),
+        _ => handle(env, req),
     }
-    handle(env, req)
 }
 
 fn dispatch<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
     let m = router().at(req.method(), req.uri().path())?;
     match m.route {
-        Route::WechatLogin => {
+        Route::WechatLogin | Route::WechatBind => {
             return Err(Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "wechat_unavailable",
                 "微信登录暂不可用",
-                "WeChat login is not available in this handler",
+                "WeChat login and binding are not available in this handler",
             ));
         }
-        Route::WechatBind => return bind(env, req),
         _ => {}
     }
     let who = env.authenticate(req)?;
+    if who.role() == Role::Trainee {
+        wechat::require_current(env, &who)?;
+    }
     match m.route {
         Route::Issue => issue(env, req, &m, &who),
         Route::ListClass => list_class(env, req, &m, &who),
@@ -318,7 +311,7 @@ fn class_facts(r: &ClassRecord) -> ClassFacts {
 /// The request with its body replaced by `canonical` (personal identifiers
 /// swapped for their keyed refs), so that the idempotency record's digest of the
 /// request cannot be reversed by trying ID numbers.
-fn keyed(req: &Request, canonical: &Value) -> Request {
+pub(crate) fn keyed(req: &Request, canonical: &Value) -> Request {
     let mut r = http::Request::new(bytes::Bytes::from(
         serde_json::to_vec(canonical).expect("serialises"),
     ));
@@ -1181,292 +1174,4 @@ fn progress<K: KeyValue>(
             "funds": funds,
         }),
     ))
-}
-
-// ---------------------------------------------------------------------------
-// WeChat
-
-/// Body of `POST /api/v1/wechat/login`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    /// The code from `wx.login`.
-    pub code: String,
-}
-
-fn wechat_problem(errcode: i64) -> Problem {
-    match errcode {
-        40029 | 40163 => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "wechat_code_invalid",
-            "微信登录凭证无效或已使用",
-            "WeChat says the wx.login code is invalid or already used; call wx.login again",
-        ),
-        45011 => Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "wechat_rate_limited",
-            "微信接口调用过于频繁，请稍后再试",
-            "WeChat rate-limited the login; retry in a minute",
-        ),
-        -1 => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "wechat_busy",
-            "微信系统繁忙，请稍后再试",
-            "WeChat is busy; retry shortly",
-        ),
-        40226 => Problem::forbidden("WeChat flags this user as high-risk; login is refused"),
-        _ => Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "wechat_error",
-            "微信接口返回错误",
-            format!("WeChat answered with error code {errcode}"),
-        ),
-    }
-    .with("wechat_errcode", errcode)
-}
-
-fn encode_query(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// 503 unless this component holds the trainee signing key (variable
-/// `trainee_signing_key`): it signs trainee tokens and keys bind tickets.
-fn trainee_key_problem() -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "wechat_not_configured",
-        "微信登录未配置",
-        "variable trainee_signing_key is not set",
-    )
-}
-
-/// The bind tickets' key (derived from the trainee signing key).
-fn ticket_key<K: KeyValue>(env: &Env<'_, K>) -> Result<String, Problem> {
-    env.secrets
-        .identity
-        .bind_ticket_key()
-        .ok_or_else(trainee_key_problem)
-}
-
-fn trainee_token<K: KeyValue>(
-    env: &Env<'_, K>,
-    person: &str,
-    oref: &str,
-) -> Result<Value, Problem> {
-    let iat = env.now.timestamp();
-    let claims = Claims {
-        sub: format!("wx:{}", &oref[..16]),
-        role: Role::Trainee,
-        institution: None,
-        district: None,
-        person: Some(person.to_string()),
-        iat,
-        nbf: None,
-        exp: iat + TRAINEE_TOKEN_SECS,
-    };
-    let token = env
-        .secrets
-        .identity
-        .mint_trainee(&claims)
-        .ok_or_else(trainee_key_problem)?;
-    Ok(json!({
-        "status": "bound",
-        "token": token,
-        "token_type": "Bearer",
-        "expires_in": TRAINEE_TOKEN_SECS,
-        "person_ref": person,
-    }))
-}
-
-#[derive(Deserialize)]
-struct Session {
-    #[serde(default)]
-    openid: Option<String>,
-    #[serde(default)]
-    errcode: Option<i64>,
-}
-
-async fn login<K: KeyValue, W: WeChat>(
-    env: &Env<'_, K>,
-    req: &Request,
-    wechat: &W,
-) -> Result<Response, Problem> {
-    let body: LoginRequest = json::body(req)?;
-    let code = body.code.trim();
-    if code.is_empty() || code.len() > 128 {
-        return Err(Problem::invalid("code must be 1 to 128 characters")
-            .field("code", "1 to 128 characters"));
-    }
-    let var = |n: &str| env.secrets.extra.get(n).map(|s| s.trim()).unwrap_or("");
-    let (app_id, secret) = (var("wechat_app_id"), var("wechat_app_secret"));
-    let base = match var("wechat_api_base") {
-        "" => "https://api.weixin.qq.com",
-        b => b,
-    }
-    .trim_end_matches('/');
-    if app_id.is_empty() || secret.is_empty() {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "wechat_not_configured",
-            "微信登录未配置",
-            "variables wechat_app_id and wechat_app_secret are not set",
-        ));
-    }
-    let ticket_key = ticket_key(env)?;
-    let url = format!(
-        "{base}/sns/jscode2session?appid={}&secret={}&js_code={}&grant_type=authorization_code",
-        encode_query(app_id),
-        encode_query(secret),
-        encode_query(code)
-    );
-    let (status, bytes) = wechat.get(&url).await.map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "wechat_unreachable",
-            "无法连接微信接口",
-            "the WeChat API could not be reached",
-        )
-    })?;
-    let session: Session = serde_json::from_slice(&bytes).map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "wechat_error",
-            "微信接口返回错误",
-            format!("WeChat answered HTTP {status} with a body that is not a session"),
-        )
-    })?;
-    if let Some(err) = session.errcode.filter(|e| *e != 0) {
-        return Err(wechat_problem(err));
-    }
-    let openid = session.openid.filter(|o| !o.is_empty()).ok_or_else(|| {
-        Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "wechat_error",
-            "微信接口返回错误",
-            "WeChat answered without an openid",
-        )
-    })?;
-    let oref = vs::openid_ref(&env.secrets.pii_hmac_key, &openid);
-    match vs::binding(env.kv, &oref)? {
-        Some(b) => Ok(respond(
-            StatusCode::OK,
-            &trainee_token(env, &b.person, &oref)?,
-        )),
-        None => Ok(respond(
-            StatusCode::OK,
-            &json!({
-                "status": "unbound",
-                "binding_required": true,
-                "bind_ticket": vs::sign_ticket(
-                    &ticket_key,
-                    &oref,
-                    env.now.timestamp() + BIND_TICKET_SECS,
-                ),
-                "bind_ticket_expires_in": BIND_TICKET_SECS,
-            }),
-        )),
-    }
-}
-
-/// Body of `POST /api/v1/wechat/bind`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BindRequest {
-    /// The ticket from an unbound login.
-    pub bind_ticket: String,
-    /// The trainee's ID number.
-    pub id_number: IdNumber,
-    /// The mobile number on the trainee's roster entry.
-    pub mobile: Mobile,
-}
-
-fn locked_problem(until: chrono::DateTime<chrono::Utc>) -> Problem {
-    Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "binding_locked",
-        "验证失败次数过多，请稍后再试",
-        format!(
-            "too many failed proofs; binding is locked until {}",
-            until.to_rfc3339()
-        ),
-    )
-    .with("locked_until", until)
-}
-
-fn bind<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
-    let body: BindRequest = json::body(req)?;
-    let oref = vs::verify_ticket(&ticket_key(env)?, &body.bind_ticket, env.now.timestamp())
-        .ok_or_else(|| {
-            Problem::unauthenticated("the bind ticket is invalid or expired; log in again")
-        })?;
-    let hasher = env.hasher();
-    let person = hasher.person_ref(&body.id_number);
-    let phone = hasher.phone_ref(&body.mobile);
-    let canonical = json!({ "person": person, "phone": phone });
-    idempotent::run_as(
-        env,
-        &keyed(req, &canonical),
-        "wechat.bind",
-        &format!("wx:{oref}"),
-        || {
-            let wx_subject = format!("wx:{oref}");
-            let person_subject = format!("person:{person}");
-            let until = vs::window_end(env.now);
-            if vs::proof_failures(env.kv, &wx_subject, env.now)? >= BIND_MAX_FAILURES
-                || vs::proof_failures(env.kv, &person_subject, env.now)? >= BIND_MAX_FAILURES
-            {
-                return Err(locked_problem(until));
-            }
-            let class_ids = vs::classes_of_person(env.kv, &person)?;
-            let keys: Vec<String> = class_ids.iter().map(|c| store::keys::class(c)).collect();
-            let mut proven = false;
-            for b in env
-                .kv
-                .get_many(&keys)
-                .map_err(store::StoreError::from)?
-                .into_iter()
-                .flatten()
-            {
-                let c: ClassRecord = decode(&b, "class")?;
-                if c.roster_refs
-                    .iter()
-                    .any(|r| r.person == person && r.phone == phone)
-                {
-                    proven = true;
-                    break;
-                }
-            }
-            if !proven {
-                let n = vs::record_proof_failure(env.kv, &wx_subject, BIND_MAX_FAILURES, env.now)?;
-                vs::record_proof_failure(env.kv, &person_subject, BIND_MAX_FAILURES, env.now)?;
-                if n >= BIND_MAX_FAILURES {
-                    return Err(locked_problem(until));
-                }
-                return Err(Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "binding_proof_failed",
-                    "身份证号与花名册登记的手机号不匹配",
-                    "the ID number and mobile number do not match a roster entry",
-                )
-                .with("attempts_left", BIND_MAX_FAILURES - n));
-            }
-            let actor = store::audit::Actor {
-                sub: format!("wx:{}", &oref[..16]),
-                role: Role::Trainee.id().to_string(),
-            };
-            vs::bind(env.kv, &oref, &person, &actor, env.now)?;
-            Ok(respond(
-                StatusCode::OK,
-                &trainee_token(env, &person, &oref)?,
-            ))
-        },
-    )
 }

@@ -814,18 +814,14 @@ fn cst(day: &str) -> DateTime<Utc> {
     Utc.from_utc_datetime(&d.and_hms_opt(2, 0, 0).unwrap())
 }
 
-/// A WeChat that knows one `wx.login` code.
-struct FakeWeChat;
-
-impl app::vouchers::WeChat for FakeWeChat {
-    async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
-        let body = if url.contains("js_code=good-code") {
-            json!({"openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M", "session_key": "tiihtNczf5v6AKRyjwEUhQ=="})
-        } else {
-            json!({"errcode": 40029, "errmsg": "invalid code"})
-        };
-        Ok((200, serde_json::to_vec(&body).unwrap()))
-    }
+/// A WeChat that knows one `wx.login` code (phone codes are added by the walk).
+fn fake_wechat() -> support::wechat::FakeWeChat {
+    support::wechat::FakeWeChat::default()
+        .login(
+            "good-code",
+            json!({"openid": "o6_bmjrPTlm6_2sgVt7hMZOPfL2M", "session_key": "tiihtNczf5v6AKRyjwEUhQ=="}),
+        )
+        .login("used-code", json!({"errcode": 40029, "errmsg": "invalid code"}))
 }
 
 /// One request and its answer.
@@ -845,6 +841,7 @@ struct World {
     secrets: Secrets,
     now: Cell<DateTime<Utc>>,
     log: RefCell<Vec<Exchange>>,
+    wechat: support::wechat::FakeWeChat,
 }
 
 fn answers(router_at: Result<(), web::Problem>) -> bool {
@@ -861,6 +858,7 @@ impl World {
             secrets: secrets(),
             now: Cell::new(cst("2022-06-01")),
             log: RefCell::new(Vec::new()),
+            wechat: fake_wechat(),
         }
     }
 
@@ -872,10 +870,16 @@ impl World {
     }
 
     fn trainee(&self, person: &str) -> String {
+        let sealed = SealedKv::new(
+            self.kv.clone(),
+            Keyring::new(DataKey::from_secret(&self.secrets.pii_key), vec![]),
+            &random,
+        );
+        support::wechat::bind_at(&sealed, person, self.now.get());
         let now = self.now.get().timestamp();
         mint(
             &Claims {
-                sub: "wx:trainee".into(),
+                sub: support::wechat::trainee_sub(person),
                 role: Role::Trainee,
                 institution: None,
                 district: None,
@@ -918,7 +922,7 @@ impl World {
         let res = if path.starts_with("/api/v1/spot-checks") {
             app::spot_checks::handle(&env, &req)
         } else if answers(app::vouchers::router().at(&method, path).map(|_| ())) {
-            block_on(app::vouchers::handle_with(&env, &req, &FakeWeChat))
+            block_on(app::vouchers::handle_with(&env, &req, &self.wechat))
         } else {
             app::class_opening::handle(&env, &req)
         };
@@ -1540,12 +1544,17 @@ fn worked_flow() -> Vec<Exchange> {
         None,
     );
     let ticket = unbound["bind_ticket"].as_str().unwrap().to_string();
+    // The phone numbers WeChat verifies for two getPhoneNumber codes.
+    w.wechat
+        .add_phone("phone-of-line-1", app.roster[1].mobile.expose());
+    w.wechat
+        .add_phone("phone-of-line-0", app.roster[0].mobile.expose());
     w.expect(
         403,
         Method::POST,
         "/api/v1/wechat/bind",
         None,
-        Some(json!({"bind_ticket": ticket, "id_number": app.roster[0].id_number.expose(), "mobile": app.roster[1].mobile.expose()})),
+        Some(json!({"bind_ticket": ticket, "id_number": app.roster[0].id_number.expose(), "phone_code": "phone-of-line-1"})),
         None,
     );
     w.expect(
@@ -1553,7 +1562,7 @@ fn worked_flow() -> Vec<Exchange> {
         Method::POST,
         "/api/v1/wechat/bind",
         None,
-        Some(json!({"bind_ticket": ticket, "id_number": app.roster[0].id_number.expose(), "mobile": app.roster[0].mobile.expose()})),
+        Some(json!({"bind_ticket": ticket, "id_number": app.roster[0].id_number.expose(), "phone_code": "phone-of-line-0"})),
         Some("bind-1"),
     );
     w.expect(

@@ -226,6 +226,11 @@ fn claims(role: Role, other: bool) -> Claims {
     let mut c = support::claims(role, binding, t, t + 3600);
     c.sub = format!("{}-{}", role.id(), if other { "other" } else { "own" });
     c.person = (role == Trainee).then(|| if other { "ef".repeat(32) } else { own_person() });
+    if let Some(person) = &c.person {
+        // A trainee token is only valid while its WeChat binding is current:
+        // the worlds bind both trainees (see `bind_trainees`).
+        c.sub = support::wechat::trainee_sub(person);
+    }
     c
 }
 
@@ -255,6 +260,9 @@ impl World {
             secrets,
             class_id: String::new(),
         };
+        // Both trainees of [`claims`] are bound to their WeChat users.
+        support::wechat::bind(&w.kv, &own_person());
+        support::wechat::bind(&w.kv, &"ef".repeat(32));
         let admin = token(BureauAdmin, false);
         // The inspector of [`claims`], registered and active (call lists need it).
         w.call(
@@ -312,7 +320,11 @@ impl World {
             random: &|b: &mut [u8]| b.fill(7),
         };
         let res = match component_for(path).as_str() {
-            "vouchers" => app::vouchers::handle(&env, &req),
+            "vouchers" => support::block_on(app::vouchers::handle_with(
+                &env,
+                &req,
+                &support::wechat::FakeWeChat::default(),
+            )),
             "spot-checks" => app::spot_checks::handle(&env, &req),
             _ => app::class_opening::handle(&env, &req),
         };
@@ -725,7 +737,11 @@ fn a_body_that_is_json_but_not_an_object_is_refused_on_every_route_and_changes_n
                 random: &|b: &mut [u8]| b.fill(7),
             };
             let res = match component_for(&path).as_str() {
-                "vouchers" => app::vouchers::handle(&env, &req),
+                "vouchers" => support::block_on(app::vouchers::handle_with(
+                    &env,
+                    &req,
+                    &support::wechat::FakeWeChat::default(),
+                )),
                 "spot-checks" => app::spot_checks::handle(&env, &req),
                 _ => app::class_opening::handle(&env, &req),
             };
@@ -855,7 +871,7 @@ fn without_the_trainee_signing_key_no_trainee_token_or_bind_ticket_is_made() {
         Method::POST,
         "/api/v1/wechat/bind",
         None,
-        json!({"bind_ticket": "x.y", "id_number": "11010519491231002X", "mobile": "13800138000"}),
+        json!({"bind_ticket": "x.y", "id_number": "11010519491231002X", "phone_code": "c0de"}),
     );
     assert_eq!(
         (status, v["code"].as_str()),

@@ -1,18 +1,17 @@
 //! The vouchers routes on the in-memory store: issue (and 100 concurrent issues
 //! on real threads), the lifecycle and its illegal moves, spot-check holds,
-//! masking, the archive, progress figures, and the WeChat login with a fake
-//! WeChat. Every rejected request is checked to leave the store as it was.
+//! masking, the archive, progress figures, and the trainee's own
+//! views (WeChat login and binding: tests/wechat.rs). Every rejected request is checked to leave the store as it was.
 
 mod support;
 
-use app::vouchers::{self, WeChat};
+use app::vouchers;
 use chrono::{DateTime, TimeZone, Utc};
 use policy::class_opening::{self, ClassApplication};
 use policy::fixtures;
 use policy::ids::CreditCode;
 use policy::{Catalogue, Parameters};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use store::audit::Actor;
 use store::classes::{self, CheckKind, CheckRecord, CheckResult};
 use store::findings::{self, Finding, FindingKind, FindingStatus};
@@ -20,7 +19,7 @@ use store::{KeyValue, MemoryStore};
 use web::auth::{Claims, mint};
 use web::{Env, Role, Secrets};
 
-use support::{HMAC as PII, JWT, block_on, random, secrets_with_wechat as secrets, ticket_key};
+use support::{HMAC as PII, JWT, random, secrets_with_wechat as secrets};
 
 fn at(s: &str) -> DateTime<Utc> {
     // `s` is a CST date: noon CST.
@@ -43,8 +42,11 @@ fn token(role: Role, now: DateTime<Utc>) -> String {
     mint(&claims(role, now), JWT)
 }
 
-fn trainee_token(person: &str, now: DateTime<Utc>) -> String {
+/// A token of `person`, bound in `kv` as a successful WeChat binding binds.
+fn trainee_token(kv: &MemoryStore, person: &str, now: DateTime<Utc>) -> String {
+    support::wechat::bind(kv, person);
     let mut c = claims(Role::Trainee, now);
+    c.sub = support::wechat::trainee_sub(person);
     c.person = Some(person.to_string());
     mint(&c, JWT)
 }
@@ -80,31 +82,6 @@ fn reply(res: web::Response) -> Reply {
         body: a.body,
         text: a.text,
         headers: a.headers,
-    }
-}
-
-/// A fake WeChat: answers every jscode2session with the body registered for the code.
-struct FakeWeChat {
-    answers: BTreeMap<String, Value>,
-}
-
-impl WeChat for FakeWeChat {
-    async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
-        assert!(url.starts_with(
-            "http://wechat.test/sns/jscode2session?appid=wx-test-app&secret=wx-test-secret&js_code="
-        ));
-        assert!(url.ends_with("&grant_type=authorization_code"));
-        let code = url
-            .split("js_code=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap();
-        match self.answers.get(code) {
-            Some(v) => Ok((200, serde_json::to_vec(v).unwrap())),
-            None => Err("down".into()),
-        }
     }
 }
 
@@ -635,7 +612,7 @@ fn vo_archive_and_progress_figures_match_the_settled_vouchers_exactly() {
         request(
             "GET",
             "/api/v1/me/archive",
-            Some(&trainee_token(&w.person(0), now)),
+            Some(&trainee_token(&w.kv, &w.person(0), now)),
             None,
             None,
         ),
@@ -650,7 +627,7 @@ fn vo_archive_and_progress_figures_match_the_settled_vouchers_exactly() {
             request(
                 "GET",
                 &format!("/api/v1/people/{}/archive", w.person(1)),
-                Some(&trainee_token(&w.person(0), now)),
+                Some(&trainee_token(&w.kv, &w.person(0), now)),
                 None,
                 None,
             ),
@@ -797,7 +774,7 @@ fn a_trainee_sees_only_their_own_vouchers() {
         request(
             "GET",
             "/api/v1/me/vouchers",
-            Some(&trainee_token(&w.person(0), now)),
+            Some(&trainee_token(&w.kv, &w.person(0), now)),
             None,
             None,
         ),
@@ -810,7 +787,7 @@ fn a_trainee_sees_only_their_own_vouchers() {
         request(
             "GET",
             &format!("/api/v1/vouchers/{}", codes[1]),
-            Some(&trainee_token(&w.person(0), now)),
+            Some(&trainee_token(&w.kv, &w.person(0), now)),
             None,
             None,
         ),
@@ -832,180 +809,6 @@ fn a_trainee_sees_only_their_own_vouchers() {
         ),
     );
     assert_eq!(r.status, 403);
-}
-
-#[test]
-fn wechat_login_unbound_then_bind_then_token_then_own_vouchers() {
-    let w = World::new(3);
-    let codes = w.issued(3);
-    let now = at("2022-06-14");
-    let fake = FakeWeChat {
-        answers: BTreeMap::from([
-            (
-                "good".to_string(),
-                json!({"openid": "oTEST-openid-0001", "session_key": "sk"}),
-            ),
-            (
-                "used".to_string(),
-                json!({"errcode": 40029, "errmsg": "invalid code"}),
-            ),
-            (
-                "busy".to_string(),
-                json!({"errcode": -1, "errmsg": "system error"}),
-            ),
-            (
-                "limit".to_string(),
-                json!({"errcode": 45011, "errmsg": "api minute-quota reach limit"}),
-            ),
-        ]),
-    };
-    let login = |code: &str| {
-        reply(block_on(vouchers::handle_with(
-            &w.env(now),
-            &request(
-                "POST",
-                "/api/v1/wechat/login",
-                None,
-                Some(json!({"code": code})),
-                None,
-            ),
-            &fake,
-        )))
-    };
-    for (code, status, name) in [
-        ("used", 422, "wechat_code_invalid"),
-        ("busy", 503, "wechat_busy"),
-        ("limit", 429, "wechat_rate_limited"),
-        ("nobody-home", 502, "wechat_unreachable"),
-    ] {
-        let r = login(code);
-        assert_eq!(
-            (r.status, r.body["code"].as_str()),
-            (status, Some(name)),
-            "{code}"
-        );
-    }
-    let first = login("good");
-    assert_eq!(first.status, 200, "{}", first.text);
-    assert_eq!(first.body["status"], "unbound");
-    let ticket = first.body["bind_ticket"].as_str().unwrap().to_string();
-    let bind = |id: &str, mobile: &str| {
-        w.send(
-            now,
-            request(
-                "POST",
-                "/api/v1/wechat/bind",
-                None,
-                Some(json!({"bind_ticket": ticket, "id_number": id, "mobile": mobile})),
-                None,
-            ),
-        )
-    };
-    let t0 = &w.app.roster[0];
-    let wrong = bind(t0.id_number.expose(), w.app.roster[1].mobile.expose());
-    assert_eq!(
-        (wrong.status, wrong.body["code"].as_str()),
-        (403, Some("binding_proof_failed"))
-    );
-    assert_eq!(wrong.body["attempts_left"], 4);
-    assert!(!wrong.text.contains(t0.id_number.expose()));
-    let ok = bind(t0.id_number.expose(), t0.mobile.expose());
-    assert_eq!(ok.status, 200, "{}", ok.text);
-    assert_eq!(ok.body["person_ref"], w.person(0).as_str());
-    let again = login("good");
-    assert_eq!(again.body["status"], "bound");
-    let token = again.body["token"].as_str().unwrap();
-    let mine = w.send(
-        now,
-        request("GET", "/api/v1/me/vouchers", Some(token), None, None),
-    );
-    assert_eq!(
-        mine.body["items"][0]["code_compact"],
-        codes[0].as_str(),
-        "{}",
-        mine.text
-    );
-    let other = w.send(
-        now,
-        request(
-            "GET",
-            &format!("/api/v1/people/{}/archive", w.person(1)),
-            Some(token),
-            None,
-            None,
-        ),
-    );
-    assert_eq!(other.status, 403);
-    let dump = w.kv.dump();
-    assert!(
-        dump.iter().all(|(k, v)| !k.contains("oTEST-openid-0001")
-            && !String::from_utf8_lossy(v).contains("oTEST-openid-0001")),
-        "no openid in clear"
-    );
-}
-
-#[test]
-fn wrong_binding_proofs_lock_the_wechat_user_out_after_five_tries() {
-    let w = World::new(2);
-    w.issued(2);
-    let now = at("2022-06-14");
-    let ticket =
-        store::vouchers::sign_ticket(&ticket_key(), &"ab".repeat(32), now.timestamp() + 600);
-    let t0 = &w.app.roster[0];
-    let mut statuses = Vec::new();
-    for _ in 0..6 {
-        let r = w.send(
-            now,
-            request(
-                "POST",
-                "/api/v1/wechat/bind",
-                None,
-                Some(json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "mobile": w.app.roster[1].mobile.expose()})),
-                None,
-            ),
-        );
-        statuses.push((r.status, r.body["code"].as_str().unwrap_or("").to_string()));
-    }
-    assert_eq!(statuses[0], (403, "binding_proof_failed".to_string()));
-    assert_eq!(statuses[4], (429, "binding_locked".to_string()));
-    let locks =
-        w.kv.dump()
-            .iter()
-            .filter(|(k, v)| {
-                k.starts_with("vt:audit:event:")
-                    && String::from_utf8_lossy(v).contains("wechat.binding_locked")
-            })
-            .count();
-    assert_eq!(
-        locks, 2,
-        "the lockout of the WeChat user and of the person is audited"
-    );
-    // Locked: even the right proof is refused until the window ends.
-    let r = w.send(
-        now,
-        request(
-            "POST",
-            "/api/v1/wechat/bind",
-            None,
-            Some(json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "mobile": t0.mobile.expose()})),
-            None,
-        ),
-    );
-    assert_eq!(r.status, 429);
-    let later = now + chrono::Duration::hours(2);
-    let ticket2 =
-        store::vouchers::sign_ticket(&ticket_key(), &"ab".repeat(32), later.timestamp() + 600);
-    let r = w.send(
-        later,
-        request(
-            "POST",
-            "/api/v1/wechat/bind",
-            None,
-            Some(json!({"bind_ticket": ticket2, "id_number": t0.id_number.expose(), "mobile": t0.mobile.expose()})),
-            None,
-        ),
-    );
-    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 #[test]
@@ -1501,3 +1304,6 @@ fn ac_archive_an_officer_reads_a_person_enrolled_in_their_district_before_any_vo
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["entries"], json!([]));
 }
+
+#[path = "vouchers/wechat.rs"]
+mod wechat;

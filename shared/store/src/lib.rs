@@ -27,6 +27,7 @@ pub mod sealed;
 pub mod spot_checks;
 pub mod tlog;
 pub mod vouchers;
+pub mod wechat;
 
 pub use kv::{Cas, KeyValue, KvError};
 pub use memory::MemoryStore;

@@ -1,6 +1,5 @@
 //! 职业培训券 in the store: voucher records, the per-person ledger that holds
-//! invariant 1, card status, WeChat bindings with failed-proof lockout, the
-//! lifelong training archive, and the progress counters.
+//! invariant 1, card status, the lifelong training archive, and the progress counters.
 //!
 //! # Invariant 1 and the ledger
 //!
@@ -33,20 +32,16 @@
 //! finishes the flags ([`repair`]).
 //!
 //! No key holds an ID number, a phone number or an openid: people are person
-//! refs ([`crate::pii`]), WeChat users the HMAC of their openid ([`openid_ref`]).
+//! refs ([`crate::pii`]); WeChat bindings are in [`crate::wechat`].
 
 use crate::audit::{self, Actor, Change};
 use crate::index::{self, Position};
 use crate::keys::PREFIX;
 use crate::kv::KeyValue;
-use crate::pii::hex;
 use crate::records::{
     StoreError, UpdateError, create_json, decode, get_json, put_json, update_json,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use hmac::{Hmac, Mac};
 use policy::decision::{Decision, Outcome};
 use policy::ids::{OccupationCode, SkillLevel};
 use policy::reference::{Certificate, Programme, TargetGroup};
@@ -55,7 +50,6 @@ use policy::vouchers::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::collections::BTreeMap;
 
 // ---------------------------------------------------------------------------
@@ -76,14 +70,6 @@ pub fn archive_key(person: &str) -> String {
 /// A person's electronic social security card status.
 pub fn card_key(person: &str) -> String {
     format!("{PREFIX}card:{person}")
-}
-/// A WeChat binding, by openid ref.
-pub fn wechat_key(openid_ref: &str) -> String {
-    format!("{PREFIX}wx:{openid_ref}")
-}
-/// Failed binding proofs of a subject (`wx:<openid ref>` or `person:<ref>`) in an hour window.
-pub fn proof_failures_key(subject: &str, window: i64) -> String {
-    format!("{PREFIX}wx-fail:{subject}:{window}")
 }
 /// Progress of a year.
 pub fn progress_key(year: i32) -> String {
@@ -363,15 +349,6 @@ pub struct CardStatus {
     pub changed_at: DateTime<Utc>,
     /// Who reported it.
     pub by: Actor,
-}
-
-/// A WeChat user bound to a person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Binding {
-    /// Person ref.
-    pub person: String,
-    /// When bound.
-    pub bound_at: DateTime<Utc>,
 }
 
 // ---------------------------------------------------------------------------
@@ -1134,142 +1111,6 @@ pub fn card(kv: &impl KeyValue, person: &str) -> Result<Option<CardStatus>, Stor
     get_json(kv, &card_key(person), "card")
 }
 
-// ---------------------------------------------------------------------------
-// WeChat
-
-fn mac(key: &[u8]) -> Hmac<Sha256> {
-    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length")
-}
-
-/// The keyed hash of a WeChat openid (never stored or logged in clear).
-pub fn openid_ref(key: &str, openid: &str) -> String {
-    let mut m = mac(key.as_bytes());
-    m.update(b"wechat-openid\0");
-    m.update(openid.as_bytes());
-    hex(&m.finalize().into_bytes())
-}
-
-#[derive(Serialize, Deserialize)]
-struct Ticket {
-    o: String,
-    exp: i64,
-}
-
-/// A short-lived ticket proving the holder logged in as `openid_ref`, for the bind call.
-pub fn sign_ticket(secret: &str, openid_ref: &str, exp: i64) -> String {
-    let payload = B64.encode(
-        serde_json::to_vec(&Ticket {
-            o: openid_ref.to_string(),
-            exp,
-        })
-        .expect("ticket serialises"),
-    );
-    let mut m = mac(secret.as_bytes());
-    m.update(b"wechat-bind-ticket\0");
-    m.update(payload.as_bytes());
-    format!("{payload}.{}", B64.encode(m.finalize().into_bytes()))
-}
-
-/// The openid ref of a valid, unexpired ticket.
-pub fn verify_ticket(secret: &str, ticket: &str, now: i64) -> Option<String> {
-    let (payload, sig) = ticket.split_once('.')?;
-    let sig = B64.decode(sig).ok()?;
-    let mut m = mac(secret.as_bytes());
-    m.update(b"wechat-bind-ticket\0");
-    m.update(payload.as_bytes());
-    m.verify_slice(&sig).ok()?;
-    let t: Ticket = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
-    (t.exp >= now).then_some(t.o)
-}
-
-/// The person bound to an openid ref.
-pub fn binding(kv: &impl KeyValue, openid_ref: &str) -> Result<Option<Binding>, StoreError> {
-    get_json(kv, &wechat_key(openid_ref), "wechat binding")
-}
-
-/// Binds an openid ref to a person (a later bind of the same openid replaces it, audited).
-pub fn bind(
-    kv: &impl KeyValue,
-    openid_ref: &str,
-    person: &str,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<Binding, StoreError> {
-    let before = binding(kv, openid_ref)?;
-    if let Some(b) = before.as_ref().filter(|b| b.person == person) {
-        return Ok(b.clone());
-    }
-    let b = Binding {
-        person: person.to_string(),
-        bound_at: now,
-    };
-    put_json(kv, &wechat_key(openid_ref), &b)?;
-    audit::record(
-        kv,
-        Change {
-            actor: actor.clone(),
-            action: "wechat.bound".into(),
-            entity: format!("person:{person}"),
-            before: before.as_ref().map(audit::digest_of),
-            after: Some(audit::digest_of(&b)),
-            note: None,
-        },
-        now,
-    )?;
-    Ok(b)
-}
-
-/// Seconds of one lockout window.
-pub const PROOF_WINDOW_SECS: i64 = 3600;
-
-fn window(now: DateTime<Utc>) -> i64 {
-    now.timestamp().div_euclid(PROOF_WINDOW_SECS)
-}
-
-/// Failed proofs of `subject` in the current window (a counter read: `increment(_, 0)`).
-pub fn proof_failures(
-    kv: &impl KeyValue,
-    subject: &str,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
-    Ok(kv.increment(&proof_failures_key(subject, window(now)), 0)?)
-}
-
-/// Counts a failed proof of `subject`; returns the count in the current window.
-/// The failure that reaches `lock_at` locks the subject out until the window
-/// ends, and that lockout is audited.
-pub fn record_proof_failure(
-    kv: &impl KeyValue,
-    subject: &str,
-    lock_at: i64,
-    now: DateTime<Utc>,
-) -> Result<i64, StoreError> {
-    let n = kv.increment(&proof_failures_key(subject, window(now)), 1)?;
-    if n == lock_at {
-        audit::record(
-            kv,
-            Change {
-                actor: Actor {
-                    sub: "wechat-bind".into(),
-                    role: "system".into(),
-                },
-                action: "wechat.binding_locked".into(),
-                entity: subject.to_string(),
-                before: None,
-                after: None,
-                note: Some(format!("until {}", window_end(now).to_rfc3339())),
-            },
-            now,
-        )?;
-    }
-    Ok(n)
-}
-
-/// When the current lockout window ends.
-pub fn window_end(now: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp((window(now) + 1) * PROOF_WINDOW_SECS, 0).unwrap_or(now)
-}
-
 /// The classes a person is or was enrolled in: live enrolments and classes of their vouchers.
 pub fn classes_of_person(kv: &impl KeyValue, person: &str) -> Result<Vec<String>, StoreError> {
     let keys = vec![crate::keys::person_enrolments(person), ledger_key(person)];
@@ -1469,23 +1310,5 @@ mod tests {
             VoucherState::Settled
         );
         assert_eq!(crate::audit::verify(&kv, 1, 100).unwrap(), Ok(4));
-    }
-
-    #[test]
-    fn tickets_verify_until_they_expire_and_refuse_tampering() {
-        let t = sign_ticket("secret", "ref1", 100);
-        assert_eq!(verify_ticket("secret", &t, 100), Some("ref1".into()));
-        assert_eq!(verify_ticket("secret", &t, 101), None);
-        assert_eq!(verify_ticket("other", &t, 50), None);
-        let forged = format!("{}x", t);
-        assert_eq!(verify_ticket("secret", &forged, 50), None);
-    }
-
-    #[test]
-    fn openid_refs_are_keyed_and_never_contain_the_openid() {
-        let a = openid_ref("k1", "oAbCdEf123");
-        assert_ne!(a, openid_ref("k2", "oAbCdEf123"));
-        assert!(!a.contains("oAbCdEf123"));
-        assert_eq!(a.len(), 64);
     }
 }

@@ -13,6 +13,7 @@ use crate::problem::Problem;
 use crate::{Request, Response};
 use bytes::Bytes;
 use http::StatusCode;
+use std::future::Future;
 use store::KeyValue;
 use store::idempotency::{self, NextAction, SavedResponse};
 
@@ -47,8 +48,45 @@ pub fn run_as<K: KeyValue>(
     caller: &str,
     handler: impl FnOnce() -> Result<Response, Problem>,
 ) -> Result<Response, Problem> {
+    match start(env, req, scope, caller)? {
+        Start::Answered(res) => Ok(res),
+        Start::Run(claim) => finish(env, claim, handler()),
+    }
+}
+
+/// [`run_as`] for a handler that awaits (one that calls another service).
+pub async fn run_as_async<K: KeyValue, F>(
+    env: &Env<'_, K>,
+    req: &Request,
+    scope: &str,
+    caller: &str,
+    handler: impl FnOnce() -> F,
+) -> Result<Response, Problem>
+where
+    F: Future<Output = Result<Response, Problem>>,
+{
+    match start(env, req, scope, caller)? {
+        Start::Answered(res) => Ok(res),
+        Start::Run(claim) => finish(env, claim, handler().await),
+    }
+}
+
+/// What to do with a request before its handler runs.
+enum Start {
+    /// A replay of the caller's own saved answer.
+    Answered(Response),
+    /// Run the handler; with a claim to complete or abandon when keyed.
+    Run(Option<idempotency::Claim>),
+}
+
+fn start<K: KeyValue>(
+    env: &Env<'_, K>,
+    req: &Request,
+    scope: &str,
+    caller: &str,
+) -> Result<Start, Problem> {
     let Some(value) = req.headers().get(HEADER) else {
-        return handler();
+        return Ok(Start::Run(None));
     };
     let key = value
         .to_str()
@@ -66,7 +104,7 @@ pub fn run_as<K: KeyValue>(
     canonical.extend_from_slice(req.body());
     let fingerprint = env.hasher().fingerprint(&canonical);
     match idempotency::begin(env.kv, scope, caller, key, fingerprint.as_bytes(), env.now)? {
-        NextAction::ReturnSavedResponse(saved) => Ok(replay(saved)),
+        NextAction::ReturnSavedResponse(saved) => Ok(Start::Answered(replay(saved))),
         NextAction::KeyReused => Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
@@ -82,17 +120,25 @@ pub fn run_as<K: KeyValue>(
         )
         .header(http::header::RETRY_AFTER, retry_after_secs.to_string())
         .with("retry_after", retry_after_secs)),
-        NextAction::StartProcessing(claim) => {
-            let result = handler();
-            match &result {
-                Ok(res) if res.status().is_success() => {
-                    idempotency::complete(env.kv, claim, save(res))?;
-                }
-                _ => idempotency::abandon(env.kv, claim)?,
+        NextAction::StartProcessing(claim) => Ok(Start::Run(Some(claim))),
+    }
+}
+
+/// Saves a successful answer under the claim, or frees the claim.
+fn finish<K: KeyValue>(
+    env: &Env<'_, K>,
+    claim: Option<idempotency::Claim>,
+    result: Result<Response, Problem>,
+) -> Result<Response, Problem> {
+    if let Some(claim) = claim {
+        match &result {
+            Ok(res) if res.status().is_success() => {
+                idempotency::complete(env.kv, claim, save(res))?;
             }
-            result
+            _ => idempotency::abandon(env.kv, claim)?,
         }
     }
+    result
 }
 
 fn save(res: &Response) -> SavedResponse {

@@ -592,21 +592,29 @@ fn body(v: &impl serde::Serialize) -> Bytes {
 }
 
 /// How the host under test treats its connections in the keep-alive
-/// comparison. The p2 build (branch wt/p2) adds its variants here: the same
-/// routes on its components, with and without `TCP_NODELAY`.
+/// comparison, and which build of the components it runs. Variants come in
+/// pairs of one build: Spin 4.0.2's sockets first, then `TCP_NODELAY`.
 struct SocketVariant {
     label: &'static str,
     configure: fn(e2e::HostConfig) -> e2e::HostConfig,
 }
 
-const SOCKET_VARIANTS: [SocketVariant; 2] = [
+const SOCKET_VARIANTS: [SocketVariant; 4] = [
     SocketVariant {
-        label: "Spin 4.0.2 (no TCP_NODELAY)",
+        label: "p3, Spin 4.0.2 (no TCP_NODELAY)",
         configure: |c| c.tcp_nodelay(false),
     },
     SocketVariant {
-        label: "TCP_NODELAY (patched Spin)",
+        label: "p3, TCP_NODELAY (patched Spin)",
         configure: |c| c.tcp_nodelay(true),
+    },
+    SocketVariant {
+        label: "p2, Spin's sockets (no TCP_NODELAY)",
+        configure: |c| c.p2().tcp_nodelay(false),
+    },
+    SocketVariant {
+        label: "p2, TCP_NODELAY",
+        configure: |c| c.p2().tcp_nodelay(true),
     },
 ];
 
@@ -756,21 +764,20 @@ async fn keepalive(opts: &Opts) -> Result<()> {
         opts.connections, opts.requests, opts.seconds
     );
     println!();
-    let mut head = format!("{:<34}", "route");
-    for v in &SOCKET_VARIANTS {
-        head.push_str(&format!(" | {:>27} req/s  p50  1-conn p50", v.label));
-    }
-    head.push_str(" | no-delay ÷ Spin");
-    println!("{head}");
+    println!(
+        "{:<34} | {:<36} | {:>7} | {:>8} | {:>11} | {:>15}",
+        "route", "host", "req/s", "p50", "1-conn p50", "÷ Spin's sockets"
+    );
     for (i, (label, _)) in routes.iter().enumerate() {
-        let mut line = format!("{label:<34}");
-        for r in &results {
-            let (rps, p50, one) = r[i];
-            line.push_str(&format!(" | {rps:>33.0} {p50:>6.1} ms {one:>6.1} ms"));
+        for (v, variant) in SOCKET_VARIANTS.iter().enumerate() {
+            let (rps, p50, one) = results[v][i];
+            // The first variant of each pair (same build) is the baseline.
+            let ratio = rps / results[v - v % 2][i].0;
+            println!(
+                "{label:<34} | {:<36} | {rps:>7.0} | {p50:>5.1} ms | {one:>8.1} ms | {ratio:>14.2}×",
+                variant.label
+            );
         }
-        let ratio = results[1][i].0 / results[0][i].0;
-        line.push_str(&format!(" | {ratio:>6.2}×"));
-        println!("{line}");
     }
     Ok(())
 }

@@ -18,6 +18,8 @@ use web::Secrets;
 use web::auth::testing::TestKeys;
 use web::auth::{Claims, Role, mint};
 
+pub mod wechat;
+
 /// The keys every in-process test signs tokens with: the test identity
 /// provider's Ed25519 key for staff roles, the test trainee key for
 /// `trainee` (`mint(&claims, JWT)`). The Secrets of [`secrets`] verify them.
@@ -61,7 +63,11 @@ pub fn secrets_with_wechat() -> Secrets {
 /// names another institution or district.
 pub fn claims(role: Role, binding: Option<&str>, iat: i64, exp: i64) -> Claims {
     Claims {
-        sub: format!("{}-user", role.id()),
+        sub: if role == Role::Trainee {
+            wechat::trainee_sub(&"ab".repeat(32))
+        } else {
+            format!("{}-user", role.id())
+        },
         role,
         institution: (role == Role::Institution)
             .then(|| CreditCode::parse(binding.unwrap_or(fixtures::INSTITUTION)).unwrap()),
