@@ -93,3 +93,36 @@ mod tests {
         assert_eq!(listed, ids);
     }
 }
+
+/// Binds `person` to a WeChat user of its own, as a successful WeChat
+/// binding leaves the two binding records (without its audit event, so that
+/// records written elsewhere and copied into a live store do not collide with
+/// its audit trail). Returns the openid ref; a trainee token of the person
+/// carries `wx:` and its first 16 characters as `sub`.
+pub fn bind_trainee(
+    kv: &impl KeyValue,
+    hmac_key: &str,
+    person: &str,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    use crate::wechat::{Binding, PersonBinding, openid_ref, person_key, wechat_key};
+    let oref = openid_ref(hmac_key, &format!("fixture-openid-{person}"));
+    crate::records::put_json(
+        kv,
+        &person_key(person),
+        &PersonBinding {
+            openid_ref: oref.clone(),
+            bound_at: now,
+            rev: 1,
+        },
+    )?;
+    crate::records::put_json(
+        kv,
+        &wechat_key(&oref),
+        &Binding {
+            person: person.to_string(),
+            bound_at: now,
+        },
+    )?;
+    Ok(oref)
+}

@@ -52,6 +52,22 @@ pub fn token(role: Role, person: Option<&str>) -> String {
     mint(&claims, JWT)
 }
 
+/// A trainee token of `person` bound through the WeChat user `openid_ref`.
+fn trainee_token(person: &str, openid_ref: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: format!("wx:{}", &openid_ref[..16]),
+        role: Role::Trainee,
+        institution: None,
+        district: None,
+        person: Some(person.to_string()),
+        iat: now,
+        nbf: None,
+        exp: now + 2 * 3600,
+    };
+    mint(&claims, JWT)
+}
+
 /// A valid ID number, distinct for each `n` below 9,000,000 (born 1985 onwards in 五华区).
 pub fn id_number(n: usize) -> IdNumber {
     let birth = NaiveDate::from_ymd_opt(1985, 1, 1).unwrap() + Duration::days((n / 1000) as i64);
@@ -149,6 +165,30 @@ impl Backend {
             Some(r) => format!("Redis ({}, loopback, no persistence)", r.url()),
             None => format!("SQLite file {}", self.db().display()),
         }
+    }
+
+    /// Trainee tokens of `persons`, each bound to a WeChat user of its own in
+    /// this store first (a trainee token is valid only while its binding is
+    /// current), sealed with [`PII_KEY`] as the components seal them.
+    pub fn trainee_tokens(&self, persons: &[String]) -> anyhow::Result<Vec<String>> {
+        let random = |buf: &mut [u8]| buf.fill(5);
+        let raw = store::MemoryStore::new();
+        let sealed = store::sealed::SealedKv::new(
+            raw.clone(),
+            store::sealed::Keyring::new(store::sealed::DataKey::from_secret(PII_KEY), vec![]),
+            &random,
+        );
+        let mut tokens = Vec::with_capacity(persons.len());
+        for p in persons {
+            let oref = store::fixtures::bind_trainee(&sealed, HMAC, p, chrono::Utc::now())
+                .map_err(|e| anyhow::anyhow!("in-memory write: {e}"))?;
+            tokens.push(trainee_token(p, &oref));
+        }
+        let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
+        self.open()?
+            .set_many("default", &all)
+            .map_err(|e| anyhow::anyhow!("binding write: {e}"))?;
+        Ok(tokens)
     }
 
     /// Writes `classes` classes of 40 trainees in training (ids

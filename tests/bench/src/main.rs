@@ -1270,15 +1270,14 @@ async fn routes(opts: &Opts) -> Result<()> {
     );
 
     // My vouchers: trainees holding one of the vouchers issued.
-    let tokens: Arc<Vec<String>> = Arc::new(
-        holders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .take(opts.requests)
-            .map(|p| data::token(Role::Trainee, Some(p)))
-            .collect(),
-    );
+    let people: Vec<String> = holders
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .take(opts.requests)
+        .cloned()
+        .collect();
+    let tokens: Arc<Vec<String>> = Arc::new(backend.trainee_tokens(&people)?);
     let tk = tokens.clone();
     b.route(
         "my-vouchers read",

@@ -55,7 +55,10 @@ async fn main() -> Result<()> {
     let _ = std::fs::remove_file(&o.db);
     let host = Host::start(common::product(&o.db).port(o.port)).context("starting the host")?;
     common::seed(&host).await;
-    let (class_id, _) = common::file_class(&host, 40).await;
+    let (class_id, app) = common::file_class(&host, 40).await;
+    // The first trainee, bound to a WeChat user as the binding step binds.
+    let person = store::pii::PiiHasher::new(common::HMAC).person_ref(&app.roster[0].id_number);
+    let trainee = common::trainee(&o.db, &person);
     let tokens = [
         ("BUREAU", common::token(Role::BureauAdmin, None)),
         ("INSTITUTION", common::token(Role::Institution, None)),
@@ -63,7 +66,7 @@ async fn main() -> Result<()> {
         ("INSPECTOR", common::token(Role::Inspector, None)),
         ("SCHEDULER", common::token(Role::Scheduler, None)),
         ("SOCIAL_SECURITY", common::token(Role::SocialSecurity, None)),
-        ("TRAINEE", common::token(Role::Trainee, None)),
+        ("TRAINEE", trainee),
         ("CLASS_ID", class_id),
         ("URL", host.base_url().to_string()),
     ];

@@ -22,6 +22,7 @@
 //! ```
 
 mod client;
+pub mod fake_wechat;
 mod host;
 pub mod kv;
 pub mod kv_redis;
@@ -35,4 +36,5 @@ pub mod variables;
 pub mod wasm_build;
 
 pub use client::{Client, Reply};
+pub use fake_wechat::FakeWeChat;
 pub use host::{Host, HostConfig, KvReads, MemoryUse, Sockets};

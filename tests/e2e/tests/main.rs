@@ -19,3 +19,4 @@ mod redis_spin402;
 mod spot_checks;
 mod voucher_races;
 mod vouchers;
+mod wechat;

@@ -35,12 +35,9 @@ fn start_as(wechat_base: &str, build: Build) -> (TempDir, PathBuf, Host) {
     (dir, db, host)
 }
 
-/// A token for `role`; a trainee's is bound to `person`.
-fn token(role: Role, person: Option<&str>) -> String {
-    match person {
-        Some(p) => crate::common::trainee(p),
-        None => crate::common::token(role, None),
-    }
+/// A token for `role`.
+fn token(role: Role) -> String {
+    crate::common::token(role, None)
 }
 
 /// Activates the cards of `lines`; returns their person refs.
@@ -49,7 +46,7 @@ async fn activate(
     app: &policy::class_opening::ClassApplication,
     lines: impl IntoIterator<Item = usize>,
 ) -> Vec<String> {
-    let ss = token(Role::SocialSecurity, None);
+    let ss = token(Role::SocialSecurity);
     let mut refs = Vec::new();
     for l in lines {
         let body = json!({"id_number": app.roster[l].id_number.expose(), "active": true});
@@ -131,7 +128,7 @@ pub async fn issue_redeem_and_settle(build: Build) {
     seed(&host).await;
     let (class_id, app) = file_class(&host, 4).await;
     let refs = activate(&host, &app, 0..3).await;
-    let inst = token(Role::Institution, None);
+    let inst = token(Role::Institution);
     let issued = call(
         &host,
         "POST",
@@ -167,7 +164,7 @@ pub async fn issue_redeem_and_settle(build: Build) {
     assert_eq!(replay.body, issued.body);
 
     // Settle before redeem is refused naming the state.
-    let officer = token(Role::DistrictOfficer, None);
+    let officer = token(Role::DistrictOfficer);
     let settle_body = json!({"certificate_no": "Y530000220600001"}).to_string();
     let early = call(
         &host,
@@ -307,7 +304,7 @@ pub async fn issue_redeem_and_settle(build: Build) {
         &host,
         "GET",
         &format!("/api/v1/vouchers/{}", codes[0]),
-        Some(&token(Role::Institution, None)),
+        Some(&token(Role::Institution)),
         "",
         &[],
     )
@@ -334,7 +331,7 @@ async fn one_hundred_concurrent_issue_requests_for_one_trainee_give_one_voucher(
                     &host,
                     "POST",
                     &path,
-                    Some(&token(Role::Institution, None)),
+                    Some(&token(Role::Institution)),
                     r#"{"lines":[0]}"#,
                     &[("idempotency-key", key.as_str())],
                 )
@@ -366,7 +363,7 @@ async fn one_hundred_concurrent_issue_requests_for_one_trainee_give_one_voucher(
         &host,
         "GET",
         "/api/v1/me/vouchers",
-        Some(&token(Role::Trainee, Some(&refs[0]))),
+        Some(&crate::common::trainee(&db, &refs[0])),
         "",
         &[],
     )
@@ -379,66 +376,17 @@ async fn one_hundred_concurrent_issue_requests_for_one_trainee_give_one_voucher(
     assert_eq!(vouchers_in_store, 1);
 }
 
-/// A mock of WeChat's `jscode2session` on loopback: `good` → an openid, `used` → 40029.
-async fn mock_wechat() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf).into_owned();
-                let target = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                log.lock().unwrap().push(target.clone());
-                let code = target
-                    .split("js_code=")
-                    .nth(1)
-                    .and_then(|s| s.split('&').next())
-                    .unwrap_or("");
-                let ok_app = target.contains("appid=wx-e2e-app")
-                    && target.contains("secret=wx-e2e-secret")
-                    && target.starts_with("/sns/jscode2session?");
-                let body = match (ok_app, code) {
-                    (true, "good") => json!({"openid": "oE2E-openid-0001", "session_key": "k"}),
-                    (true, "busy") => json!({"errcode": -1, "errmsg": "system error"}),
-                    _ => json!({"errcode": 40029, "errmsg": "invalid code"}),
-                }
-                .to_string();
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (format!("http://{addr}"), seen)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn wechat_login_binds_a_trainee_who_then_sees_only_their_own_data() {
     wechat_login(Build::from_env()).await;
 }
 
-/// WeChat login through outbound HTTP on `build` (also run on p2 by `p2.rs`).
+/// WeChat login and binding through outbound HTTP to the fake WeChat on
+/// `build` (also run on p2 by `p2.rs`): the phone number WeChat verified
+/// decides, never one typed in.
 pub async fn wechat_login(build: Build) {
-    let (base, seen) = mock_wechat().await;
-    let (_dir, db, host) = start_as(&base, build);
+    let wechat = e2e::FakeWeChat::start();
+    let (_dir, db, host) = start_as(wechat.base_url(), build);
     seed(&host).await;
     let (class_id, app) = file_class(&host, 3).await;
     let refs = activate(&host, &app, 0..3).await;
@@ -446,12 +394,17 @@ pub async fn wechat_login(build: Build) {
         &host,
         "POST",
         &format!("/api/v1/classes/{class_id}/vouchers"),
-        Some(&token(Role::Institution, None)),
+        Some(&token(Role::Institution)),
         "{}",
         &[],
     )
     .await;
     assert_eq!(issued.json().unwrap()["issued"], 3, "{}", issued.text());
+    wechat
+        .login("good", "oE2E-openid-0001")
+        .login_answer("busy", json!({"errcode": -1, "errmsg": "system error"}))
+        .phone("phone-of-line-1", app.roster[1].mobile.expose())
+        .phone("phone-of-line-0", app.roster[0].mobile.expose());
 
     let login = |code: &'static str| {
         let host = &host;
@@ -485,7 +438,7 @@ pub async fn wechat_login(build: Build) {
         "POST",
         "/api/v1/wechat/bind",
         None,
-        &json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "mobile": app.roster[1].mobile.expose()}).to_string(),
+        &json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "phone_code": "phone-of-line-1"}).to_string(),
         &[],
     )
     .await;
@@ -496,7 +449,7 @@ pub async fn wechat_login(build: Build) {
         "POST",
         "/api/v1/wechat/bind",
         None,
-        &json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "mobile": t0.mobile.expose()}).to_string(),
+        &json!({"bind_ticket": ticket, "id_number": t0.id_number.expose(), "phone_code": "phone-of-line-0"}).to_string(),
         &[],
     )
     .await;
@@ -524,6 +477,18 @@ pub async fn wechat_login(build: Build) {
     .await;
     assert_eq!(other.status, 403, "{}", other.text());
 
-    assert!(seen.lock().unwrap().len() >= 4, "the mock was called");
+    assert_eq!(
+        wechat.requests(),
+        [
+            "GET /sns/jscode2session",
+            "GET /sns/jscode2session",
+            "GET /sns/jscode2session",
+            "POST /cgi-bin/stable_token",
+            "POST /wxa/business/getuserphonenumber",
+            "POST /wxa/business/getuserphonenumber",
+            "GET /sns/jscode2session",
+        ],
+        "one access token for both phone calls"
+    );
     assert_no_numbers(&db, &host.logs(), &numbers(&app));
 }

@@ -135,9 +135,25 @@ pub async fn record_check(
     .await
 }
 
-/// A trainee token bound to `person` (a person ref).
-pub fn trainee(person: &str) -> String {
-    let mut claims = claims(Role::Trainee, &format!("{}-e2e", Role::Trainee.id()), None);
+/// A trainee token of `person` (a person ref), whose WeChat binding is
+/// written into the store at `db` first (sealed with [`PII_KEY`], as the
+/// components seal it): a trainee token is valid only while its binding is
+/// the person's current one.
+pub fn trainee(db: &Path, person: &str) -> String {
+    let raw = store::MemoryStore::new();
+    let random = |buf: &mut [u8]| buf.fill(3);
+    let sealed = store::sealed::SealedKv::new(
+        raw.clone(),
+        store::sealed::Keyring::new(store::sealed::DataKey::from_secret(PII_KEY), vec![]),
+        &random,
+    );
+    let oref = store::fixtures::bind_trainee(&sealed, HMAC, person, chrono::Utc::now()).unwrap();
+    let all: Vec<(String, Vec<u8>)> = raw.dump().into_iter().collect();
+    e2e::kv::KvDb::open(db)
+        .unwrap()
+        .set_many("default", &all)
+        .unwrap();
+    let mut claims = claims(Role::Trainee, &format!("wx:{}", &oref[..16]), None);
     claims.person = Some(person.to_string());
     mint(&claims, JWT)
 }
