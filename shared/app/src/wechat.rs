@@ -13,8 +13,9 @@
 //! `getPhoneNumber` code, exchanged here through WeChat's
 //! `wxa/business/getuserphonenumber` for the phone number WeChat itself
 //! verified, which must equal the roster mobile of the person named by the ID
-//! number. Each attempt is counted (per WeChat user and per person) before it
-//! is checked; past [`BIND_MAX_ATTEMPTS`] in an hour the binding is locked.
+//! number. Each attempt is counted before it is checked, per WeChat user
+//! (every attempt) and then per person (attempts the user's limit let
+//! through); past [`BIND_MAX_ATTEMPTS`] of either in an hour it is locked.
 //! A person has one binding at a time: a new one ends the old, whose tokens
 //! stop working at once ([`require_current`]).
 //!
@@ -568,17 +569,25 @@ pub(crate) async fn bind<K: KeyValue, W: WeChat>(
         &caller,
         || async {
             // Counted before checking: parallel attempts each take a number.
+            // The WeChat user's counter counts every attempt; the person's
+            // counts those the user's lockout let through, so that neither a
+            // user nor all users together get more than the limit checked
+            // for one person.
+            let locked = || Err(locked_problem(wx::window_end(env.now), env.now));
             let by_user = wx::count_attempt(env.kv, &caller, BIND_MAX_ATTEMPTS, env.now)?;
+            if by_user > BIND_MAX_ATTEMPTS {
+                return locked();
+            }
             let by_person = wx::count_attempt(
                 env.kv,
                 &format!("person:{person}"),
                 BIND_MAX_ATTEMPTS,
                 env.now,
             )?;
-            let used = by_user.max(by_person);
-            if used > BIND_MAX_ATTEMPTS {
-                return Err(locked_problem(wx::window_end(env.now), env.now));
+            if by_person > BIND_MAX_ATTEMPTS {
+                return locked();
             }
+            let used = by_user.max(by_person);
             let phone = verified_phone(env, &cfg, client, phone_code).await?;
             let proven = match &phone {
                 Some(p) => on_roster_with(env, &person, &hasher.phone_ref(p))?,

@@ -270,8 +270,8 @@ fn binding_attempts_are_counted_before_they_are_checked_and_the_sixth_is_locked_
     assert_eq!(attempts, 6);
     assert_eq!(
         w.audit_actions("wechat.binding_locked"),
-        2,
-        "user and person lockouts audited"
+        1,
+        "the WeChat user's lockout is audited (the person's counter stopped at five)"
     );
     // Locked: even the right phone is refused until the window ends.
     let r = w.bind(now, &fake, &ticket, 0, "right");
@@ -386,5 +386,39 @@ fn wechat_errors_of_the_phone_step_are_stable_codes_and_bind_nothing() {
             .dump()
             .keys()
             .any(|k| k.starts_with("vt:wx:") || k.starts_with("vt:wx-person:"))
+    );
+}
+
+#[test]
+fn attempts_by_many_wechat_users_on_one_person_lock_the_person_out() {
+    let w = World::new(2);
+    w.issued(2);
+    let now = at("2022-06-14");
+    let fake = wechat();
+    for n in 0..7 {
+        fake.add_phone(&format!("wrong-{n}"), &w.mobile(1));
+    }
+    let statuses: Vec<u16> = (0..7)
+        .map(|n| {
+            // A different WeChat user each time, all naming line 0's ID number.
+            let ticket = store::wechat::sign_ticket(
+                &ticket_key(),
+                &format!("{n:0>64}"),
+                now.timestamp() + 600,
+            );
+            w.bind(now, &fake, &ticket, 0, &format!("wrong-{n}")).status
+        })
+        .collect();
+    assert_eq!(statuses, [403, 403, 403, 403, 403, 429, 429]);
+    assert_eq!(fake.phone_calls(), 5);
+    assert_eq!(
+        store::wechat::attempts(&w.kv, &format!("person:{}", w.person(0)), now).unwrap(),
+        7,
+        "each user's limit let its one attempt through to the person's counter"
+    );
+    assert_eq!(
+        w.audit_actions("wechat.binding_locked"),
+        1,
+        "the person's lockout is audited"
     );
 }
