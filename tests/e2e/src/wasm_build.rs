@@ -46,12 +46,24 @@ pub enum Build {
 pub const P2_PACKAGES: &[&str] = &["class-opening", "vouchers", "spot-checks", "hello"];
 
 impl Build {
-    /// `E2E_BUILD=p2` runs every host of a test run on the p2 set.
+    /// `E2E_BUILD=p2` (or `p3`) runs every host of a test run on that set;
+    /// without it, the test binary `e2e_p2` runs the p2 set and any other
+    /// process the p3 set.
     pub fn from_env() -> Build {
         match std::env::var("E2E_BUILD").as_deref() {
             Ok("p2") => Build::P2,
+            Ok("p3") => Build::P3,
+            _ if Self::in_p2_binary() => Build::P2,
             _ => Build::P3,
         }
+    }
+
+    /// Whether this process is the `e2e_p2` test binary (`e2e_p2-<hash>`).
+    fn in_p2_binary() -> bool {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .is_some_and(|n| n.starts_with("e2e_p2-") || n == "e2e_p2")
     }
 
     /// The build `package` takes in a host of this build.
