@@ -49,7 +49,7 @@ pub fn classes_in_training(
                 application: app.clone(),
                 roster_refs: roster_refs.clone(),
                 decision: decision.clone(),
-                digest: format!("seed-{id}"),
+                claim_digest: format!("seed-{id}"),
                 filed_at,
                 filed_by: filed_by.clone(),
                 checks: vec![],
