@@ -149,11 +149,11 @@ fn repeated_key(bytes: &[u8]) -> Option<String> {
                 if !seen.insert(key.clone()) {
                     // A member name is named; anything else (a key that
                     // could be personal data) is not.
-                    let named = key.len() <= 64
-                        && key
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-                    let key = if named { key } else { "…".to_string() };
+                    let key = if is_member_name(&key) {
+                        key
+                    } else {
+                        "…".to_string()
+                    };
                     return Err(A::Error::custom(RepeatedKey(key)));
                 }
             }
@@ -177,9 +177,10 @@ fn repeated_key(bytes: &[u8]) -> Option<String> {
     parts.next().map(str::to_string)
 }
 
-/// A 422 naming the path where `T` could not be read.
+/// A 422 naming the path where `T` could not be read, and what was expected
+/// there: never the value that was sent.
 fn path_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
-    let path = e.path().to_string();
+    let path = safe_path(e.path());
     let detail = describe(&e.into_inner().to_string());
     let field = if path == "." {
         "body".to_string()
@@ -189,28 +190,177 @@ fn path_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
     Problem::invalid(format!("{field}: {detail}")).field(field, detail)
 }
 
-/// Keeps serde's explanation but drops any quoted input and the position suffix.
-fn describe(message: &str) -> String {
-    let without_pos = message.split(" at line ").next().unwrap_or(message);
-    // serde quotes offending values as `"…"` or `` `…` ``: the value may be personal data.
+/// Whether `text` may be named as a member name: what the contract's member
+/// names look like (a lower-case ASCII letter, then lower-case letters,
+/// digits and `_`, at most 64 characters). Anything else (an object key that
+/// could be personal data, an ID number or a mobile) is not repeated.
+pub fn is_member_name(text: &str) -> bool {
+    text.len() <= 64
+        && text.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The path as serde_path_to_error writes it, with any object key that is
+/// not a member name (a key of a map, chosen by the caller) written `…`.
+fn safe_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
     let mut out = String::new();
-    let mut quote: Option<char> = None;
-    for c in without_pos.chars() {
-        match quote {
-            Some(q) if c == q => {
+    let mut first = true;
+    for segment in path {
+        if !matches!(segment, Segment::Seq { .. }) && !first {
+            out.push('.');
+        }
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                out.push_str(if is_member_name(key) { key } else { "…" })
+            }
+            Segment::Unknown => out.push('?'),
+        }
+        first = false;
+    }
+    if out.is_empty() { ".".to_string() } else { out }
+}
+
+/// What serde reported, rewritten so that it names what was expected and
+/// the kind of what came, never the value that came (it may be an ID number
+/// or a mobile). serde's messages quote the value (`invalid type: string
+/// "…", expected …`, ``unknown variant `…` ``, ``integer `…` ``); each shape
+/// is taken apart from its end, where only our own text is (the expected
+/// names), so that a value holding quotes or `, expected` cannot smuggle
+/// itself out. A message of another shape (a parse error of our own
+/// newtypes, which never repeat their input) loses anything quoted.
+pub fn describe(message: &str) -> String {
+    let message = strip_position(message);
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        return match split_expected(rest, "`, expected ", "`, there are no fields") {
+            (name, expected) if is_member_name(name) => {
+                format!("unknown field `{name}`{}", expected_clause(expected))
+            }
+            (_, expected) => format!("unknown field{}", expected_clause(expected)),
+        };
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let (_, expected) = split_expected(rest, "`, expected ", "`, there are no variants");
+        return format!("unknown variant{}", expected_clause(expected));
+    }
+    for head in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(head) {
+            let (unexpected, expected) = match rest.rsplit_once(", expected ") {
+                Some((u, e)) => (u, Some(e)),
+                None => (rest, None),
+            };
+            return format!(
+                "{head}{}{}",
+                kind_of(unexpected),
+                expected_clause(expected)
+            );
+        }
+    }
+    if message.starts_with("missing field `")
+        || message.starts_with("duplicate field `")
+        || message.starts_with("invalid length ")
+    {
+        // Names from our own types, and a count.
+        return without_quoted(&message, &['"']);
+    }
+    without_quoted(&message, &['"', '`'])
+}
+
+/// The message without serde_json's ` at line L column C` suffix.
+fn strip_position(message: &str) -> String {
+    if let Some((head, tail)) = message.rsplit_once(" at line ") {
+        let mut parts = tail.splitn(2, " column ");
+        let digits = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        if digits(parts.next()) && digits(parts.next()) {
+            return head.to_string();
+        }
+    }
+    message.to_string()
+}
+
+/// Splits `rest` (after the opening quote of a caller's value) at the last
+/// `sep` into the value and our list of expected names; or at `none`, when
+/// there is nothing to expect. The value is whatever comes first.
+fn split_expected<'a>(rest: &'a str, sep: &str, none: &str) -> (&'a str, Option<&'a str>) {
+    // Our list of names never ends like `none`: test that first, so that a
+    // value holding `sep` is not split there.
+    if let Some(value) = rest.strip_suffix(none) {
+        return (value, None);
+    }
+    match rest.rsplit_once(sep) {
+        Some((value, expected)) => (value, Some(expected)),
+        None => ("", None),
+    }
+}
+
+fn expected_clause(expected: Option<&str>) -> String {
+    match expected {
+        Some(e) => format!(", expected {}", without_quoted(e, &['"'])),
+        None => String::new(),
+    }
+}
+
+/// The kind of an unexpected value as serde names it (`string`, `integer`,
+/// `map` …), without the value itself.
+fn kind_of(unexpected: &str) -> &'static str {
+    const KINDS: [&str; 17] = [
+        "boolean",
+        "integer",
+        "floating point",
+        "character",
+        "string",
+        "byte array",
+        "unit value",
+        "Option value",
+        "newtype struct",
+        "sequence",
+        "map",
+        "enum",
+        "unit variant",
+        "newtype variant",
+        "tuple variant",
+        "struct variant",
+        "null",
+    ];
+    KINDS
+        .into_iter()
+        .find(|k| {
+            unexpected == *k
+                || unexpected
+                    .strip_prefix(k)
+                    .is_some_and(|r| r.starts_with(" `") || r.starts_with(" \""))
+        })
+        .unwrap_or("value")
+}
+
+/// `text` with every segment between a pair of `quotes` written `…` (an
+/// unterminated one to the end).
+fn without_quoted(text: &str, quotes: &[char]) -> String {
+    let mut out = String::new();
+    let mut open: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match open {
+            Some(q) if c == q && !escaped => {
                 out.push('…');
                 out.push(c);
-                quote = None;
+                open = None;
             }
-            Some(_) => {}
-            None if c == '"' => {
+            Some(_) => escaped = c == '\\' && !escaped,
+            None if quotes.contains(&c) => {
                 out.push(c);
-                quote = Some('"');
+                open = Some(c);
+                escaped = false;
             }
             None => out.push(c),
         }
     }
-    // Field names in "unknown field `x`, expected one of ..." are not personal: keep backticks.
+    if open.is_some() {
+        out.push('…');
+    }
     out
 }
 
@@ -357,6 +507,108 @@ mod tests {
         let p = parse::<Body>(br#"{"roster":[],"11010519491231002X":1,"11010519491231002X":1}"#)
             .unwrap_err();
         assert!(!p.detail.contains("11010519491231002X"), "{}", p.detail);
+    }
+
+    /// serde's messages for every shape, with values that try to get out.
+    #[test]
+    fn descriptions_name_the_expectation_and_never_the_value() {
+        let cases = [
+            (
+                "invalid type: string \"13912345678\", expected u32",
+                "invalid type: string, expected u32",
+            ),
+            (
+                "invalid type: integer `987654321`, expected a string",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                "invalid value: integer `-5`, expected u32",
+                "invalid value: integer, expected u32",
+            ),
+            (
+                "invalid type: floating point `31415.9265`, expected u16",
+                "invalid type: floating point, expected u16",
+            ),
+            (
+                "unknown variant `zz_marker_77`, expected `passed` or `failed`",
+                "unknown variant, expected `passed` or `failed`",
+            ),
+            (
+                "unknown variant `a`, expected `b`, expected one of `x`, `y`",
+                "unknown variant, expected one of `x`, `y`",
+            ),
+            (
+                "unknown variant `q`, there are no variants",
+                "unknown variant",
+            ),
+            (
+                "unknown field `extra`, expected `roster`",
+                "unknown field `extra`, expected `roster`",
+            ),
+            (
+                "unknown field `530102199001011234`, expected `roster`",
+                "unknown field, expected `roster`",
+            ),
+            (
+                "unknown field `a`, expected `zz`, there are no fields",
+                "unknown field",
+            ),
+            ("missing field `roster`", "missing field `roster`"),
+            (
+                "invalid length 3, expected a tuple of size 2",
+                "invalid length 3, expected a tuple of size 2",
+            ),
+            (
+                "invalid type: string \"a\\\" , expected \\\"x\", expected u32",
+                "invalid type: string, expected u32",
+            ),
+            ("check character does not match", "check character does not match"),
+            ("bad `M-1` and \"M-2\"", "bad `…` and \"…\""),
+            (
+                "invalid type: map, expected a string at line 3 column 7",
+                "invalid type: map, expected a string",
+            ),
+        ];
+        for (message, want) in cases {
+            assert_eq!(describe(message), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn wrong_values_of_every_kind_are_422_without_the_value() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Check {
+            result: policy::checks::CheckResult,
+            notes: String,
+            hours: u32,
+            by_line: std::collections::BTreeMap<String, u32>,
+        }
+        let bodies = [
+            r#"{"result":"zz_marker_77","notes":"","hours":1,"by_line":{}}"#,
+            r#"{"result":"passed","notes":987654321,"hours":1,"by_line":{}}"#,
+            r#"{"result":"passed","notes":"","hours":"4242424242","by_line":{}}"#,
+            r#"{"result":"passed","notes":"","hours":31415.9265,"by_line":{}}"#,
+            r#"{"result":"passed","notes":"","hours":13912345678,"by_line":{}}"#,
+            r#"{"result":"passed","notes":"","hours":1,"by_line":{"530102199001011234":"x"}}"#,
+            r#"{"result":13912345678,"notes":"","hours":1,"by_line":{}}"#,
+        ];
+        for body in bodies {
+            let p = parse::<Check>(body.as_bytes()).unwrap_err();
+            assert_eq!(p.status, 422, "{body}");
+            let text = serde_json::to_string(&p).unwrap();
+            for marker in [
+                "zz_marker_77",
+                "987654321",
+                "4242424242",
+                "31415",
+                "13912345678",
+                "530102199001011234",
+            ] {
+                assert!(!text.contains(marker), "{body}: {text}");
+            }
+        }
     }
 
     #[test]
