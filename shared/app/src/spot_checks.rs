@@ -151,7 +151,10 @@ fn params() -> &'static Parameters {
 fn only_known_query(req: &Request, known: &[&str]) -> Result<(), Problem> {
     for k in query(req).keys() {
         if !known.contains(&k.as_str()) {
-            return Err(Problem::unknown_parameter(k, "not a parameter of this route"));
+            return Err(Problem::unknown_parameter(
+                k,
+                "not a parameter of this route",
+            ));
         }
     }
     Ok(())

@@ -136,7 +136,9 @@ fn caller(l: &Line) -> Option<String> {
 fn check(what: &str, a: &support::Answer, refusals: &mut BTreeMap<u16, usize>) {
     let status = a.status.as_u16();
     // WeChat's API is not reachable in the test world: its 502 is an answer too.
-    let wechat = a.body["code"].as_str().is_some_and(|c| c.starts_with("wechat_"));
+    let wechat = a.body["code"]
+        .as_str()
+        .is_some_and(|c| c.starts_with("wechat_"));
     assert!(status < 500 || wechat, "{what}: {status} {}", a.text);
     if a.status.is_success() {
         return;
@@ -210,7 +212,11 @@ fn no_refusal_of_a_body_repeats_a_value_that_was_sent() {
                 tok.as_deref(),
                 Some(raw.clone().into()),
             );
-            check(&format!("{} {} with {raw}", l.method, l.path), &a, &mut refusals);
+            check(
+                &format!("{} {} with {raw}", l.method, l.path),
+                &a,
+                &mut refusals,
+            );
         }
         per_route.push(format!("{} {}: {n422} × 422", l.method, l.path));
     }

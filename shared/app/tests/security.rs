@@ -273,7 +273,6 @@ fn every_route_answers_403_exactly_to_the_roles_and_bindings_it_does_not_serve()
     assert!(table.len() > TABLE.len() * 7, "the table was exercised");
 }
 
-
 /// Every route that takes a body, called by a role it serves with a body
 /// that is JSON but not an object (an array, a string, a number, `null`):
 /// 422 naming `body` where the contract requires an object body, never a

@@ -65,35 +65,6 @@ pub fn classes_in_training(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::MemoryStore;
-
-    #[test]
-    fn seeded_classes_are_in_training_and_listed_in_the_in_training_index() {
-        let (records, index) = (MemoryStore::new(), MemoryStore::new());
-        let ids: Vec<String> = (1..=3).map(|i| format!("KM-2022-{i:06}")).collect();
-        let hasher = PiiHasher::new("k".repeat(32));
-        classes_in_training(&records, &index, &hasher, &ids, Utc::now()).unwrap();
-        for id in &ids {
-            let r = crate::classes::get(&records, id).unwrap().expect("written");
-            assert_eq!(
-                (r.status, r.roster_refs.len()),
-                (ClassStatus::InTraining, 40)
-            );
-        }
-        let (listed, _) = crate::index::read(
-            &index,
-            crate::spot_checks::IN_TRAINING_INDEX,
-            Default::default(),
-            10,
-        )
-        .unwrap();
-        assert_eq!(listed, ids);
-    }
-}
-
 /// Binds `person` to a WeChat user of its own, as a successful WeChat
 /// binding leaves the two binding records (without its audit event, so that
 /// records written elsewhere and copied into a live store do not collide with
@@ -125,4 +96,33 @@ pub fn bind_trainee(
         },
     )?;
     Ok(oref)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn seeded_classes_are_in_training_and_listed_in_the_in_training_index() {
+        let (records, index) = (MemoryStore::new(), MemoryStore::new());
+        let ids: Vec<String> = (1..=3).map(|i| format!("KM-2022-{i:06}")).collect();
+        let hasher = PiiHasher::new("k".repeat(32));
+        classes_in_training(&records, &index, &hasher, &ids, Utc::now()).unwrap();
+        for id in &ids {
+            let r = crate::classes::get(&records, id).unwrap().expect("written");
+            assert_eq!(
+                (r.status, r.roster_refs.len()),
+                (ClassStatus::InTraining, 40)
+            );
+        }
+        let (listed, _) = crate::index::read(
+            &index,
+            crate::spot_checks::IN_TRAINING_INDEX,
+            Default::default(),
+            10,
+        )
+        .unwrap();
+        assert_eq!(listed, ids);
+    }
 }

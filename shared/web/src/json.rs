@@ -232,7 +232,7 @@ fn safe_path(path: &serde_path_to_error::Path) -> String {
 /// names), so that a value holding quotes or `, expected` cannot smuggle
 /// itself out. A message of another shape (a parse error of our own
 /// newtypes, which never repeat their input) loses anything quoted.
-pub fn describe(message: &str) -> String {
+fn describe(message: &str) -> String {
     let message = strip_position(message);
     if let Some(rest) = message.strip_prefix("unknown field `") {
         return match split_expected(rest, "`, expected ", "`, there are no fields") {
@@ -252,11 +252,7 @@ pub fn describe(message: &str) -> String {
                 Some((u, e)) => (u, Some(e)),
                 None => (rest, None),
             };
-            return format!(
-                "{head}{}{}",
-                kind_of(unexpected),
-                expected_clause(expected)
-            );
+            return format!("{head}{}{}", kind_of(unexpected), expected_clause(expected));
         }
     }
     if message.starts_with("missing field `")
@@ -273,7 +269,9 @@ pub fn describe(message: &str) -> String {
 fn strip_position(message: &str) -> String {
     if let Some((head, tail)) = message.rsplit_once(" at line ") {
         let mut parts = tail.splitn(2, " column ");
-        let digits = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        let digits = |s: Option<&str>| {
+            s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        };
         if digits(parts.next()) && digits(parts.next()) {
             return head.to_string();
         }
@@ -562,7 +560,10 @@ mod tests {
                 "invalid type: string \"a\\\" , expected \\\"x\", expected u32",
                 "invalid type: string, expected u32",
             ),
-            ("check character does not match", "check character does not match"),
+            (
+                "check character does not match",
+                "check character does not match",
+            ),
             ("bad `M-1` and \"M-2\"", "bad `…` and \"…\""),
             (
                 "invalid type: map, expected a string at line 3 column 7",
