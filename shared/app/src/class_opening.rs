@@ -279,8 +279,7 @@ fn list<K: KeyValue>(
     let q = query(req);
     for k in q.keys() {
         if !["district", "institution", "status", "cursor", "limit"].contains(&k.as_str()) {
-            return Err(Problem::invalid(format!("unknown query parameter {k}"))
-                .field(k.clone(), "not a filter of this list"));
+            return Err(Problem::unknown_parameter(k, "not a filter of this list"));
         }
     }
     let district = q
@@ -432,7 +431,7 @@ fn check<K: KeyValue>(
             Ok(r) => Ok(respond(StatusCode::OK, &class_view(&r, env.today(), who))),
             Err(store::UpdateError::Store(e)) => Err(e.into()),
             Err(store::UpdateError::Refused(CheckError::NotFound)) => {
-                Err(Problem::not_found(format!("no class {id}")))
+                Err(Problem::not_found("no class with this id"))
             }
             Err(store::UpdateError::Refused(CheckError::Refused(r))) => Err(check_problem(&r)),
         }
@@ -715,7 +714,7 @@ fn registry_get<K: KeyValue>(
 ) -> Result<Response, Problem> {
     who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
     let id = m.params["id"].as_str();
-    let not_found = || Problem::not_found(format!("no {} {id}", m.params["kind"]));
+    let not_found = || Problem::not_found("no registry entry with this id");
     let value = match registry_kind(&m.params["kind"])? {
         reg::Kind::Institution => {
             serde_json::to_value(reg::get::<Institution>(env.kv, id)?.ok_or_else(not_found)?)

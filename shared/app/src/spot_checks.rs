@@ -151,8 +151,10 @@ fn params() -> &'static Parameters {
 fn only_known_query(req: &Request, known: &[&str]) -> Result<(), Problem> {
     for k in query(req).keys() {
         if !known.contains(&k.as_str()) {
-            return Err(Problem::invalid(format!("unknown query parameter {k}"))
-                .field(k.clone(), "not a parameter of this route"));
+            return Err(Problem::unknown_parameter(
+                k,
+                "not a parameter of this route",
+            ));
         }
     }
     Ok(())
@@ -393,7 +395,7 @@ fn load_run<K: KeyValue>(env: &Env<'_, K>, id: &str) -> Result<Run, Problem> {
     if !sc::window_ok(id) {
         return Err(Problem::not_found("no such run"));
     }
-    sc::get_run(env.kv, id)?.ok_or_else(|| Problem::not_found(format!("no run {id}")))
+    sc::get_run(env.kv, id)?.ok_or_else(|| Problem::not_found("no run with this id"))
 }
 
 fn get_run<K: KeyValue>(

@@ -13,8 +13,7 @@ pub fn visible_class<K: KeyValue>(
     id: &str,
     who: &Principal,
 ) -> Result<ClassRecord, Problem> {
-    let r =
-        classes::get(env.kv, id)?.ok_or_else(|| Problem::not_found(format!("no class {id}")))?;
+    let r = classes::get(env.kv, id)?.ok_or_else(|| Problem::not_found("no class with this id"))?;
     if !who.may_see(&r.application.institution, &r.application.district) {
         return Err(Problem::forbidden(
             "the class belongs to another institution or district",

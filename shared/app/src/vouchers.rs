@@ -676,7 +676,7 @@ fn settle<K: KeyValue>(
         let r = visible_voucher(env, &raw, who)?;
         let class_id = r.class.class_id.clone();
         let class = classes::get(env.kv, &class_id)?
-            .ok_or_else(|| Problem::not_found(format!("no class {class_id}")))?;
+            .ok_or_else(|| Problem::not_found("no class with this id"))?;
         // The class's calls, read before the hold is admitted: a denial names
         // its finding in the same swap that closes its call, so a call read
         // here is either still open (VO-CALLS) or closed with its denial in
@@ -1095,8 +1095,7 @@ fn progress<K: KeyValue>(
     let q = query(req);
     for k in q.keys() {
         if k != "year" {
-            return Err(Problem::invalid(format!("unknown query parameter {k}"))
-                .field(k.clone(), "only year is accepted"));
+            return Err(Problem::unknown_parameter(k, "only year is accepted"));
         }
     }
     let year = match q.get("year") {

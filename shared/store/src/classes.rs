@@ -3,7 +3,7 @@
 //!
 //! Everything validation needs is read in one `get_many` ([`load_context`]).
 //! Filing writes in an order a retry can repair: first the claim of the
-//! application's digest (holding the whole record, decided on that reading),
+//! application's keyed digest (holding the whole record, decided on that reading),
 //! then, if that decision approves, the class's entries in the occupancy
 //! records, after which the rules decide again on what those records held
 //! (module `reserve`: filings made at the same moment see each other, and a
@@ -114,8 +114,12 @@ pub struct ClassRecord {
     pub roster_refs: Vec<RosterRef>,
     /// The decision.
     pub decision: Decision,
-    /// Digest of the application (duplicate filing guard).
-    pub digest: String,
+    /// The keyed digest of the application ([`application_digest`]) that
+    /// keys its claim (duplicate filing guard). Records filed before the
+    /// claim was keyed (stored as `digest`) hold the plain SHA-256 of the
+    /// application here, inside the sealed value; nothing reads it but tests.
+    #[serde(alias = "digest")]
+    pub claim_digest: String,
     /// When filed.
     pub filed_at: DateTime<Utc>,
     /// Who filed.
@@ -322,9 +326,12 @@ fn load(
     Ok(ctx)
 }
 
-/// The canonical digest of an application: same content, same digest.
-pub fn application_digest(app: &ClassApplication) -> String {
-    sha256_hex(encode(app))
+/// The keyed digest of an application's canonical form: same content from
+/// the same deployment, same digest. Keyed ([`PiiHasher::application_digest`]),
+/// since the application holds its trainees' ID numbers and mobiles: a plain
+/// hash in a key would confirm a guessed application to anyone who reads keys.
+pub fn application_digest(hasher: &PiiHasher, app: &ClassApplication) -> String {
+    hasher.application_digest(&encode(app))
 }
 
 /// What filing did.
@@ -362,8 +369,8 @@ where
     D: Fn(&ClassApplication, &Context) -> Decision,
     C: Fn(&ClassApplication, Held<'_>) -> bool,
 {
-    let digest = application_digest(&app);
-    let claim_key = keys::class_claim(app.institution.as_str(), &digest);
+    let claim_digest = application_digest(hasher, &app);
+    let claim_key = keys::class_claim(app.institution.as_str(), &claim_digest);
     if let Some(existing) = get_json::<Claim>(kv, &claim_key, "class claim")? {
         return finish_existing(kv, hasher, rules, today, existing.record, now);
     }
@@ -383,7 +390,7 @@ where
         application: app,
         roster_refs,
         decision,
-        digest,
+        claim_digest,
         filed_at: now,
         filed_by: actor.clone(),
         checks: Vec::new(),

@@ -49,7 +49,7 @@ pub fn classes_in_training(
                 application: app.clone(),
                 roster_refs: roster_refs.clone(),
                 decision: decision.clone(),
-                digest: format!("seed-{id}"),
+                claim_digest: format!("seed-{id}"),
                 filed_at,
                 filed_by: filed_by.clone(),
                 checks: vec![],
@@ -63,35 +63,6 @@ pub fn classes_in_training(
         crate::index::append(index, crate::spot_checks::IN_TRAINING_INDEX, id)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::MemoryStore;
-
-    #[test]
-    fn seeded_classes_are_in_training_and_listed_in_the_in_training_index() {
-        let (records, index) = (MemoryStore::new(), MemoryStore::new());
-        let ids: Vec<String> = (1..=3).map(|i| format!("KM-2022-{i:06}")).collect();
-        let hasher = PiiHasher::new("k".repeat(32));
-        classes_in_training(&records, &index, &hasher, &ids, Utc::now()).unwrap();
-        for id in &ids {
-            let r = crate::classes::get(&records, id).unwrap().expect("written");
-            assert_eq!(
-                (r.status, r.roster_refs.len()),
-                (ClassStatus::InTraining, 40)
-            );
-        }
-        let (listed, _) = crate::index::read(
-            &index,
-            crate::spot_checks::IN_TRAINING_INDEX,
-            Default::default(),
-            10,
-        )
-        .unwrap();
-        assert_eq!(listed, ids);
-    }
 }
 
 /// Binds `person` to a WeChat user of its own, as a successful WeChat
@@ -125,4 +96,33 @@ pub fn bind_trainee(
         },
     )?;
     Ok(oref)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn seeded_classes_are_in_training_and_listed_in_the_in_training_index() {
+        let (records, index) = (MemoryStore::new(), MemoryStore::new());
+        let ids: Vec<String> = (1..=3).map(|i| format!("KM-2022-{i:06}")).collect();
+        let hasher = PiiHasher::new("k".repeat(32));
+        classes_in_training(&records, &index, &hasher, &ids, Utc::now()).unwrap();
+        for id in &ids {
+            let r = crate::classes::get(&records, id).unwrap().expect("written");
+            assert_eq!(
+                (r.status, r.roster_refs.len()),
+                (ClassStatus::InTraining, 40)
+            );
+        }
+        let (listed, _) = crate::index::read(
+            &index,
+            crate::spot_checks::IN_TRAINING_INDEX,
+            Default::default(),
+            10,
+        )
+        .unwrap();
+        assert_eq!(listed, ids);
+    }
 }

@@ -23,7 +23,9 @@ fn concat(parts: &[&str]) -> String {
 pub fn class(id: &str) -> String {
     concat(&[PREFIX, "class:", id])
 }
-/// Claim of an application's content digest by one class (duplicate filing guard).
+/// Claim of an application by one class (duplicate filing guard), by the
+/// application's keyed digest ([`crate::classes::application_digest`]: an
+/// application holds ID numbers and mobiles, so never a plain hash of it).
 pub fn class_claim(institution: &str, digest: &str) -> String {
     concat(&[PREFIX, "class-claim:", institution, ":", digest])
 }

@@ -4,6 +4,11 @@
 //! a phone by the HMAC of its eleven digits (with a domain label, so an ID
 //! hash never equals a phone hash). Without the secret key, a leaked store
 //! does not tell whose records these are.
+//!
+//! Every keyed hash here is `HMAC-SHA-256(key, label ‖ 0x00 ‖ data)` with its
+//! own label (`person`, `phone`, `fingerprint`, `class-application`), so two
+//! uses never produce comparable values. A plain SHA-256 ([`sha256_hex`]) is
+//! only for content that holds no personal data.
 
 use hmac::{Hmac, Mac};
 use policy::ids::{IdNumber, Mobile};
@@ -30,32 +35,39 @@ impl PiiHasher {
         }
     }
 
-    fn hmac(&self, label: &str, value: &str) -> String {
+    /// `HMAC(key, label ‖ 0x00 ‖ data)` in hex: the domain-separated keyed digest.
+    fn hmac(&self, label: &str, data: &[u8]) -> String {
         let mut mac = self.mac.clone();
         mac.update(label.as_bytes());
         mac.update(b"\0");
-        mac.update(value.as_bytes());
+        mac.update(data);
         hex(&mac.finalize().into_bytes())
     }
 
     /// The person ref of an ID number (64 hex characters).
     pub fn person_ref(&self, id: &IdNumber) -> String {
-        self.hmac("person", id.expose())
+        self.hmac("person", id.expose().as_bytes())
     }
 
     /// A keyed fingerprint of arbitrary bytes (a request body, which may hold
     /// ID numbers): equal inputs give equal fingerprints, and without the key
     /// no one can test a guess against it.
     pub fn fingerprint(&self, data: &[u8]) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(b"fingerprint\0");
-        mac.update(data);
-        hex(&mac.finalize().into_bytes())
+        self.hmac("fingerprint", data)
+    }
+
+    /// The keyed digest of a class application's canonical bytes, which hold
+    /// its roster's names, ID numbers and mobiles: the class claim is keyed by
+    /// it (duplicate filing guard), so that holding a guessed application does
+    /// not confirm it against the store's keys. Its own label: it never equals
+    /// a [`Self::fingerprint`] of the same bytes.
+    pub fn application_digest(&self, canonical: &[u8]) -> String {
+        self.hmac("class-application", canonical)
     }
 
     /// The phone ref of a mobile number.
     pub fn phone_ref(&self, mobile: &Mobile) -> String {
-        self.hmac("phone", mobile.expose())
+        self.hmac("phone", mobile.expose().as_bytes())
     }
 }
 
@@ -100,5 +112,25 @@ mod tests {
         );
         assert_eq!(a.person_ref(&id).len(), 64);
         assert!(!a.person_ref(&id).contains("11010519491231002"));
+    }
+
+    #[test]
+    fn keyed_digests_of_bytes_are_separated_by_label_and_key() {
+        let a = PiiHasher::new("k1");
+        let data = b"{\"roster\":[]}";
+        assert_ne!(a.application_digest(data), a.fingerprint(data));
+        assert_ne!(a.application_digest(data), sha256_hex(data));
+        assert_ne!(
+            a.application_digest(data),
+            PiiHasher::new("k2").application_digest(data)
+        );
+        assert_eq!(a.application_digest(data), a.application_digest(data));
+        assert_eq!(a.application_digest(data).len(), 64);
+        // The fingerprint kept its value through the refactoring (HMAC over
+        // `fingerprint\0` and the bytes): idempotency records stay valid.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"k1").unwrap();
+        mac.update(b"fingerprint\0");
+        mac.update(data);
+        assert_eq!(a.fingerprint(data), hex(&mac.finalize().into_bytes()));
     }
 }

@@ -321,9 +321,11 @@ fn race(kv: &MemoryStore, a: &ClassApplication, b: &ClassApplication) -> [classe
         .collect();
     let filed: Vec<classes::Filed> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     [a, b].map(|app| {
-        let digest = classes::application_digest(app);
-        let mine: Vec<&classes::Filed> =
-            filed.iter().filter(|f| f.record.digest == digest).collect();
+        let digest = classes::application_digest(&hasher, app);
+        let mine: Vec<&classes::Filed> = filed
+            .iter()
+            .filter(|f| f.record.claim_digest == digest)
+            .collect();
         assert_eq!(mine.len(), 10);
         assert_eq!(
             mine.iter().filter(|f| f.created).count(),

@@ -9,6 +9,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod redact;
+pub use redact::is_member_name;
+use redact::{describe, safe_path};
+
 /// Parses the request body as `T`.
 pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, Problem> {
     let ct = req
@@ -149,11 +153,11 @@ fn repeated_key(bytes: &[u8]) -> Option<String> {
                 if !seen.insert(key.clone()) {
                     // A member name is named; anything else (a key that
                     // could be personal data) is not.
-                    let named = key.len() <= 64
-                        && key
-                            .bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-                    let key = if named { key } else { "…".to_string() };
+                    let key = if is_member_name(&key) {
+                        key
+                    } else {
+                        "…".to_string()
+                    };
                     return Err(A::Error::custom(RepeatedKey(key)));
                 }
             }
@@ -177,9 +181,10 @@ fn repeated_key(bytes: &[u8]) -> Option<String> {
     parts.next().map(str::to_string)
 }
 
-/// A 422 naming the path where `T` could not be read.
+/// A 422 naming the path where `T` could not be read, and what was expected
+/// there: never the value that was sent.
 fn path_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
-    let path = e.path().to_string();
+    let path = safe_path(e.path());
     let detail = describe(&e.into_inner().to_string());
     let field = if path == "." {
         "body".to_string()
@@ -187,31 +192,6 @@ fn path_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
         path
     };
     Problem::invalid(format!("{field}: {detail}")).field(field, detail)
-}
-
-/// Keeps serde's explanation but drops any quoted input and the position suffix.
-fn describe(message: &str) -> String {
-    let without_pos = message.split(" at line ").next().unwrap_or(message);
-    // serde quotes offending values as `"…"` or `` `…` ``: the value may be personal data.
-    let mut out = String::new();
-    let mut quote: Option<char> = None;
-    for c in without_pos.chars() {
-        match quote {
-            Some(q) if c == q => {
-                out.push('…');
-                out.push(c);
-                quote = None;
-            }
-            Some(_) => {}
-            None if c == '"' => {
-                out.push(c);
-                quote = Some('"');
-            }
-            None => out.push(c),
-        }
-    }
-    // Field names in "unknown field `x`, expected one of ..." are not personal: keep backticks.
-    out
 }
 
 /// A JSON response.
@@ -357,6 +337,43 @@ mod tests {
         let p = parse::<Body>(br#"{"roster":[],"11010519491231002X":1,"11010519491231002X":1}"#)
             .unwrap_err();
         assert!(!p.detail.contains("11010519491231002X"), "{}", p.detail);
+    }
+
+    #[test]
+    fn wrong_values_of_every_kind_are_422_without_the_value() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Check {
+            result: policy::checks::CheckResult,
+            notes: String,
+            hours: u32,
+            by_line: std::collections::BTreeMap<String, u32>,
+        }
+        let bodies = [
+            r#"{"result":"zz_marker_77","notes":"","hours":1,"by_line":{}}"#,
+            r#"{"result":"passed","notes":987654321,"hours":1,"by_line":{}}"#,
+            r#"{"result":"passed","notes":"","hours":"4242424242","by_line":{}}"#,
+            r#"{"result":"passed","notes":"","hours":31415.9265,"by_line":{}}"#,
+            r#"{"result":"passed","notes":"","hours":13912345678,"by_line":{}}"#,
+            r#"{"result":"passed","notes":"","hours":1,"by_line":{"530102199001011234":"x"}}"#,
+            r#"{"result":13912345678,"notes":"","hours":1,"by_line":{}}"#,
+        ];
+        for body in bodies {
+            let p = parse::<Check>(body.as_bytes()).unwrap_err();
+            assert_eq!(p.status, 422, "{body}");
+            let text = serde_json::to_string(&p).unwrap();
+            for marker in [
+                "zz_marker_77",
+                "987654321",
+                "4242424242",
+                "31415",
+                "13912345678",
+                "530102199001011234",
+            ] {
+                assert!(!text.contains(marker), "{body}: {text}");
+            }
+        }
     }
 
     #[test]

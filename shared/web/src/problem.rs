@@ -193,6 +193,18 @@ impl Problem {
         )
     }
 
+    /// 422 for a query parameter the route does not take: named when it is
+    /// shaped like a parameter name, `…` otherwise (a caller's text that
+    /// could be personal data is never repeated).
+    pub fn unknown_parameter(name: &str, expectation: &str) -> Self {
+        let name = if crate::json::is_member_name(name) {
+            name
+        } else {
+            "…"
+        };
+        Self::invalid(format!("unknown query parameter {name}")).field(name, expectation)
+    }
+
     /// 500 `internal` (the detail never carries data).
     pub fn internal(detail: impl Into<String>) -> Self {
         Self::new(

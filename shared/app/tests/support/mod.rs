@@ -18,6 +18,7 @@ use web::Secrets;
 use web::auth::testing::TestKeys;
 use web::auth::{Claims, Role, mint};
 
+pub mod access;
 pub mod wechat;
 
 /// The keys every in-process test signs tokens with: the test identity
