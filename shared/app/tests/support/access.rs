@@ -112,20 +112,25 @@ pub const TABLE: &[Line] = &[
         Method::GET,
         "/api/v1/vouchers/{code}",
         &[Institution, DistrictOfficer, BureauAdmin, Trainee],
-        &[],
+        BOUND,
     ),
     line(
         Method::POST,
         "/api/v1/vouchers/{code}/redeem",
         &[Institution],
-        &[],
+        &[Institution],
     ),
-    line(Method::POST, "/api/v1/vouchers/{code}/settle", OFFICES, &[]),
+    line(
+        Method::POST,
+        "/api/v1/vouchers/{code}/settle",
+        OFFICES,
+        &[DistrictOfficer],
+    ),
     line(
         Method::POST,
         "/api/v1/vouchers/{code}/revoke",
         CLASS_READERS,
-        &[],
+        &[Institution, DistrictOfficer],
     ),
     line(
         Method::POST,
@@ -183,13 +188,13 @@ pub const TABLE: &[Line] = &[
         Method::GET,
         "/api/v1/spot-checks/findings/{id}",
         CLASS_READERS,
-        &[],
+        &[Institution, DistrictOfficer],
     ),
     line(
         Method::POST,
         "/api/v1/spot-checks/findings/{id}/rectification",
         &[DistrictOfficer],
-        &[],
+        &[DistrictOfficer],
     ),
     line(
         Method::GET,
@@ -245,6 +250,10 @@ pub struct World {
     pub kv: MemoryStore,
     pub secrets: Secrets,
     pub class_id: String,
+    /// The voucher of the class's first trainee (the own trainee).
+    pub voucher: String,
+    /// An open finding on the class's first trainee.
+    pub finding: String,
 }
 
 impl World {
@@ -254,6 +263,8 @@ impl World {
             kv: MemoryStore::new(),
             secrets,
             class_id: String::new(),
+            voucher: String::new(),
+            finding: String::new(),
         };
         // Both trainees of [`claims`] are bound to their WeChat users.
         super::wechat::bind(&w.kv, &own_person());
@@ -298,6 +309,48 @@ impl World {
         );
         w.class_id = v["id"].as_str().expect("a class is filed").to_string();
         assert_eq!(v["decision"]["outcome"], "approved", "{v}");
+        // The first trainee's voucher: its card active, then issued.
+        let (app, _) = fixtures::valid_class(5);
+        let (status, v) = w.call(
+            Method::POST,
+            "/api/v1/cards/activations",
+            Some(&token(SocialSecurity, false)),
+            json!({"id_number": app.roster[0].id_number.expose(), "active": true}),
+        );
+        assert_eq!(status, 200, "{v}");
+        let (status, v) = w.call(
+            Method::POST,
+            &format!("/api/v1/classes/{}/vouchers", w.class_id),
+            Some(&token(Institution, false)),
+            json!({"lines": [0]}),
+        );
+        assert_eq!(status, 200, "{v}");
+        w.voucher = v["results"][0]["voucher"]["code_compact"]
+            .as_str()
+            .expect("a voucher is issued")
+            .to_string();
+        // An open finding on the same trainee, as a denial in a call opens it.
+        w.finding = "F-access-table-0001".to_string();
+        store::findings::open(
+            &w.kv,
+            &store::findings::Finding {
+                id: w.finding.clone(),
+                class_id: w.class_id.clone(),
+                roster_line: 0,
+                person: own_person(),
+                kind: store::findings::FindingKind::DeniedAttendance,
+                status: store::findings::FindingStatus::Open,
+                source: "run:2022-06-20/task:2022-06-20.access.001".into(),
+                opened_at: now(),
+                opened_by: store::audit::Actor {
+                    sub: "inspector-own".into(),
+                    role: "inspector".into(),
+                },
+                rectification: None,
+            },
+            now(),
+        )
+        .expect("the finding is opened");
         w
     }
 
@@ -348,6 +401,11 @@ impl World {
             ("POST", "/api/v1/classes/{id}/checks") => {
                 json!({"kind": "pre_opening", "officer": "王", "at": "2022-06-01T01:00:00Z", "result": "failed"})
             }
+            ("POST", "/api/v1/vouchers/{code}/settle") => json!({"certificate_no": "CERT-0001"}),
+            ("POST", "/api/v1/vouchers/{code}/revoke") => json!({"reason": "退学"}),
+            ("POST", "/api/v1/spot-checks/findings/{id}/rectification") => {
+                json!({"notes": "已约谈机构并整改"})
+            }
             _ => json!({}),
         }
     }
@@ -356,13 +414,10 @@ impl World {
         if path == "/api/v1/audit" {
             return format!("/api/v1/audit?entity=class:{}", self.class_id);
         }
-        path.replace("{id}", &self.class_id)
+        path.replace("/findings/{id}", &format!("/findings/{}", self.finding))
+            .replace("{id}", &self.class_id)
             .replace("{kind}", "trainers")
-            .replace(
-                "{code}",
-                policy::vouchers::VoucherCode::from_random(&[7; policy::vouchers::RANDOM_BYTES])
-                    .as_str(),
-            )
+            .replace("{code}", &self.voucher)
             .replace("{ref}", &own_person())
             .replace("{sub}", "inspector-own")
     }
