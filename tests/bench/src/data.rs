@@ -28,9 +28,13 @@ pub fn config(db: std::path::PathBuf, fixtures: bool) -> e2e::HostConfig {
     for (name, value) in web::auth::testing::variables() {
         config = config.variable(name, value);
     }
+    // The cost of each route, not Nagle's algorithm: the routes run on sockets
+    // with TCP_NODELAY (Spin with the one-line patch of docs/OPERATIONS.md §9);
+    // the keep-alive comparison sets both kinds of socket itself.
     config
         .variable("pii_key", PII_KEY)
         .variable("pii_hmac_key", HMAC)
+        .tcp_nodelay(true)
 }
 
 /// A token of `role`, bound to the fixture institution, district 530102, or

@@ -949,7 +949,56 @@ async fn handle(
         // only now, after the error is in the log.
         drop(tx);
     });
-    rx.await.unwrap_or_else(|_| plain(500, ""))
+    match rx.await {
+        Ok(response) => response.map(|body| {
+            HeadFirst {
+                inner: body,
+                polled: false,
+            }
+            .boxed_unsync()
+        }),
+        Err(_) => plain(500, ""),
+    }
+}
+
+/// The guest's body as it reaches hyper in Spin 4.0.2: never ready at hyper's
+/// first poll. Spin hands hyper the response when the guest returns it; the
+/// guest writes its body afterwards, from a task of its own in the store's
+/// event loop, so hyper finds no data when it first asks, flushes the head
+/// alone and writes the body in a second write. On a socket without
+/// `TCP_NODELAY` that second write waits for the client's delayed ACK (issue
+/// 13: ~40 ms per keep-alive request on the real Spin, with or without a
+/// `content-length`; docs/PERFORMANCE.md, "Keep-alive on the real Spin").
+/// The host's own scheduling often has the data ready at the first poll, so
+/// without this it would not show what Spin users get.
+struct HeadFirst {
+    inner: HostBody,
+    polled: bool,
+}
+
+impl hyper::body::Body for HeadFirst {
+    type Data = Bytes;
+    type Error = ErrorCode;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, ErrorCode>>> {
+        if !self.polled {
+            self.polled = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Copies a request's stdout and stderr into the host's log, each byte once:
