@@ -53,7 +53,10 @@ async fn main() -> Result<()> {
     }
     // A fresh store every start: the seeding below must not meet old data.
     let _ = std::fs::remove_file(&o.db);
-    let host = Host::start(common::product(&o.db).port(o.port)).context("starting the host")?;
+    // TCP_NODELAY (Spin with the one-line patch, docs/OPERATIONS.md §9): the
+    // fuzzer checks the contract, and keep-alive stalls would only slow it.
+    let host = Host::start(common::product(&o.db).port(o.port).tcp_nodelay(true))
+        .context("starting the host")?;
     common::seed(&host).await;
     let (class_id, app) = common::file_class(&host, 40).await;
     // The first trainee, bound to a WeChat user as the binding step binds.
