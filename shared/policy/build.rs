@@ -7,7 +7,14 @@ use std::path::PathBuf;
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for name in ["parameters", "occupations", "subsidies", "calendar"] {
+    for name in [
+        "parameters",
+        "occupations",
+        "subsidies",
+        "calendar",
+        "topics",
+        "targets",
+    ] {
         let path = format!("data/{name}.toml");
         println!("cargo::rerun-if-changed={path}");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -20,7 +20,6 @@ use policy::registry::{
     CatalogueTextbook, Courseware, CoursewareStatus, Institution, InstitutionStatus, Trainer,
     TrainerStatus, registry_id_ok,
 };
-use policy::{Catalogue, Parameters};
 use serde::{Deserialize, Serialize};
 use store::KeyValue;
 use store::classes::{
@@ -132,17 +131,13 @@ fn parse_application(req: &Request, who: &Principal) -> Result<ClassApplication,
     Ok(app)
 }
 
-/// The CO-* rules with the shipped parameters and catalogue.
-fn evaluate(app: &ClassApplication, ctx: &class_opening::Context) -> policy::Decision {
-    class_opening::evaluate(app, ctx, Parameters::shipped(), Catalogue::shipped())
-}
-
 fn decide<K: KeyValue>(
     env: &Env<'_, K>,
     app: &ClassApplication,
 ) -> Result<policy::Decision, Problem> {
-    let ctx = classes::load_context(env.kv, &env.hasher(), app, env.today())?;
-    Ok(evaluate(app, &ctx))
+    // The context and the policy in force, in one read.
+    let (ctx, policy) = classes::load_context(env.kv, &env.hasher(), app, env.today())?;
+    Ok(class_opening::evaluate(app, &ctx, &policy))
 }
 
 fn validate<K: KeyValue>(
@@ -232,7 +227,7 @@ fn file<K: KeyValue>(
     idempotent::run(env, req, "classes.file", who, || {
         let app = parse_application(req, who)?;
         let rules = classes::Rules {
-            decide: evaluate,
+            decide: class_opening::evaluate,
             clashes: class_opening::clashes,
         };
         let filed = classes::file(
@@ -403,6 +398,7 @@ fn check<K: KeyValue>(
                 .field("notes", "at most 2000 characters"));
         }
         crate::view::visible_class(env, &id, who)?;
+        let policy = store::policy::current_policy(env.kv)?;
         let record = CheckRecord {
             kind: body.kind,
             officer: body.officer.trim().to_string(),
@@ -423,7 +419,7 @@ fn check<K: KeyValue>(
                     first_day: c.application.start_date,
                     last_day: c.application.end_date,
                 },
-                Parameters::shipped(),
+                policy.parameters(),
             )
             .map(|allowed| allowed.on_pass)
         };

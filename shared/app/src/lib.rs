@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod audit;
 pub mod class_opening;
+pub mod policy_admin;
 pub mod spot_checks;
 pub mod view;
 pub mod vouchers;

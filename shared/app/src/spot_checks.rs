@@ -144,8 +144,9 @@ fn dispatch<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Pr
     }
 }
 
-fn params() -> &'static Parameters {
-    Parameters::shipped()
+/// The parameters of the policy in force (one read of the current policy record).
+fn params<K: KeyValue>(env: &Env<'_, K>) -> Result<Parameters, Problem> {
+    Ok(store::policy::current_policy(env.kv)?.data.parameters)
 }
 
 fn only_known_query(req: &Request, known: &[&str]) -> Result<(), Problem> {
@@ -216,7 +217,7 @@ fn run_problem(e: RunError) -> Problem {
     }
 }
 
-fn progress_view(p: &Progress) -> Value {
+fn progress_view(p: &Progress, params: &Parameters) -> Value {
     let r = &p.run;
     json!({
         "run": r.id,
@@ -231,7 +232,7 @@ fn progress_view(p: &Progress) -> Value {
         "public_value_until": r
             .frozen_at
             .filter(|_| r.seed.is_none())
-            .map(|at| at + chrono::Duration::minutes(params().at_or_first(policy::params::names::SC_PUBLIC_VALUE_WAIT_MINUTES, r.evaluated_on).value)),
+            .map(|at| at + chrono::Duration::minutes(params.at_or_first(policy::params::names::SC_PUBLIC_VALUE_WAIT_MINUTES, r.evaluated_on).value)),
         "seed_fixed": r.seed.is_some(),
         "seed_source": r.seed.as_ref().map(|s| s.source),
         "drawn_pages": r.drawn_pages,
@@ -250,7 +251,8 @@ fn advance<K: KeyValue>(
     who.require(&[Role::Scheduler, Role::BureauAdmin])?;
     idempotent::run(env, req, "spot_checks.advance", who, || {
         let body: AdvanceRequest = json::body(req)?;
-        let window = protocol::Window::parse_for(&body.window, params(), env.today())
+        let params = params(env)?;
+        let window = protocol::Window::parse_for(&body.window, &params, env.today())
             .map_err(|e| Problem::invalid(format!("window: {e}")).field("window", e.to_string()))?;
         if body
             .public_value
@@ -273,7 +275,7 @@ fn advance<K: KeyValue>(
         }
         let progress = sc::advance(
             env.kv,
-            params(),
+            &params,
             &Advance {
                 window: window.id(),
                 window_days: window.days(),
@@ -286,7 +288,7 @@ fn advance<K: KeyValue>(
             env.random,
         )
         .map_err(run_problem)?;
-        Ok(respond(StatusCode::OK, &progress_view(&progress)))
+        Ok(respond(StatusCode::OK, &progress_view(&progress, &params)))
     })
 }
 
@@ -645,9 +647,10 @@ fn call<K: KeyValue>(
             );
         }
         let finding_id = |task: &str| finding_id(env, task);
+        let params = params(env)?;
         let out = sc::record_call(
             env.kv,
-            params(),
+            &params,
             &id,
             &report,
             &finding_id,

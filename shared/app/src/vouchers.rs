@@ -27,11 +27,10 @@
 #![allow(clippy::result_large_err)]
 
 use http::{Method, StatusCode};
-use policy::Parameters;
 use policy::ids::{AreaCode, IdNumber};
 use policy::params::names;
 use policy::vouchers::{
-    self as rules, Action, FlowError, IssueFacts, SettleFacts, Subsidies, SubsidyKey, VoucherCode,
+    self as rules, Action, FlowError, IssueFacts, SettleFacts, SubsidyKey, VoucherCode,
     VoucherState,
 };
 use serde::Deserialize;
@@ -397,14 +396,17 @@ fn issue<K: KeyValue>(
             return Err(Problem::invalid("name at least one roster line")
                 .field("lines", "at least one line"));
         }
-        let card_keys: Vec<String> = lines
+        // The cards of the lines and the policy in force, in one read.
+        let mut card_keys: Vec<String> = lines
             .iter()
             .map(|l| vs::card_key(&class.roster_refs[*l].person))
             .collect();
-        let cards = env
+        card_keys.push(store::policy::current_key());
+        let mut cards = env
             .kv
             .get_many(&card_keys)
             .map_err(store::StoreError::from)?;
+        let policy = store::policy::from_value(cards.pop().flatten().as_deref())?;
         let facts = class_facts(&class);
         // VO-CLASS: no voucher for a class whose training has ended.
         let approved = matches!(
@@ -439,7 +441,7 @@ fn issue<K: KeyValue>(
             (env.random)(&mut bytes);
             let code = VoucherCode::from_random(&bytes);
             let decide = |held: &[rules::Held]| {
-                rules::decide_issue(
+                let mut d = rules::decide_issue(
                     &IssueFacts {
                         class_id: &class.id,
                         class_approved: approved,
@@ -453,11 +455,14 @@ fn issue<K: KeyValue>(
                         today,
                         first_day: facts.start_date,
                     },
-                    Parameters::shipped(),
-                    Subsidies::shipped(),
-                )
+                    policy.parameters(),
+                    policy.subsidies(),
+                );
+                // The voucher's decision names the policy version it read.
+                d.decision = d.decision.under(&policy.reference);
+                d
             };
-            let lease = vs::IssueLease::new(rules::issue_lease(today, Parameters::shipped()));
+            let lease = vs::IssueLease::new(rules::issue_lease(today, policy.parameters()));
             let outcome = vs::issue(env.kv, &draft, &code, decide, lease, &actor, env.now)?;
             let base = json!({
                 "line": line,
@@ -677,6 +682,7 @@ fn settle<K: KeyValue>(
         let class_id = r.class.class_id.clone();
         let class = classes::get(env.kv, &class_id)?
             .ok_or_else(|| Problem::not_found("no class with this id"))?;
+        let policy = store::policy::current_policy(env.kv)?;
         // The class's calls, read before the hold is admitted: a denial names
         // its finding in the same swap that closes its call, so a call read
         // here is either still open (VO-CALLS) or closed with its denial in
@@ -730,7 +736,7 @@ fn settle<K: KeyValue>(
             on: today,
         };
         let refused = |f: &SettleFacts| -> Result<(), Problem> {
-            let d = rules::decide_settlement(f, Parameters::shipped());
+            let d = rules::decide_settlement(f, policy.parameters());
             if d.outcome == policy::Outcome::Approved {
                 Ok(())
             } else {
@@ -923,7 +929,9 @@ fn sweep<K: KeyValue>(
             vs::sweep(env.kv, from, limit, env.today(), &who.actor(), env.now)?;
         // ID-RETAIN: idempotency records older than the retention go, up to
         // `limit` of them per call, from where the previous sweep stopped.
-        let retain_days = Parameters::shipped()
+        let retain_days = store::policy::current_policy(env.kv)?
+            .data
+            .parameters
             .at_or_first(names::ID_RETAIN_DAYS, env.today())
             .value
             .clamp(1, 3650);
@@ -1111,7 +1119,8 @@ fn progress<K: KeyValue>(
     };
     let p = vs::progress(env.kv, year)?;
     let end = chrono::NaiveDate::from_ymd_opt(year, 12, 31).expect("valid date");
-    let params = Parameters::shipped();
+    let policy = store::policy::current_policy(env.kv)?;
+    let params = policy.parameters();
     let t_train = params.at_or_first(names::REF_TARGET_TRAININGS, end);
     let t_cert = params.at_or_first(names::REF_TARGET_CERTIFICATES, end);
     let pct = |n: u64, target: i64| {

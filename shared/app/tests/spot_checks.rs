@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 use policy::fixtures;
 use policy::sampling::protocol;
 use policy::sampling::{self, PublishedRun};
-use policy::{Catalogue, Parameters, class_opening};
+use policy::{Parameters, class_opening};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use store::MemoryStore;
@@ -164,12 +164,11 @@ impl World {
             if s.shared_phone {
                 ctx.phone_users_elsewhere.insert(0, 3);
             }
-            let decision =
-                class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+            let decision = class_opening::evaluate(&app, &ctx, policy::Policy::shipped());
             assert_eq!(decision.failed("CO-SHARED-PHONE"), s.shared_phone);
             let at = Utc.with_ymd_and_hms(2022, 6, 1, 2, 0, 0).unwrap();
             // The sample classes share trainers and dates: filed as decided, occupancy aside.
-            let rules = classes::Rules::new(|_, _| decision.clone(), |_, _| false);
+            let rules = classes::Rules::new(|_, _, _| decision.clone(), |_, _| false);
             let filed = classes::file(&self.kv, &hasher, app, &rules, ctx.today, actor.clone(), at)
                 .unwrap();
             if s.in_training {

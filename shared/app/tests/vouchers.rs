@@ -10,7 +10,6 @@ use chrono::{DateTime, TimeZone, Utc};
 use policy::class_opening::{self, ClassApplication};
 use policy::fixtures;
 use policy::ids::CreditCode;
-use policy::{Catalogue, Parameters};
 use serde_json::{Value, json};
 use store::audit::Actor;
 use store::classes::{self, CheckKind, CheckRecord, CheckResult};
@@ -96,7 +95,7 @@ impl World {
         let kv = MemoryStore::new();
         let (app, ctx) =
             fixtures::valid_class_from(start.parse().unwrap(), filed.parse().unwrap(), n, 0);
-        let d = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+        let d = class_opening::evaluate(&app, &ctx, policy::Policy::shipped());
         assert_eq!(
             d.outcome,
             policy::Outcome::Approved,
@@ -108,7 +107,7 @@ impl World {
             &kv,
             &hasher,
             app.clone(),
-            &classes::Rules::new(|_, _| d.clone(), class_opening::clashes),
+            &classes::Rules::new(|_, _, _| d.clone(), class_opening::clashes),
             ctx.today,
             Actor {
                 sub: "inst".into(),

@@ -6,8 +6,9 @@
 //! then counts Monday to Friday and names the years it could not read, so that
 //! a decision says so (CO-CALENDAR) instead of counting silently.
 
+use crate::data::FieldError;
 use chrono::{Datelike, NaiveDate, Weekday};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
@@ -36,29 +37,124 @@ pub enum CalendarError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    year: Vec<YearEntry>,
+    year: Vec<CalendarYear>,
 }
 
-#[derive(Deserialize)]
+/// One year of the calendar as the State Council's notice gives it, in the
+/// form people edit: days off as `YYYY-MM-DD` or `YYYY-MM-DD..YYYY-MM-DD`
+/// ranges, and the weekend days made working days (调休).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct YearEntry {
-    year: i32,
-    notice: String,
-    days_off: Vec<String>,
-    working_weekends: Vec<String>,
+pub struct CalendarYear {
+    /// The year.
+    pub year: i32,
+    /// The notice it comes from (国办发明电〔…〕…号).
+    pub notice: String,
+    /// Days off: single days or `from..to` ranges, within the year.
+    pub days_off: Vec<String>,
+    /// Weekend days that are working days, within the year.
+    pub working_weekends: Vec<String>,
+}
+
+/// First and last year a calendar may be loaded for.
+pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
+impl CalendarYear {
+    /// Checks the entry: every day lies in the year, ranges run forwards,
+    /// working weekend days are weekend days and not also days off. Each
+    /// problem names its field (`days_off[2]`).
+    pub fn check(&self) -> Result<(), Vec<FieldError>> {
+        self.read().map(|_| ())
+    }
+
+    fn read(&self) -> Result<Year, Vec<FieldError>> {
+        let y = self.year;
+        let mut errs = Vec::new();
+        if !YEARS.contains(&y) {
+            errs.push(FieldError::new(
+                "year",
+                format!("must be {} to {}", YEARS.start(), YEARS.end()),
+            ));
+            return Err(errs);
+        }
+        if !crate::text::filled(&self.notice, 200) {
+            errs.push(FieldError::new(
+                "notice",
+                "must be 1 to 200 characters, not all blank",
+            ));
+        }
+        let day = |text: &str| -> Result<NaiveDate, String> {
+            let d = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+                .map_err(|_| format!("{text:?} is not a date YYYY-MM-DD"))?;
+            if d.year() != y {
+                return Err(format!("{d} lies outside {y}"));
+            }
+            Ok(d)
+        };
+        let mut days_off = BTreeSet::new();
+        for (i, item) in self.days_off.iter().enumerate() {
+            let field = format!("days_off[{i}]");
+            let range = match item.split_once("..") {
+                Some((a, b)) => day(a).and_then(|a| day(b).map(|b| (a, b))),
+                None => day(item).map(|d| (d, d)),
+            };
+            match range {
+                Err(detail) => errs.push(FieldError::new(field, detail)),
+                Ok((from, to)) if to < from => {
+                    errs.push(FieldError::new(field, format!("{item:?} runs backwards")))
+                }
+                Ok((from, to)) => days_off.extend(from.iter_days().take_while(|d| *d <= to)),
+            }
+        }
+        let mut working_weekends = BTreeSet::new();
+        for (i, item) in self.working_weekends.iter().enumerate() {
+            let field = format!("working_weekends[{i}]");
+            match day(item) {
+                Err(detail) => errs.push(FieldError::new(field, detail)),
+                Ok(d) if !is_weekend(d) => errs.push(FieldError::new(
+                    field,
+                    format!("{d} is a working weekend day but not a weekend day"),
+                )),
+                Ok(d) if days_off.contains(&d) => errs.push(FieldError::new(
+                    field,
+                    format!("{d} is both a day off and a working day"),
+                )),
+                Ok(d) => {
+                    working_weekends.insert(d);
+                }
+            }
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        Ok(Year {
+            days_off,
+            working_weekends,
+        })
+    }
+
+    /// Whether two entries give the same days (whatever their spelling).
+    pub fn same_days(&self, other: &CalendarYear) -> bool {
+        match (self.read(), other.read()) {
+            (Ok(a), Ok(b)) => self.year == other.year && a == b,
+            _ => false,
+        }
+    }
 }
 
 /// One loaded year.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Year {
-    notice: String,
     days_off: BTreeSet<NaiveDate>,
     working_weekends: BTreeSet<NaiveDate>,
 }
 
-/// The loaded years of the working-day calendar.
-#[derive(Debug, Clone)]
+/// The loaded years of the working-day calendar. In JSON: the list of its
+/// [`CalendarYear`] entries, in year order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<CalendarYear>", into = "Vec<CalendarYear>")]
 pub struct Calendar {
+    entries: Vec<CalendarYear>,
     years: BTreeMap<i32, Year>,
 }
 
@@ -76,75 +172,81 @@ fn is_weekend(day: NaiveDate) -> bool {
     matches!(day.weekday(), Weekday::Sat | Weekday::Sun)
 }
 
+impl TryFrom<Vec<CalendarYear>> for Calendar {
+    type Error = CalendarError;
+    fn try_from(entries: Vec<CalendarYear>) -> Result<Self, Self::Error> {
+        Calendar::checked(entries)
+    }
+}
+
+impl From<Calendar> for Vec<CalendarYear> {
+    fn from(c: Calendar) -> Self {
+        c.entries
+    }
+}
+
 impl Calendar {
     /// The calendar shipped with this build (`data/calendar.toml`).
     pub fn shipped() -> &'static Calendar {
         static C: OnceLock<Calendar> = OnceLock::new();
-        C.get_or_init(|| Calendar::from_json(SHIPPED_JSON).expect("the shipped calendar is valid"))
+        C.get_or_init(Self::read_shipped)
+    }
+
+    /// Reads the shipped calendar anew, uncached.
+    pub fn read_shipped() -> Calendar {
+        Calendar::from_json(SHIPPED_JSON).expect("the shipped calendar is valid")
     }
 
     /// Reads a calendar in the TOML form of `data/calendar.toml`.
     pub fn from_toml(text: &str) -> Result<Calendar, CalendarError> {
         let file: File =
             toml::from_str(text).map_err(|e| CalendarError::Malformed(e.to_string()))?;
-        Self::checked(file)
+        Self::checked(file.year)
     }
 
     fn from_json(text: &str) -> Result<Calendar, CalendarError> {
         let file: File =
             serde_json::from_str(text).map_err(|e| CalendarError::Malformed(e.to_string()))?;
-        Self::checked(file)
+        Self::checked(file.year)
     }
 
-    /// Every day lies in its entry's year, ranges run forwards, working
-    /// weekend days are weekend days and not also days off.
-    fn checked(file: File) -> Result<Calendar, CalendarError> {
+    /// Every entry checked ([`CalendarYear::check`]), each year once.
+    fn checked(mut entries: Vec<CalendarYear>) -> Result<Calendar, CalendarError> {
         let mut years = BTreeMap::new();
-        for entry in file.year {
-            let y = entry.year;
-            let bad = |detail: String| CalendarError::Day { year: y, detail };
-            let day = |text: &str| -> Result<NaiveDate, CalendarError> {
-                let d = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-                    .map_err(|_| bad(format!("{text:?} is not a date YYYY-MM-DD")))?;
-                if d.year() != y {
-                    return Err(bad(format!("{d} lies outside {y}")));
-                }
-                Ok(d)
-            };
-            let mut days_off = BTreeSet::new();
-            for item in &entry.days_off {
-                let (from, to) = match item.split_once("..") {
-                    Some((a, b)) => (day(a)?, day(b)?),
-                    None => (day(item)?, day(item)?),
-                };
-                if to < from {
-                    return Err(bad(format!("{item:?} runs backwards")));
-                }
-                days_off.extend(from.iter_days().take_while(|d| *d <= to));
-            }
-            let mut working_weekends = BTreeSet::new();
-            for item in &entry.working_weekends {
-                let d = day(item)?;
-                if !is_weekend(d) {
-                    return Err(bad(format!(
-                        "{d} is a working weekend day but not a weekend day"
-                    )));
-                }
-                if days_off.contains(&d) {
-                    return Err(bad(format!("{d} is both a day off and a working day")));
-                }
-                working_weekends.insert(d);
-            }
-            let year = Year {
-                notice: entry.notice,
-                days_off,
-                working_weekends,
-            };
-            if years.insert(y, year).is_some() {
-                return Err(CalendarError::Repeated(y));
+        for entry in &entries {
+            let year = entry.read().map_err(|errs| CalendarError::Day {
+                year: entry.year,
+                detail: errs
+                    .into_iter()
+                    .map(|e| e.detail)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })?;
+            if years.insert(entry.year, year).is_some() {
+                return Err(CalendarError::Repeated(entry.year));
             }
         }
-        Ok(Calendar { years })
+        entries.sort_by_key(|e| e.year);
+        Ok(Calendar { entries, years })
+    }
+
+    /// The calendar with `entry` loaded for its year (replacing the year's
+    /// entry if there was one).
+    pub fn with_year(&self, entry: CalendarYear) -> Result<Calendar, Vec<FieldError>> {
+        entry.check()?;
+        let mut entries: Vec<CalendarYear> = self
+            .entries
+            .iter()
+            .filter(|e| e.year != entry.year)
+            .cloned()
+            .collect();
+        entries.push(entry);
+        Calendar::checked(entries).map_err(|e| vec![FieldError::new("year", e.to_string())])
+    }
+
+    /// The entry of a loaded year.
+    pub fn year(&self, year: i32) -> Option<&CalendarYear> {
+        self.entries.iter().find(|e| e.year == year)
     }
 
     /// The years loaded, in order.
@@ -154,7 +256,7 @@ impl Calendar {
 
     /// The notice a loaded year was read from.
     pub fn notice(&self, year: i32) -> Option<&str> {
-        self.years.get(&year).map(|y| y.notice.as_str())
+        self.year(year).map(|y| y.notice.as_str())
     }
 
     /// Whether `day` is a working day: `None` when its year is not loaded.

@@ -8,8 +8,8 @@
 //! caller has read from the registries and from the classes already open, and
 //! returns a [`Decision`] that lists every rule checked.
 
-use crate::calendar::working_days_between;
 use crate::catalogue::Catalogue;
+use crate::data::Policy;
 use crate::decision::{Decision, Finding, Severity};
 use crate::ids::{AreaCode, CreditCode, IdNumber, Mobile, OccupationCode, SkillLevel, isbn_ok};
 use crate::params::{Parameters, names};
@@ -600,13 +600,15 @@ pub struct Context {
 
 /// Applies every CO-* rule (and REF-USCC, REF-OCC) to an application.
 ///
-/// Parameters are taken at the class's first day; lead time is counted from `ctx.today`.
-pub fn evaluate(
-    app: &ClassApplication,
-    ctx: &Context,
-    params: &Parameters,
-    catalogue: &Catalogue,
-) -> Decision {
+/// Parameters are taken at the class's first day; lead time is counted from
+/// `ctx.today`. The decision names the policy version it read.
+pub fn evaluate(app: &ClassApplication, ctx: &Context, policy: &Policy) -> Decision {
+    evaluate_data(app, ctx, policy).under(&policy.reference)
+}
+
+fn evaluate_data(app: &ClassApplication, ctx: &Context, policy: &Policy) -> Decision {
+    let params = policy.parameters();
+    let catalogue = policy.catalogue();
     let on = app.start_date;
     let mut f = Vec::new();
     if !check_in_force(app, params, &mut f) {
@@ -622,10 +624,10 @@ pub fn evaluate(
     check_textbooks(app, ctx, &mut f);
     check_assessment(app, catalogue, &mut f);
     check_institution(app, ctx, &mut f);
-    check_topics(app, &mut f);
+    check_topics(app, &policy.data.topics.required, &mut f);
     check_relevance(app, catalogue, &mut f);
     check_entry(app, ctx, params, &mut f);
-    check_lead(app, ctx, params, &mut f);
+    check_lead(app, ctx, policy, &mut f);
     check_roster(app, ctx, &mut f);
     check_apprentice(app, params, &mut f);
     check_clash(app, ctx, &mut f);
@@ -1124,13 +1126,13 @@ fn check_institution(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>
     }
 }
 
-fn check_topics(app: &ClassApplication, f: &mut Vec<Finding>) {
+fn check_topics(app: &ClassApplication, required: &[Topic], f: &mut Vec<Finding>) {
     let covered: BTreeSet<Topic> = app
         .sessions
         .iter()
         .flat_map(|s| s.topics.iter().copied())
         .collect();
-    for t in Topic::REQUIRED {
+    for t in required {
         let passed = covered.contains(t);
         f.push(
             CO_TOPICS
@@ -1215,9 +1217,14 @@ fn check_entry(app: &ClassApplication, ctx: &Context, params: &Parameters, f: &m
     );
 }
 
-fn check_lead(app: &ClassApplication, ctx: &Context, params: &Parameters, f: &mut Vec<Finding>) {
-    let p = params.at_or_first(names::CO_LEAD_WORKING_DAYS, app.start_date);
-    let counted = working_days_between(ctx.today, app.start_date);
+fn check_lead(app: &ClassApplication, ctx: &Context, policy: &Policy, f: &mut Vec<Finding>) {
+    let p = policy
+        .parameters()
+        .at_or_first(names::CO_LEAD_WORKING_DAYS, app.start_date);
+    let counted = policy
+        .data
+        .calendar
+        .working_days_between(ctx.today, app.start_date);
     let days = counted.days;
     let passed = days >= p.value;
     f.push(
@@ -1247,7 +1254,7 @@ fn check_lead(app: &ClassApplication, ctx: &Context, params: &Parameters, f: &mu
                 format!("calendar not loaded for {years}: its working days were counted Monday to Friday; load that year's notice and decide again"),
             )
             .field("start_date")
-            .compare("calendar_years_not_loaded", years, "∉", "data/calendar.toml")
+            .compare("calendar_years_not_loaded", years, "∉", "the policy's calendar")
     };
     f.push(finding);
 }

@@ -146,6 +146,24 @@ pub enum Outcome {
     Rejected,
 }
 
+/// Which version of the bureau's policy data a decision was evaluated
+/// against: its number and the SHA-256 of its data ([`crate::data`]), so that
+/// an old decision can be explained after the data changed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PolicyRef {
+    /// Version number, from 1 (the shipped defaults).
+    pub version: u64,
+    /// SHA-256 (hex) of the version's data.
+    pub digest: String,
+}
+
+impl PolicyRef {
+    /// `policy@3`, as findings cite it.
+    pub fn label(&self) -> String {
+        format!("policy@{}", self.version)
+    }
+}
+
 /// A decision with every finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -153,6 +171,10 @@ pub struct Decision {
     pub outcome: Outcome,
     /// The legal date the parameters were taken at.
     pub evaluated_on: NaiveDate,
+    /// The policy version the rules read (absent in decisions made before
+    /// policy data was versioned, and in decisions that read no policy data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRef>,
     /// Rule ids that blocked, in order of first appearance.
     pub blocking_rules: Vec<String>,
     /// Rule ids that warned, in order of first appearance.
@@ -186,10 +208,17 @@ impl Decision {
         Self {
             outcome,
             evaluated_on,
+            policy: None,
             blocking_rules,
             warning_rules,
             findings,
         }
+    }
+
+    /// The same decision, naming the policy version it was evaluated against.
+    pub fn under(mut self, policy: &PolicyRef) -> Self {
+        self.policy = Some(policy.clone());
+        self
     }
 
     /// Findings of one rule.

@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod catalogue;
 pub mod checks;
 pub mod class_opening;
+pub mod data;
 pub mod decision;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
@@ -22,5 +23,6 @@ pub mod text;
 pub mod vouchers;
 
 pub use catalogue::Catalogue;
-pub use decision::{Decision, Finding, Outcome, Severity};
+pub use data::{Policy, PolicyData};
+pub use decision::{Decision, Finding, Outcome, PolicyRef, Severity};
 pub use params::Parameters;

@@ -141,10 +141,59 @@ impl Applied {
     }
 }
 
-/// The full set of parameters.
+/// The full set of parameters. In JSON: the map of names to [`Parameter`]s,
+/// checked on reading (every name of [`names::ALL`] with a value).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    try_from = "BTreeMap<String, Parameter>",
+    into = "BTreeMap<String, Parameter>"
+)]
 pub struct Parameters {
     params: BTreeMap<String, Parameter>,
+}
+
+impl TryFrom<BTreeMap<String, Parameter>> for Parameters {
+    type Error = ParamError;
+    fn try_from(params: BTreeMap<String, Parameter>) -> Result<Self, ParamError> {
+        Parameters::checked(params)
+    }
+}
+
+impl From<Parameters> for BTreeMap<String, Parameter> {
+    fn from(p: Parameters) -> Self {
+        p.params
+    }
+}
+
+/// Earliest and latest `since` a value may carry.
+pub fn since_bounds() -> (NaiveDate, NaiveDate) {
+    (
+        NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date"),
+        NaiveDate::from_ymd_opt(2100, 12, 31).expect("a date"),
+    )
+}
+
+/// The values `name` may take, as (least, greatest).
+pub fn bounds(name: &str) -> (i64, i64) {
+    use names::*;
+    match name {
+        VO_FOUR_EYES => (0, 1),
+        SC_WINDOW_DAYS => (1, 7),
+        CO_APPRENTICE_MIN_LEVEL => (1, 5),
+        CO_MAX_CLASS_SIZE
+        | CO_MAX_CLASS_SIZE_ENTREPRENEURSHIP
+        | CO_MAX_DAILY_HOURS
+        | CO_SHARED_PHONE_LIMIT
+        | VO_MAX_PER_YEAR
+        | VO_VALID_MONTHS
+        | VO_ISSUE_LEASE_SECONDS
+        | SC_MIN_SAMPLE
+        | SC_CALL_ATTEMPTS
+        | SC_REPEAT_CLASSES
+        | ID_RETAIN_DAYS => (1, 1_000_000),
+        n if n.ends_with("_percent") => (0, 100),
+        _ => (0, 1_000_000_000),
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +293,59 @@ impl Parameters {
             p.values.sort_by_key(|v| v.since);
         }
         self
+    }
+
+    /// Checks one dated value for `name` (a known parameter): its date in
+    /// [`since_bounds`], its value in [`bounds`] (`sc_window_days` 1 or 7),
+    /// a reference of 1 to 300 characters. Fields are named as in the value.
+    pub fn check_value(name: &str, v: &DatedValue) -> Result<(), Vec<crate::data::FieldError>> {
+        use crate::data::FieldError;
+        let mut errs = Vec::new();
+        let (first, last) = since_bounds();
+        if v.since < first || v.since > last {
+            errs.push(FieldError::new(
+                "since",
+                format!("must lie between {first} and {last}"),
+            ));
+        }
+        let (lo, hi) = bounds(name);
+        if v.value < lo || v.value > hi {
+            errs.push(FieldError::new(
+                "value",
+                format!("{name} takes values from {lo} to {hi}"),
+            ));
+        } else if name == names::SC_WINDOW_DAYS && ![1, 7].contains(&v.value) {
+            errs.push(FieldError::new(
+                "value",
+                "sc_window_days is 1 (a day) or 7 (an ISO week)",
+            ));
+        }
+        if !crate::text::filled(&v.reference, 300) {
+            errs.push(FieldError::new(
+                "reference",
+                "must be 1 to 300 characters, not all blank",
+            ));
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// The parameters with `value` added to `name`, replacing a value of the
+    /// same `since`; `None` when `name` is not a parameter.
+    pub fn with_added(&self, name: &str, value: DatedValue) -> Option<Parameters> {
+        let mut next = self.clone();
+        let p = next.params.get_mut(name)?;
+        p.values.retain(|v| v.since != value.since);
+        p.values.push(value);
+        p.values.sort_by_key(|v| v.since);
+        Some(next)
+    }
+
+    /// The dates on which some value of `name` begins.
+    pub fn change_dates(&self, name: &str) -> Vec<NaiveDate> {
+        self.params
+            .get(name)
+            .map(|p| p.values.iter().map(|v| v.since).collect())
+            .unwrap_or_default()
     }
 
     /// Every parameter, for publishing.

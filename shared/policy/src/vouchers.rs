@@ -396,6 +396,121 @@ impl Subsidies {
         Ok(s)
     }
 
+    /// Checks one entry against the occupation catalogue: exactly one kind
+    /// of key, an occupation of the catalogue trained at the level given, a
+    /// project id of 1 to 32 `a-z`, `0-9` or `_`, a date in
+    /// [`crate::params::since_bounds`], amounts of 0 to 100,000,000 fen (a
+    /// negative amount is refused), each group uplifted once, references filled.
+    pub fn check_entry(
+        e: &SubsidyEntry,
+        catalogue: &crate::Catalogue,
+    ) -> Result<(), Vec<crate::data::FieldError>> {
+        use crate::data::FieldError;
+        let mut errs = Vec::new();
+        match (&e.occupation, e.level, &e.project) {
+            (Some(o), level, None) => match catalogue.occupation(o) {
+                None => errs.push(FieldError::new(
+                    "occupation",
+                    "not an occupation of the catalogue (REF-OCC)",
+                )),
+                Some(occ) => {
+                    if let Some(l) = level
+                        && !occ.trains(l)
+                    {
+                        errs.push(FieldError::new(
+                            "level",
+                            format!("the occupation is not trained at level {}", l.number()),
+                        ));
+                    }
+                }
+            },
+            (None, None, Some(p)) => {
+                let ok = !p.is_empty()
+                    && p.len() <= 32
+                    && p.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if !ok {
+                    errs.push(FieldError::new(
+                        "project",
+                        "1 to 32 characters a-z, 0-9 or _",
+                    ));
+                } else if !catalogue.has_project(p) {
+                    errs.push(FieldError::new("project", "not a project of the catalogue"));
+                }
+            }
+            (None, Some(_), _) => {
+                errs.push(FieldError::new("level", "a level needs an occupation"))
+            }
+            _ => errs.push(FieldError::new(
+                "project",
+                "give occupation (and level) or project, not both",
+            )),
+        }
+        let (first, last) = crate::params::since_bounds();
+        if e.since < first || e.since > last {
+            errs.push(FieldError::new(
+                "since",
+                format!("must lie between {first} and {last}"),
+            ));
+        }
+        const MAX_FEN: i64 = 100_000_000;
+        if !(0..=MAX_FEN).contains(&e.amount_fen) {
+            errs.push(FieldError::new(
+                "amount_fen",
+                format!("an amount in fen from 0 to {MAX_FEN}, never negative"),
+            ));
+        }
+        if !crate::text::filled(&e.reference, 300) {
+            errs.push(FieldError::new(
+                "reference",
+                "must be 1 to 300 characters, not all blank",
+            ));
+        }
+        for (i, u) in e.uplifts.iter().enumerate() {
+            if !(0..=MAX_FEN).contains(&u.amount_fen) {
+                errs.push(FieldError::new(
+                    format!("uplifts[{i}].amount_fen"),
+                    format!("an amount in fen from 0 to {MAX_FEN}, never negative"),
+                ));
+            }
+            if e.uplifts[..i].iter().any(|x| x.group == u.group) {
+                errs.push(FieldError::new(
+                    format!("uplifts[{i}].group"),
+                    "each group is uplifted once",
+                ));
+            }
+            if !crate::text::filled(&u.reference, 300) {
+                errs.push(FieldError::new(
+                    format!("uplifts[{i}].reference"),
+                    "must be 1 to 300 characters, not all blank",
+                ));
+            }
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// The catalogue with `entry` added, replacing an entry with the same
+    /// key and `since`.
+    pub fn with_entry(&self, entry: SubsidyEntry) -> Subsidies {
+        let mut next = self.clone();
+        let key = entry.key();
+        next.subsidy
+            .retain(|e| !(e.key() == key && e.since == entry.since));
+        next.subsidy.push(entry);
+        next
+    }
+
+    /// Every entry checked ([`Subsidies::check_entry`]).
+    pub fn check(&self, catalogue: &crate::Catalogue) -> Result<(), Vec<crate::data::FieldError>> {
+        let mut errs = Vec::new();
+        for (i, e) in self.subsidy.iter().enumerate() {
+            if let Err(x) = Self::check_entry(e, catalogue) {
+                errs.extend(x.into_iter().map(|x| x.under(&format!("subsidy[{i}]"))));
+            }
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
     /// The entry for `key` in force on `date`.
     pub fn at(&self, key: &SubsidyKey, date: NaiveDate) -> Option<&SubsidyEntry> {
         self.subsidy

@@ -23,6 +23,7 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use policy::class_opening::{
     Booking, ClassApplication, Context, Enrolment, Held, YearCounts, normalize_site,
 };
+use policy::data::Policy;
 use policy::decision::{Decision, Outcome};
 use policy::registry::{CatalogueTextbook, Courseware, Institution, Trainer, normalize_isbn};
 use serde::{Deserialize, Serialize};
@@ -31,8 +32,8 @@ use std::collections::BTreeSet;
 mod reserve;
 
 /// The rules filing applies, from `policy` (the store decides nothing):
-/// `decide` is the whole decision on an application in a context
-/// ([`policy::class_opening::evaluate`]); `clashes` tells whether what one
+/// `decide` is the whole decision on an application in a context under the
+/// policy in force ([`policy::class_opening::evaluate`]); `clashes` tells whether what one
 /// occupancy record holds blocks the application
 /// ([`policy::class_opening::clashes`]), and must agree with `decide`.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +46,7 @@ pub struct Rules<D, C> {
 
 impl<D, C> Rules<D, C>
 where
-    D: Fn(&ClassApplication, &Context) -> Decision,
+    D: Fn(&ClassApplication, &Context, &Policy) -> Decision,
     C: Fn(&ClassApplication, Held<'_>) -> bool,
 {
     /// The rules of `decide` and `clashes`.
@@ -168,11 +169,12 @@ fn site_key(site: &str) -> String {
 }
 
 /// The keys of everything the CO-* rules need. [`load_context`] reads the
-/// values back in exactly this order: institution, year, then per trainer
+/// values back in exactly this order: the current policy, institution, year, then per trainer
 /// its registry entry and bookings, courseware, textbooks, sites, then per
 /// roster line its enrolments and phone uses.
 fn context_keys(app: &ClassApplication, hasher: &PiiHasher) -> ContextKeys {
     let mut keys = vec![
+        keys::policy_current(),
         keys::registry("institution", app.institution.as_str()),
         keys::institution_year(app.institution.as_str(), app.start_date.year()),
     ];
@@ -251,14 +253,16 @@ fn phone_users_elsewhere(uses: &[PhoneUse], person: &str, app: &ClassApplication
         .len() as u32
 }
 
-/// Reads everything the CO-* rules need for `app`, in one `get_many`.
+/// Reads everything the CO-* rules need for `app`, and the policy in force
+/// ([`crate::policy`]), in one `get_many`.
 pub fn load_context(
     kv: &impl KeyValue,
     hasher: &PiiHasher,
     app: &ClassApplication,
     today: NaiveDate,
-) -> Result<Context, StoreError> {
-    load(kv, hasher, app, today, None)
+) -> Result<(Context, Policy), StoreError> {
+    let (ctx, policy) = load(kv, hasher, app, today, None)?;
+    Ok((ctx, policy.unwrap_or_else(|| Policy::shipped().clone())))
 }
 
 /// [`load_context`], leaving out the entries of class `own` (a filing that
@@ -269,11 +273,19 @@ fn load(
     app: &ClassApplication,
     today: NaiveDate,
     own: Option<&str>,
-) -> Result<Context, StoreError> {
+) -> Result<(Context, Option<Policy>), StoreError> {
     let others = |class_id: &str| own != Some(class_id);
     let ck = context_keys(app, hasher);
     let values = kv.get_many(&ck.keys)?;
     let mut v = Values(values.iter());
+    let policy = match v.0.next() {
+        Some(value) => crate::policy::stored_in(value.as_deref())?,
+        None => {
+            return Err(StoreError::Kv(crate::kv::KvError::Backend(
+                "get_many answered fewer values than keys".into(),
+            )));
+        }
+    };
     let mut ctx = Context {
         today,
         ..Context::default()
@@ -323,7 +335,7 @@ fn load(
             }
         }
     }
-    Ok(ctx)
+    Ok((ctx, policy))
 }
 
 /// The keyed digest of an application's canonical form: same content from
@@ -355,7 +367,10 @@ struct Claim {
 /// approved, and the later of two that share a mobile or count toward the
 /// same year sees the earlier. The same application content from the same
 /// institution files once: a second filing, concurrent or later, returns the
-/// first class. `today` is the filing date (CST) the rules count from.
+/// first class. `today` is the filing date (CST) the rules count from. The
+/// policy in force is read with the context; a filing before any import
+/// imports the shipped defaults first ([`crate::policy::ensure_imported`]),
+/// so that the version its decision names is stored.
 pub fn file<D, C>(
     kv: &impl KeyValue,
     hasher: &PiiHasher,
@@ -366,7 +381,7 @@ pub fn file<D, C>(
     now: DateTime<Utc>,
 ) -> Result<Filed, StoreError>
 where
-    D: Fn(&ClassApplication, &Context) -> Decision,
+    D: Fn(&ClassApplication, &Context, &Policy) -> Decision,
     C: Fn(&ClassApplication, Held<'_>) -> bool,
 {
     let claim_digest = application_digest(hasher, &app);
@@ -374,8 +389,13 @@ where
     if let Some(existing) = get_json::<Claim>(kv, &claim_key, "class claim")? {
         return finish_existing(kv, hasher, rules, today, existing.record, now);
     }
-    let ctx = load_context(kv, hasher, &app, today)?;
-    let decision = (rules.decide)(&app, &ctx);
+    let (ctx, policy) = load(kv, hasher, &app, today, None)?;
+    let policy = match policy {
+        Some(p) => p,
+        // First use: the decision names version 1, so version 1 is stored.
+        None => crate::policy::ensure_imported(kv, &actor, now)?.into_policy(),
+    };
+    let decision = (rules.decide)(&app, &ctx, &policy);
     let year = app.start_date.year();
     let seq = kv.increment(&keys::class_seq(year), 1)?;
     let id = format!("KM-{year}-{seq:06}");
@@ -408,7 +428,7 @@ where
             get_json::<Claim>(kv, &claim_key, "class claim")?.ok_or(StoreError::Contention)?;
         return finish_existing(kv, hasher, rules, today, existing.record, now);
     }
-    let record = settle(kv, rules, record, ctx)?;
+    let record = settle(kv, rules, record, ctx, &policy)?;
     let record = complete_side_effects(kv, record)?;
     audit::record(
         kv,
@@ -443,13 +463,14 @@ fn settle<D, C>(
     rules: &Rules<D, C>,
     mut record: ClassRecord,
     ctx: Context,
+    policy: &Policy,
 ) -> Result<ClassRecord, StoreError>
 where
-    D: Fn(&ClassApplication, &Context) -> Decision,
+    D: Fn(&ClassApplication, &Context, &Policy) -> Decision,
     C: Fn(&ClassApplication, Held<'_>) -> bool,
 {
     if record.decision.outcome == Outcome::Approved {
-        let decision = reserve::reserve_and_decide(kv, rules, &record, ctx)?;
+        let decision = reserve::reserve_and_decide(kv, rules, &record, ctx, policy)?;
         record.status = status_of(&decision);
         record.decision = decision;
     }
@@ -491,15 +512,24 @@ fn finish_existing<D, C>(
     now: DateTime<Utc>,
 ) -> Result<Filed, StoreError>
 where
-    D: Fn(&ClassApplication, &Context) -> Decision,
+    D: Fn(&ClassApplication, &Context, &Policy) -> Decision,
     C: Fn(&ClassApplication, Held<'_>) -> bool,
 {
     let record = match wait_for_class(kv, &claimed, now)? {
         Some(r) => r,
         None => {
-            // The first filing stopped after its claim: finish its work, under its class id.
-            let ctx = load(kv, hasher, &claimed.application, today, Some(&claimed.id))?;
-            settle(kv, rules, claimed, ctx)?
+            // The first filing stopped after its claim: finish its work,
+            // under its class id and the policy version it was decided by
+            // when that version is still the current one.
+            let (ctx, policy) = load(kv, hasher, &claimed.application, today, Some(&claimed.id))?;
+            let policy = policy.unwrap_or_else(|| Policy::shipped().clone());
+            let policy = match &claimed.decision.policy {
+                Some(r) if *r != policy.reference => crate::policy::version(kv, r.version)?
+                    .map(|v| v.into_policy())
+                    .unwrap_or(policy),
+                _ => policy,
+            };
+            settle(kv, rules, claimed, ctx, &policy)?
         }
     };
     let record = if record.side_effects_done {

@@ -25,12 +25,7 @@ pub fn classes_in_training(
     // theirs (SC-EVERY): the seeded classes run on, so that benchmarks and
     // scale tests may use any day from the first class day (2022-06-13) on.
     app.end_date = "2099-12-31".parse().expect("a date");
-    let decision = policy::class_opening::evaluate(
-        &app,
-        &ctx,
-        policy::Parameters::shipped(),
-        policy::Catalogue::shipped(),
-    );
+    let decision = policy::class_opening::evaluate(&app, &ctx, policy::Policy::shipped());
     let roster_refs: Vec<RosterRef> = app
         .roster
         .iter()

@@ -78,6 +78,15 @@ pub fn institution_year(institution: &str, year: i32) -> String {
     format!("{PREFIX}stats:institution:{institution}:{year}")
 }
 
+/// The current policy record (the version in force, rewritten whole on each change).
+pub fn policy_current() -> String {
+    format!("{PREFIX}policy:current")
+}
+/// One version of the policy data, never overwritten.
+pub fn policy_version(n: u64) -> String {
+    format!("{PREFIX}policy:version:{n}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +126,8 @@ mod tests {
             ),
             ("phone_users", phone_users("1e1e"), "vt:occ:phone:1e1e"),
             ("audit_event", audit_event(42), "vt:audit:event:42"),
+            ("policy_current", policy_current(), "vt:policy:current"),
+            ("policy_version", policy_version(3), "vt:policy:version:3"),
             (
                 "institution_year",
                 institution_year("91530100MA6K000001", 2026),

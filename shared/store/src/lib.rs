@@ -21,6 +21,7 @@ pub mod keys;
 pub mod kv;
 pub mod memory;
 pub mod pii;
+pub mod policy;
 pub mod records;
 pub mod registry;
 pub mod sealed;

@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use policy::class_opening::{ClassApplication, Context};
 use policy::fixtures;
-use policy::{Catalogue, Decision, Parameters, class_opening};
+use policy::{Decision, Parameters, class_opening};
 use store::audit::Actor;
 use store::classes::{
     self, CheckError, CheckKind, CheckRecord, CheckResult, ClassStatus, ListFilter,
@@ -22,8 +22,8 @@ fn actor() -> Actor {
     }
 }
 
-fn evaluate(app: &ClassApplication, ctx: &Context) -> Decision {
-    class_opening::evaluate(app, ctx, Parameters::shipped(), Catalogue::shipped())
+fn evaluate(app: &ClassApplication, ctx: &Context, policy: &policy::Policy) -> Decision {
+    class_opening::evaluate(app, ctx, policy)
 }
 
 /// Files `app` as the fixtures' institution on `today` (CST), with the shipped rules.
@@ -39,6 +39,9 @@ fn file(
 }
 
 fn seed_registry(kv: &MemoryStore) {
+    // The policy's first use imports it: done here, so that the crash tests
+    // below count the filing's own writes.
+    store::policy::ensure_imported(kv, &actor(), Utc::now()).unwrap();
     let (app, _) = fixtures::valid_class(1);
     store::registry::put(kv, &fixtures::institution(), actor(), Utc::now()).unwrap();
     store::registry::put(kv, &fixtures::textbook(), actor(), Utc::now()).unwrap();
@@ -60,9 +63,13 @@ fn validation_reads_its_context_in_one_call_whatever_the_roster_size() {
     for n in [1, 60] {
         let (app, expected) = fixtures::valid_class(n);
         let before = kv.calls();
-        let ctx = classes::load_context(&kv, &hasher, &app, expected.today).unwrap();
-        assert_eq!(kv.calls() - before, 1, "{n} trainees");
-        let d = class_opening::evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+        let (ctx, policy) = classes::load_context(&kv, &hasher, &app, expected.today).unwrap();
+        assert_eq!(
+            kv.calls() - before,
+            1,
+            "{n} trainees, the policy in the same call"
+        );
+        let d = class_opening::evaluate(&app, &ctx, &policy);
         assert_eq!(
             d.outcome,
             policy::Outcome::Approved,
@@ -671,19 +678,19 @@ fn a_filing_that_crashed_while_reserving_is_finished_by_the_retry_and_holds_what
 fn file_reserving(
     kv: &MemoryStore,
     app: ClassApplication,
-    after: impl Fn(&ClassApplication, &Context) -> Decision,
+    after: impl Fn(&ClassApplication, &Context, &policy::Policy) -> Decision,
 ) -> classes::ClassRecord {
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let rules = classes::Rules::new(
-        |app: &ClassApplication, ctx: &Context| {
+        |app: &ClassApplication, ctx: &Context, policy: &policy::Policy| {
             if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
                 let mut alone = ctx.clone();
                 alone.trainer_bookings.clear();
                 alone.site_bookings.clear();
                 alone.enrolments.clear();
-                evaluate(app, &alone)
+                evaluate(app, &alone, policy)
             } else {
-                after(app, ctx)
+                after(app, ctx, policy)
             }
         },
         class_opening::clashes,
@@ -725,8 +732,8 @@ fn a_filing_that_meets_a_clashing_trainer_while_reserving_is_rejected_and_takes_
 fn a_filing_rejected_after_reserving_takes_back_everything_it_reserved() {
     let kv = fresh(&[1]);
     let before = occupancy(&kv);
-    let record = file_reserving(&kv, first(), |app, ctx| {
-        let mut d = evaluate(app, ctx);
+    let record = file_reserving(&kv, first(), |app, ctx, p| {
+        let mut d = evaluate(app, ctx, p);
         d.outcome = policy::Outcome::Rejected;
         d
     });

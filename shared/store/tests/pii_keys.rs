@@ -7,7 +7,7 @@
 use chrono::{NaiveDate, TimeZone, Utc};
 use policy::class_opening::{ClassApplication, Context};
 use policy::fixtures;
-use policy::{Catalogue, Decision, Outcome, Parameters, class_opening};
+use policy::{Decision, Outcome, class_opening};
 use store::audit::Actor;
 use store::classes;
 use store::pii::{PiiHasher, sha256_hex};
@@ -20,8 +20,8 @@ fn actor() -> Actor {
     }
 }
 
-fn evaluate(app: &ClassApplication, ctx: &Context) -> Decision {
-    class_opening::evaluate(app, ctx, Parameters::shipped(), Catalogue::shipped())
+fn evaluate(app: &ClassApplication, ctx: &Context, policy: &policy::Policy) -> Decision {
+    class_opening::evaluate(app, ctx, policy)
 }
 
 fn file(

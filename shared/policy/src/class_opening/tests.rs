@@ -11,7 +11,7 @@ fn day(s: &str) -> NaiveDate {
 
 fn decide(app: &ClassApplication, ctx: &Context) -> Decision {
     app.check_shape().expect("fixture keeps its shape");
-    evaluate(app, ctx, Parameters::shipped(), Catalogue::shipped())
+    evaluate(app, ctx, Policy::shipped())
 }
 
 type Mutation = fn(&mut ClassApplication, &mut Context);
@@ -132,7 +132,7 @@ fn co_hours_names_the_figures_and_the_dated_parameter() {
 
 #[test]
 fn co_hours_a_dated_change_applies_only_to_classes_starting_on_or_after_it() {
-    let params = Parameters::shipped().clone().with_value(
+    let params = Policy::shipped().with_value(
         names::CO_MIN_CLASS_HOURS,
         crate::params::DatedValue {
             since: day("2022-06-14"),
@@ -141,7 +141,7 @@ fn co_hours_a_dated_change_applies_only_to_classes_starting_on_or_after_it() {
         },
     );
     let (app, ctx) = fixtures::valid_class(40); // starts 2022-06-13
-    let before = evaluate(&app, &ctx, &params, Catalogue::shipped());
+    let before = evaluate(&app, &ctx, &params);
     assert!(
         before.passed("CO-HOURS"),
         "class starting before the change keeps 120"
@@ -152,7 +152,7 @@ fn co_hours_a_dated_change_applies_only_to_classes_starting_on_or_after_it() {
     }
     later.start_date = later.start_date.succ_opt().unwrap();
     later.end_date = later.end_date.succ_opt().unwrap();
-    let after = evaluate(&later, &ctx, &params, Catalogue::shipped());
+    let after = evaluate(&later, &ctx, &params);
     let f = after.of("CO-HOURS").next().unwrap();
     assert!(!f.passed, "class starting on the change's date needs 130");
     assert_eq!(
@@ -404,7 +404,7 @@ fn co_assess_allows_the_only_recognised_body_to_assess_its_own_trainees() {
     app.institution = CreditCode::parse("12530000MB2F6789XG").unwrap();
     app.assessment_body = app.institution.clone();
     ctx.institution.as_mut().unwrap().credit_code = app.institution.clone();
-    let d = evaluate(&app, &ctx, Parameters::shipped(), Catalogue::shipped());
+    let d = evaluate(&app, &ctx, Policy::shipped());
     assert!(
         d.passed("CO-ASSESS"),
         "{:?}",

@@ -29,6 +29,7 @@ use crate::kv::KeyValue;
 use crate::records::{StoreError, UpdateError, update_json};
 use chrono::{Datelike, NaiveDate};
 use policy::class_opening::{Booking, ClassApplication, Context, Enrolment, Held, YearCounts};
+use policy::data::Policy;
 use policy::decision::{Decision, Outcome};
 use policy::reference::Certificate;
 use serde::Serialize;
@@ -208,9 +209,10 @@ pub(super) fn reserve_and_decide<D, C>(
     rules: &Rules<D, C>,
     record: &ClassRecord,
     mut ctx: Context,
+    policy: &Policy,
 ) -> Result<Decision, StoreError>
 where
-    D: Fn(&ClassApplication, &Context) -> Decision,
+    D: Fn(&ClassApplication, &Context, &Policy) -> Decision,
     C: Fn(&ClassApplication, Held<'_>) -> bool,
 {
     let app = &record.application;
@@ -293,7 +295,7 @@ where
         .map_err(infallible)?;
         ctx.year = seen;
     }
-    let decision = (rules.decide)(app, &ctx);
+    let decision = (rules.decide)(app, &ctx, policy);
     let approved = decision.outcome == Outcome::Approved;
     if approved && !stopped {
         return Ok(decision);
