@@ -99,6 +99,11 @@ pub const ROUTES: &[(&str, &str, Route)] = &[
 /// Longest reason a change may give.
 pub const MAX_REASON: usize = 500;
 
+/// Body of `POST /api/v1/admin/policy/import`: nothing (`{}`), or no body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {}
+
 /// Body of `POST /api/v1/admin/policy/parameters/{name}/values`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,6 +229,9 @@ pub fn dispatch<K: KeyValue>(
         Route::Version => version(env, req, &m.params["version"]),
         Route::Import => {
             no_query(req)?;
+            if !req.body().is_empty() {
+                let _: ImportRequest = json::body(req)?;
+            }
             web::idempotent::run(env, req, "policy.import", who, || {
                 let had = sp::current(env.kv)?.is_some();
                 let v = sp::ensure_imported(env.kv, &who.actor(), env.now)?;

@@ -265,7 +265,16 @@ fn no_refusal_of_a_query_string_or_path_parameter_repeats_it() {
                 check(&format!("{} {}?{q}", l.method, l.path), &a, &mut refusals);
             }
             // Each path parameter replaced by the marker.
-            for param in ["{id}", "{code}", "{ref}", "{sub}", "{kind}"] {
+            for param in [
+                "{id}",
+                "{code}",
+                "{ref}",
+                "{sub}",
+                "{kind}",
+                "{name}",
+                "{version}",
+                "{year}",
+            ] {
                 if !l.path.contains(param) {
                     continue;
                 }

@@ -1613,6 +1613,145 @@ fn worked_flow() -> Vec<Exchange> {
     );
     assert_eq!(page["done"], json!(true));
 
+    // The policy data (issue 16): read, import, and one change of each kind.
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/admin/policy",
+        Some(&officer),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::POST,
+        "/api/v1/admin/policy/import",
+        Some(&bureau),
+        Some(json!({})),
+        Some("import-1"),
+    );
+    let occupation = serde_json::to_value(
+        policy::Policy::shipped()
+            .catalogue()
+            .occupation(&policy::ids::OccupationCode::parse("4-10-01-05").unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let mut raised = occupation.clone();
+    raised["min_hours"]["5"] = json!(130);
+    let project = serde_json::to_value(
+        policy::Policy::shipped()
+            .catalogue()
+            .project("syb")
+            .unwrap(),
+    )
+    .unwrap();
+    let mut project = project;
+    project["min_hours"] = json!(88);
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/admin/policy/parameters/co_min_class_hours/values",
+            json!({"since": "2099-01-01", "value": 130, "reference": "通知", "reason": "提高培训质量"}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/admin/policy/occupations/4-10-01-05",
+            json!({"occupation": raised}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/admin/policy/projects/syb",
+            json!({"project": project}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/admin/policy/subsidies",
+            json!({"subsidy": {"occupation": "4-10-01-05", "level": 5, "since": "2099-01-01", "amount_fen": 150000, "fund": "employment_subsidy", "reference": "云南省补贴标准"}}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/admin/policy/calendar/2027",
+            json!({"notice": "国务院办公厅通知", "days_off": ["2027-01-01"], "working_weekends": []}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/admin/policy/targets",
+            json!({"district": [{"year": 2022, "district": "530102", "trainings": 12000, "certificates": 8000, "reference": "附件"}]}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/admin/policy/topics",
+            json!({"required": ["law_and_regulations", "drug_control", "hiv_prevention", "smartphone_use", "putonghua"], "reference": "二(五)，测试"}),
+        ),
+    ] {
+        w.expect(201, method, path, Some(&bureau), Some(body), None);
+    }
+    w.expect(
+        200,
+        Method::PUT,
+        "/api/v1/admin/policy/calendar/2027",
+        Some(&bureau),
+        Some(json!({"notice": "国务院办公厅通知", "days_off": ["2027-01-01"], "working_weekends": []})),
+        None,
+    );
+    w.expect(
+        409,
+        Method::POST,
+        "/api/v1/admin/policy/parameters/co_min_class_hours/values",
+        Some(&bureau),
+        Some(json!({"since": "2022-01-01", "value": 130, "reference": "通知"})),
+        None,
+    );
+    w.expect(
+        422,
+        Method::POST,
+        "/api/v1/admin/policy/subsidies",
+        Some(&bureau),
+        Some(json!({"subsidy": {"occupation": "4-10-01-05", "level": 5, "since": "2099-01-01", "amount_fen": -1, "fund": "employment_subsidy", "reference": "r"}})),
+        None,
+    );
+    w.expect(
+        404,
+        Method::POST,
+        "/api/v1/admin/policy/parameters/no_such/values",
+        Some(&bureau),
+        Some(json!({"since": "2099-01-01", "value": 1, "reference": "r"})),
+        None,
+    );
+    w.expect(
+        403,
+        Method::PUT,
+        "/api/v1/admin/policy/topics",
+        Some(&officer),
+        Some(json!({"required": ["drug_control"], "reference": "r"})),
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/admin/policy/versions?limit=2",
+        Some(&officer),
+        None,
+        None,
+    );
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/admin/policy/versions/2",
+        Some(&bureau),
+        None,
+        None,
+    );
+    w.expect(
+        404,
+        Method::GET,
+        "/api/v1/admin/policy/versions/999",
+        Some(&bureau),
+        None,
+        None,
+    );
+
     // The roles of every operation: a role not in `x-roles` is refused, a role
     // in it is never refused for its role (it may still be for its binding).
     let doc = document();
@@ -1626,6 +1765,11 @@ fn worked_flow() -> Vec<Exchange> {
         ("registry", "trainers".to_string()),
         ("trainers", "YN-T-0001".to_string()),
         ("inspectors", "insp-a".to_string()),
+        ("versions", "1".to_string()),
+        ("parameters", "co_min_class_hours".to_string()),
+        ("occupations", "4-10-01-05".to_string()),
+        ("projects", "syb".to_string()),
+        ("calendar", "2027".to_string()),
     ]);
     let all_roles = [
         Role::Institution,

@@ -85,9 +85,9 @@ impl CalendarYear {
         }
         let day = |text: &str| -> Result<NaiveDate, String> {
             let d = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-                .map_err(|_| format!("{text:?} is not a date YYYY-MM-DD"))?;
+                .map_err(|_| "is not a date YYYY-MM-DD (or a range of two)".to_string())?;
             if d.year() != y {
-                return Err(format!("{d} lies outside {y}"));
+                return Err(format!("a day that lies outside {y}"));
             }
             Ok(d)
         };
@@ -101,7 +101,7 @@ impl CalendarYear {
             match range {
                 Err(detail) => errs.push(FieldError::new(field, detail)),
                 Ok((from, to)) if to < from => {
-                    errs.push(FieldError::new(field, format!("{item:?} runs backwards")))
+                    errs.push(FieldError::new(field, "the range runs backwards"))
                 }
                 Ok((from, to)) => days_off.extend(from.iter_days().take_while(|d| *d <= to)),
             }
@@ -113,11 +113,11 @@ impl CalendarYear {
                 Err(detail) => errs.push(FieldError::new(field, detail)),
                 Ok(d) if !is_weekend(d) => errs.push(FieldError::new(
                     field,
-                    format!("{d} is a working weekend day but not a weekend day"),
+                    "a working weekend day that is not a Saturday or Sunday",
                 )),
                 Ok(d) if days_off.contains(&d) => errs.push(FieldError::new(
                     field,
-                    format!("{d} is both a day off and a working day"),
+                    "a day that is both a day off and a working day",
                 )),
                 Ok(d) => {
                     working_weekends.insert(d);
@@ -411,7 +411,7 @@ mod tests {
         assert!(
             err("", "\"2024-02-05\"")
                 .to_string()
-                .contains("not a weekend day")
+                .contains("not a Saturday or Sunday")
         );
         assert!(
             err("\"2024-02-04\"", "\"2024-02-04\"")

@@ -312,14 +312,14 @@ impl PolicyData {
         match edit {
             Edit::ParameterValue { name, value } => {
                 if !names::ALL.contains(&name.as_str()) {
-                    return Err(EditError::Unknown(format!("no parameter {name}")));
+                    return Err(EditError::Unknown("no parameter of this name".into()));
                 }
                 Parameters::check_value(name, value).map_err(EditError::Invalid)?;
                 let before = self.parameters.at(name, value.since).ok();
                 next.parameters = self
                     .parameters
                     .with_added(name, value.clone())
-                    .ok_or_else(|| EditError::Unknown(format!("no parameter {name}")))?;
+                    .ok_or_else(|| EditError::Unknown("no parameter of this name".into()))?;
                 let e = apprentice_months(&next.parameters);
                 if !e.is_empty() {
                     return Err(EditError::Invalid(

@@ -39,6 +39,18 @@ async fn bad_requests_get_problem_details_and_leave_the_store_unchanged() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_bureau_raises_co_hours_through_the_api_and_each_decision_names_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sqlite_key_value.db");
+    let host = Host::start(config(db.clone())).unwrap();
+    scenarios::the_bureau_raises_co_hours_through_the_api_and_each_decision_names_its_version(
+        &host,
+        || dump(&db),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_filed_class_survives_a_host_restart() {
     let (_dir, host) = start();
     scenarios::a_filed_class_survives_a_host_restart(host).await;

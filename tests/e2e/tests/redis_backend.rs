@@ -90,6 +90,19 @@ async fn on_redis_bad_requests_get_problem_details_and_leave_the_store_unchanged
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn on_redis_the_bureau_raises_co_hours_through_the_api_and_each_decision_names_its_version()
+{
+    let Some((redis, host)) = start("redis policy change") else {
+        return;
+    };
+    scenarios::the_bureau_raises_co_hours_through_the_api_and_each_decision_names_its_version(
+        &host,
+        || dump(&redis),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn on_redis_a_filed_class_survives_a_host_restart() {
     let Some((_redis, host)) = start("redis restart") else {
         return;

@@ -89,6 +89,62 @@ pub const TABLE: &[Line] = &[
         &[BureauAdmin],
         &[],
     ),
+    line(Method::GET, "/api/v1/admin/policy", OFFICES, &[]),
+    line(Method::GET, "/api/v1/admin/policy/versions", OFFICES, &[]),
+    line(
+        Method::GET,
+        "/api/v1/admin/policy/versions/{version}",
+        OFFICES,
+        &[],
+    ),
+    line(
+        Method::POST,
+        "/api/v1/admin/policy/import",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::POST,
+        "/api/v1/admin/policy/parameters/{name}/values",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::PUT,
+        "/api/v1/admin/policy/occupations/{code}",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::PUT,
+        "/api/v1/admin/policy/projects/{id}",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::POST,
+        "/api/v1/admin/policy/subsidies",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::PUT,
+        "/api/v1/admin/policy/calendar/{year}",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::PUT,
+        "/api/v1/admin/policy/targets",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(
+        Method::PUT,
+        "/api/v1/admin/policy/topics",
+        &[BureauAdmin],
+        &[],
+    ),
     // 职业培训券
     line(
         Method::POST,
@@ -420,6 +476,9 @@ impl World {
             .replace("{code}", &self.voucher)
             .replace("{ref}", &own_person())
             .replace("{sub}", "inspector-own")
+            .replace("{name}", "co_min_class_hours")
+            .replace("{version}", "1")
+            .replace("{year}", "2027")
     }
 }
 

@@ -366,3 +366,166 @@ pub async fn file_at_once(host: &Arc<Host>, n: usize, key: fn(usize) -> Option<S
     );
     results[0].1.clone()
 }
+
+/// The 养老护理员 level-5 fixture class of 20 trainees starting on `start`,
+/// with a 16th day of 5 hours: 125 class hours.
+fn class_of_125_hours(start: &str, salt: u32) -> serde_json::Value {
+    use policy::class_opening::{Mode, Session};
+    let start: chrono::NaiveDate = start.parse().unwrap();
+    let (mut app, _) = policy::fixtures::valid_class_from(start, start, 20, salt);
+    let last = app.sessions.last().unwrap().clone();
+    app.sessions.push(Session {
+        date: last.date + chrono::Duration::days(1),
+        start: chrono::NaiveTime::from_hms_opt(8, 30, 0).unwrap(),
+        end: chrono::NaiveTime::from_hms_opt(12, 30, 0).unwrap(),
+        class_hours: 5,
+        mode: Mode::Offline,
+        topics: vec![policy::reference::Topic::Occupation],
+        ..last
+    });
+    app.end_date += chrono::Duration::days(1);
+    assert_eq!(app.scheduled_hours(), 125);
+    serde_json::to_value(app).unwrap()
+}
+
+/// Issue 16, acceptance 1 and 2: the bureau raises CO-HOURS
+/// (`co_min_class_hours`) to 130 from 2023-01-01 through the API, without a
+/// rebuild; a class starting 2022-12-31 with 125 hours passes, one starting
+/// 2023-01-02 fails, each decision names the policy version and the value it
+/// used, and the first reads back unchanged. A district officer's change is
+/// 403 and changes nothing; every change is audited and the chain verifies.
+pub async fn the_bureau_raises_co_hours_through_the_api_and_each_decision_names_its_version(
+    host: &Host,
+    dump: impl Fn() -> BTreeMap<String, Vec<u8>>,
+) {
+    seed(host).await;
+    // The host's clock on 2022-12-01 10:00 CST: 2023-01-01 lies ahead.
+    let at = policy::checks::cst_start("2022-12-01".parse().unwrap()) + chrono::Duration::hours(10);
+    let offset = (at - chrono::Utc::now()).num_seconds();
+    host.set_clock_offset_secs(offset);
+    let bureau = super::token_shifted(Role::BureauAdmin, "bureau-e2e", None, offset);
+    let officer = super::token_shifted(Role::DistrictOfficer, "officer-e2e", None, offset);
+    let inst = super::token_shifted(Role::Institution, "inst-e2e", None, offset);
+    let raise = json!({
+        "since": "2023-01-01",
+        "value": 130,
+        "reference": "市人社局关于调整补贴性培训最低课时的通知（测试）",
+        "reason": "提高培训质量",
+    })
+    .to_string();
+    let path = "/api/v1/admin/policy/parameters/co_min_class_hours/values";
+
+    let before = dump();
+    let r = call(host, "POST", path, Some(&officer), &raise, &[]).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json().unwrap()["code"], "forbidden");
+    assert!(
+        dump() == before,
+        "the officer's refused change wrote something"
+    );
+    let r = call(host, "GET", "/api/v1/admin/policy", Some(&officer), "", &[]).await;
+    assert_eq!(
+        r.status,
+        200,
+        "district officers read the policy: {}",
+        r.text()
+    );
+
+    let r = call(host, "POST", path, Some(&bureau), &raise, &[]).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json().unwrap();
+    assert_eq!(v["version"], 2, "{v}");
+    assert_eq!(
+        r.header("location"),
+        Some("/api/v1/admin/policy/versions/2")
+    );
+    let digest = v["digest"].clone();
+
+    let co_hours = |d: &serde_json::Value| {
+        d["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == "CO-HOURS")
+            .unwrap()
+            .clone()
+    };
+    let r = call(
+        host,
+        "POST",
+        "/api/v1/classes",
+        Some(&inst),
+        &class_of_125_hours("2022-12-31", 0).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let first = r.json().unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(first["status"], "approved", "{first}");
+    assert_eq!(
+        first["decision"]["policy"],
+        json!({"version": 2, "digest": digest})
+    );
+    let f = co_hours(&first["decision"]);
+    assert_eq!(f["comparison"], "class_hours: 125 ≥ 120");
+    assert_eq!(f["parameters"], json!(["co_min_class_hours@2022-04-22"]));
+
+    let r = call(
+        host,
+        "POST",
+        "/api/v1/classes",
+        Some(&inst),
+        &class_of_125_hours("2023-01-02", 1).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let second = r.json().unwrap();
+    assert_eq!(second["status"], "rejected", "{second}");
+    assert_eq!(second["decision"]["blocking_rules"], json!(["CO-HOURS"]));
+    assert_eq!(second["decision"]["policy"]["version"], 2);
+    let f = co_hours(&second["decision"]);
+    assert_eq!(f["comparison"], "class_hours: 125 < 130");
+    assert_eq!(f["parameters"], json!(["co_min_class_hours@2023-01-01"]));
+
+    // A further change that reaches back, said so: version 3; the first decision stands.
+    let again = json!({"since": "2023-01-01", "value": 140, "reference": "通知（测试）", "retroactive": true}).to_string();
+    let r = call(host, "POST", path, Some(&bureau), &again, &[]).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json().unwrap()["version"], 3);
+    let r = call(
+        host,
+        "GET",
+        &format!("/api/v1/classes/{id}"),
+        Some(&bureau),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().unwrap()["decision"], first["decision"]);
+
+    // Every change in the audit trail with its before and after digests; the chain verifies.
+    let r = call(
+        host,
+        "GET",
+        "/api/v1/audit?entity=policy",
+        Some(&bureau),
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = r.json().unwrap()["events"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 3, "the import and two changes");
+    assert_eq!(events[0]["action"], "policy.imported");
+    assert_eq!(events[1]["before"], events[0]["after"]);
+    assert_eq!(events[1]["after"], digest);
+    assert_eq!(events[2]["before"], digest);
+    assert!(events[2]["note"].as_str().unwrap().contains("retroactive"));
+    let r = call(host, "GET", "/api/v1/audit/verify", Some(&bureau), "", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json().unwrap()["intact"], true);
+    host.set_clock_offset_secs(0);
+}
