@@ -115,7 +115,7 @@ fn class_of_125_hours(start: &str, salt: u32) -> Value {
         topics: vec![Topic::Occupation],
         ..last
     });
-    app.end_date = app.end_date + Duration::days(1);
+    app.end_date += Duration::days(1);
     assert_eq!(app.scheduled_hours(), 125);
     serde_json::to_value(app).unwrap()
 }

@@ -4,7 +4,8 @@
 //! until the next one, each with its reference. Rules ask for a parameter at a
 //! legal date and get an [`Applied`] value that remembers which value decided,
 //! so a decision can say `co_min_class_hours@2022-04-22`. The shipped values
-//! live in `data/parameters.toml`.
+//! in `data/parameters.toml` are the defaults; the values in force are part of
+//! the bureau's stored policy data ([`crate::data`]).
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -286,7 +287,8 @@ impl Parameters {
         }
     }
 
-    /// Adds a dated value (used by tests and by an operator's override file).
+    /// Adds a dated value (tests and what-if; the bureau adds values through
+    /// [`crate::data::Edit::ParameterValue`]).
     pub fn with_value(mut self, name: &str, value: DatedValue) -> Self {
         if let Some(p) = self.params.get_mut(name) {
             p.values.push(value);

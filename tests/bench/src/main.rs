@@ -853,6 +853,25 @@ async fn routes(opts: &Opts) -> Result<()> {
         )
         .await?;
     b.setup_row("registry PUT", s);
+    // The policy data stored as version 1, as a deployment's first filing or
+    // first change does: validation then reads and decodes the stored record.
+    let a = admin.clone();
+    b.setup(
+        "policy import (POST)",
+        1,
+        checked(
+            move |_, _| {
+                Some(Req::new(
+                    "POST",
+                    "/api/v1/admin/policy/import".to_string(),
+                    Some(&a),
+                    Bytes::from_static(b"{}"),
+                ))
+            },
+            |_, _, _| Ok(()),
+        ),
+    )
+    .await?;
 
     // Baseline: hello.
     let s = b

@@ -489,11 +489,23 @@ pub async fn the_bureau_raises_co_hours_through_the_api_and_each_decision_names_
     assert_eq!(f["comparison"], "class_hours: 125 < 130");
     assert_eq!(f["parameters"], json!(["co_min_class_hours@2023-01-01"]));
 
-    // A further change that reaches back, said so: version 3; the first decision stands.
-    let again = json!({"since": "2023-01-01", "value": 140, "reference": "通知（测试）", "retroactive": true}).to_string();
-    let r = call(host, "POST", path, Some(&bureau), &again, &[]).await;
+    // A month later a further change from the same day reaches back: 409
+    // unless the request says so; then version 3. The first decision stands.
+    let at = policy::checks::cst_start("2023-02-01".parse().unwrap()) + chrono::Duration::hours(10);
+    let offset = (at - chrono::Utc::now()).num_seconds();
+    host.set_clock_offset_secs(offset);
+    let bureau = super::token_shifted(Role::BureauAdmin, "bureau-e2e", None, offset);
+    let mut again = json!({"since": "2023-01-01", "value": 140, "reference": "通知（测试）"});
+    let before = dump();
+    let r = call(host, "POST", path, Some(&bureau), &again.to_string(), &[]).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json().unwrap()["code"], "policy_change_retroactive");
+    assert!(dump() == before, "the refused change wrote something");
+    again["retroactive"] = json!(true);
+    let r = call(host, "POST", path, Some(&bureau), &again.to_string(), &[]).await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json().unwrap()["version"], 3);
+    assert_eq!(r.json().unwrap()["retroactive"], true);
     let r = call(
         host,
         "GET",
