@@ -197,6 +197,7 @@ pub fn voucher_view(r: &VoucherRecord, today: chrono::NaiveDate) -> Value {
         "institution": r.class.institution,
         "district": r.class.district,
         "occupation": r.class.occupation,
+        "project": r.class.project,
         "level": r.class.level,
         "programme": r.class.programme,
         "amount_fen": r.amount.fen,
@@ -298,6 +299,7 @@ fn class_facts(r: &ClassRecord) -> ClassFacts {
         institution: a.institution.as_str().to_string(),
         district: a.district.code().to_string(),
         occupation: a.occupation.clone(),
+        project: a.project.clone(),
         level: a.level,
         certificate: a.certificate,
         programme: a.programme,
@@ -415,7 +417,8 @@ fn issue<K: KeyValue>(
         );
         let subsidised = rules::subsidised(class.application.certificate);
         let key = SubsidyKey::for_class(
-            &class.application.occupation,
+            class.application.occupation.as_ref(),
+            class.application.project.as_deref(),
             class.application.level,
             class.application.certificate,
         );
@@ -1005,6 +1008,7 @@ fn archive_view<K: KeyValue>(env: &Env<'_, K>, person: &str) -> Result<Value, Pr
             "institution": e.class.institution,
             "district": e.class.district,
             "occupation": e.class.occupation,
+            "project": e.class.project,
             "level": e.class.level,
             "hours": e.class.hours,
             "start_date": e.class.start_date,

@@ -1572,3 +1572,81 @@ fn validate_tells_an_institution_of_an_overlapping_class_elsewhere_without_namin
             .all(|f| f.to_string().contains(&class_id))
     );
 }
+
+/// Issue 16 item 5: an SYB class names its project; CO-SIZE's 30 holds for it
+/// whatever kind is declared, and a declared kind that contradicts the
+/// project is a block showing both values.
+#[test]
+fn an_syb_class_files_with_its_project_and_is_held_to_30_trainees_and_its_own_kind() {
+    let w = World::new();
+    let syb = |n: usize, salt: u32| {
+        let (mut app, _) = fixtures::valid_project_class("syb", n);
+        app.roster = fixtures::roster(n, salt);
+        for (i, s) in app.sessions.iter_mut().enumerate() {
+            s.trainer = format!("YN-T-{:04}", salt * 2 + 1 + (i as u32 % 2));
+            s.site = Some(format!("昆明市五华区教场中路 8 号 {} 室", 301 + salt));
+        }
+        for (i, t) in app.trainers.iter_mut().enumerate() {
+            t.registration_no = format!("YN-T-{:04}", salt * 2 + 1 + i as u32);
+        }
+        serde_json::to_value(app).unwrap()
+    };
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(syb(30, 0)),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        v["status"], "approved",
+        "{}",
+        v["decision"]["blocking_rules"]
+    );
+    assert_eq!(v["application"]["project"], "syb");
+    assert!(v["application"]["occupation"].is_null());
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes",
+        Some(&institution()),
+        Some(syb(31, 1)),
+        &[],
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["decision"]["blocking_rules"], json!(["CO-SIZE"]));
+    let mut skills = syb(20, 2);
+    skills["kind"] = json!("skills");
+    let (_, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&institution()),
+        Some(skills),
+        &[],
+    );
+    let kind: Vec<&Value> = v["decision"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "CO-KIND" && f["passed"] == false)
+        .collect();
+    assert_eq!(kind.len(), 1, "{v}");
+    assert_eq!(kind[0]["comparison"], "kind: skills ≠ entrepreneurship");
+    assert_eq!(
+        (kind[0]["observed"].as_str(), kind[0]["limit"].as_str()),
+        (Some("skills"), Some("entrepreneurship"))
+    );
+    assert_eq!(kind[0]["field"], "kind");
+    // Neither an occupation nor a project: 422 naming the field.
+    let mut neither = syb(5, 3);
+    neither.as_object_mut().unwrap().remove("project");
+    let (s, v, _) = w.call(
+        Method::POST,
+        "/api/v1/classes/validate",
+        Some(&institution()),
+        Some(neither),
+        &[],
+    );
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["errors"][0]["field"], "occupation");
+}

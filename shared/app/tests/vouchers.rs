@@ -92,9 +92,18 @@ impl World {
 
     /// An approved class of `n` trainees with first day `start`, filed on `filed`.
     fn starting(n: usize, start: &str, filed: &str) -> World {
-        let kv = MemoryStore::new();
         let (app, ctx) =
             fixtures::valid_class_from(start.parse().unwrap(), filed.parse().unwrap(), n, 0);
+        World::of(app, ctx, filed)
+    }
+
+    /// The approved class `app`, filed on `filed`.
+    fn of(
+        app: policy::class_opening::ClassApplication,
+        ctx: policy::class_opening::Context,
+        filed: &str,
+    ) -> World {
+        let kv = MemoryStore::new();
         let d = class_opening::evaluate(&app, &ctx, policy::Policy::shipped());
         assert_eq!(
             d.outcome,
@@ -322,6 +331,28 @@ fn issuing_for_the_roster_gives_a_voucher_to_each_eligible_trainee_and_refuses_t
     // A second issue finds the vouchers already there.
     let again = w.issue(json!({"lines": [0]}), None);
     assert_eq!(again.body["existing"], 1, "{}", again.text);
+}
+
+/// Issue 16 item 5: a 网络创业培训 class's vouchers are priced by the
+/// `online_business` standard, an SYB class's by `syb` (VO-AMOUNT).
+#[test]
+fn vouchers_of_a_network_entrepreneurship_class_are_priced_by_the_online_business_standard() {
+    for (project, fen) in [("online_business", 80_000), ("syb", 100_000)] {
+        let (app, ctx) = fixtures::valid_project_class(project, 3);
+        let w = World::of(app, ctx, "2022-06-01");
+        w.activate([0]);
+        let r = w.issue(json!({"lines": [0]}), None);
+        assert_eq!(r.status, 200, "{}", r.text);
+        let item = &r.body["results"][0];
+        assert_eq!(item["outcome"], "issued", "{project}: {item}");
+        let v = &item["voucher"];
+        assert_eq!(v["amount_fen"], fen, "{project}");
+        assert_eq!(v["amount_basis"], format!("project:{project}@2022-04-22"));
+        assert_eq!(
+            (v["project"].as_str(), v["occupation"].is_null()),
+            (Some(project), true)
+        );
+    }
 }
 
 #[test]

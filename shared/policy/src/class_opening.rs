@@ -101,6 +101,11 @@ pub mod rules {
         severity: Warn,
         source: "[other]",
     };
+    pub const CO_KIND: Rule = Rule {
+        id: "CO-KIND",
+        severity: Block,
+        source: "plan 二(三)3, 二(三)7, 二(五)",
+    };
     pub const CO_ROSTER: Rule = Rule {
         id: "CO-ROSTER",
         severity: Block,
@@ -154,6 +159,7 @@ pub mod rules {
         CO_ENTRY,
         CO_LEAD,
         CO_CALENDAR,
+        CO_KIND,
         CO_ROSTER,
         CO_APPRENTICE,
         CO_CLASH,
@@ -270,12 +276,18 @@ pub struct ClassApplication {
     pub title: String,
     /// Programme (REF-PROGRAM).
     pub programme: Programme,
-    /// Kind of training.
+    /// Kind of training as declared: CO-KIND holds it against the kind that
+    /// follows from the occupation or project and the programme.
     pub kind: TrainingKind,
     /// Certificate the class leads to.
     pub certificate: Certificate,
-    /// Occupation (REF-OCC).
-    pub occupation: OccupationCode,
+    /// Occupation (REF-OCC); absent for a project class.
+    #[serde(default)]
+    pub occupation: Option<OccupationCode>,
+    /// Training project of the catalogue instead of an occupation (SYB
+    /// 创业培训 `syb`, 网络创业培训 `online_business`).
+    #[serde(default)]
+    pub project: Option<String>,
     /// Level trained (required for qualification and skill-level classes).
     #[serde(default)]
     pub level: Option<SkillLevel>,
@@ -318,6 +330,43 @@ fn shape(field: impl Into<String>, detail: impl Into<String>) -> ShapeError {
     }
 }
 
+/// Whether `id` has the form of a project id: 1 to 32 `a-z`, `0-9` or `_`.
+pub fn project_id_ok(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// What a class trains, as the catalogue describes it: the needs the CO-*
+/// rules check, from an occupation or a project.
+struct Trains<'a> {
+    equipment: &'a [crate::catalogue::EquipmentNeed],
+    assessment_bodies: &'a [CreditCode],
+    /// GB/T 4754 sections served; empty: every section (a project).
+    industries: &'a [String],
+    project: Option<&'a crate::catalogue::Project>,
+}
+
+fn trains<'a>(app: &ClassApplication, cat: &'a Catalogue) -> Option<Trains<'a>> {
+    match (&app.occupation, &app.project) {
+        (Some(code), _) => cat.occupation(code).map(|o| Trains {
+            equipment: &o.equipment,
+            assessment_bodies: &o.assessment_bodies,
+            industries: &o.industries,
+            project: None,
+        }),
+        (None, Some(id)) => cat.project(id).map(|p| Trains {
+            equipment: &p.equipment,
+            assessment_bodies: &p.assessment_bodies,
+            industries: &p.industries,
+            project: Some(p),
+        }),
+        (None, None) => None,
+    }
+}
+
 /// Most sessions an application may list.
 pub const MAX_SESSIONS: usize = 2_000;
 /// Most roster lines an application may list (CO-SIZE decides the real limit).
@@ -335,6 +384,20 @@ impl ClassApplication {
         }
         if (self.end_date - self.start_date).num_days() > 3 * 366 {
             errs.push(shape("end_date", "a class lasts at most three years"));
+        }
+        match (&self.occupation, &self.project) {
+            (None, None) => errs.push(shape(
+                "occupation",
+                "give the occupation, or the project of an SYB or 网络创业 class",
+            )),
+            (Some(_), Some(_)) => errs.push(shape(
+                "project",
+                "give the occupation or the project, not both",
+            )),
+            (None, Some(p)) if !project_id_ok(p) => {
+                errs.push(shape("project", "1 to 32 characters a-z, 0-9 or _"))
+            }
+            _ => {}
         }
         if matches!(
             self.certificate,
@@ -442,6 +505,16 @@ impl ClassApplication {
             }
         }
         if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// What the class trains, as decisions and keys name it: the occupation
+    /// code, or `project:<id>`.
+    pub fn subject_label(&self) -> String {
+        match (&self.occupation, &self.project) {
+            (Some(o), _) => o.to_string(),
+            (None, Some(p)) => format!("project:{p}"),
+            (None, None) => "none".into(),
+        }
     }
 
     /// Total class hours scheduled.
@@ -616,8 +689,9 @@ fn evaluate_data(app: &ClassApplication, ctx: &Context, policy: &Policy) -> Deci
         return Decision::from_findings(on, f);
     }
     check_occupation(app, catalogue, &mut f);
+    let kind = check_kind(app, catalogue, &mut f);
     check_hours(app, ctx, params, catalogue, &mut f);
-    check_size(app, params, &mut f);
+    check_size(app, kind, params, &mut f);
     check_day(app, params, &mut f);
     check_equipment(app, catalogue, &mut f);
     check_trainers(app, ctx, &mut f);
@@ -687,12 +761,46 @@ fn check_in_force(app: &ClassApplication, params: &Parameters, f: &mut Vec<Findi
 }
 
 fn check_occupation(app: &ClassApplication, cat: &Catalogue, f: &mut Vec<Finding>) {
-    match cat.occupation(&app.occupation) {
+    if let (None, Some(id)) = (&app.occupation, &app.project) {
+        match cat.project(id) {
+            None => f.push(
+                REF_OCC
+                    .fail(
+                        format!("培训项目 {id} 不在培训目录中"),
+                        format!("project {id} is not in the catalogue"),
+                    )
+                    .field("project"),
+            ),
+            Some(p) if app.level.is_some() => f.push(
+                REF_OCC
+                    .fail(
+                        format!("{}不分等级，不应申报等级", p.name_zh),
+                        format!("{} trains no level: leave level out", p.name_en),
+                    )
+                    .field("level"),
+            ),
+            Some(p) => f.push(REF_OCC.pass(
+                format!("培训项目：{}", p.name_zh),
+                format!("project: {}", p.name_en),
+            )),
+        }
+        return;
+    }
+    let Some(code) = &app.occupation else {
+        // Refused by the shape check before the rules run.
+        f.push(
+            REF_OCC
+                .fail("未申报职业（工种）或培训项目", "no occupation or project")
+                .field("occupation"),
+        );
+        return;
+    };
+    match cat.occupation(code) {
         None => f.push(
             REF_OCC
                 .fail(
-                    format!("职业（工种）{} 不在培训目录中", app.occupation),
-                    format!("occupation {} is not in the catalogue", app.occupation),
+                    format!("职业（工种）{code} 不在培训目录中"),
+                    format!("occupation {code} is not in the catalogue"),
                 )
                 .field("occupation"),
         ),
@@ -711,6 +819,130 @@ fn check_occupation(app: &ClassApplication, cat: &Catalogue, f: &mut Vec<Finding
             )),
         },
     }
+}
+
+/// CO-KIND: the kind of training follows from what the class trains and its
+/// programme: a project's own kind (SYB and 网络创业: entrepreneurship), an
+/// occupation's skills training, apprenticeship for every class of the
+/// 企业新型学徒制 programme; 马兰花计划 classes are entrepreneurship projects.
+/// A project is trained in its programmes only, and leads to its own
+/// certificate; an occupation never leads to 创业培训合格证书. The declared
+/// kind must be the kind that follows: each contradiction blocks, showing
+/// both values. Returns the kind that follows, which CO-SIZE applies.
+fn check_kind(app: &ClassApplication, cat: &Catalogue, f: &mut Vec<Finding>) -> TrainingKind {
+    let project = app.project.as_deref().and_then(|id| cat.project(id));
+    let subject_kind = project.map_or(TrainingKind::Skills, |p| p.kind);
+    let derived = match app.programme {
+        Programme::Malanhua => TrainingKind::Entrepreneurship,
+        Programme::Apprenticeship if subject_kind == TrainingKind::Skills => {
+            TrainingKind::Apprenticeship
+        }
+        _ => subject_kind,
+    };
+    let mut failed = false;
+    if let Some(p) = project
+        && !p.programmes.contains(&app.programme)
+    {
+        failed = true;
+        let allowed: Vec<String> = p.programmes.iter().map(|x| x.id()).collect();
+        f.push(
+            CO_KIND
+                .fail(
+                    format!("{}不属于{}", p.name_zh, app.programme.name_zh()),
+                    format!(
+                        "{} is trained in {} only, not in {}",
+                        p.name_en,
+                        allowed.join(", "),
+                        app.programme.id()
+                    ),
+                )
+                .field("programme")
+                .compare("programme", app.programme.id(), "∉", allowed.join(",")),
+        );
+    }
+    if app.programme == Programme::Malanhua && project.is_none() && app.occupation.is_some() {
+        failed = true;
+        f.push(
+            CO_KIND
+                .fail(
+                    "马兰花计划为创业培训（SYB、网络创业），应申报培训项目而非职业（工种）",
+                    "马兰花计划 classes are entrepreneurship training (SYB, 网络创业): name the project, not an occupation",
+                )
+                .field("project")
+                .compare("subject", app.subject_label(), "≠", "project"),
+        );
+    }
+    let expected_certificate = match project {
+        Some(p) => Some(p.certificate),
+        None if app.certificate == Certificate::Entrepreneurship => None,
+        None => Some(app.certificate),
+    };
+    match expected_certificate {
+        Some(c) if c == app.certificate => {}
+        other => {
+            failed = true;
+            let (zh, en) = match other {
+                Some(c) => (c.name_zh().to_string(), c.id()),
+                None => (
+                    "职业资格、职业技能等级或培训合格证书".to_string(),
+                    "a qualification, skill-level or completion certificate".to_string(),
+                ),
+            };
+            f.push(
+                CO_KIND
+                    .fail(
+                        format!(
+                            "申报的证书为{}，而{}应为{zh}",
+                            app.certificate.name_zh(),
+                            app.subject_label()
+                        ),
+                        format!(
+                            "the declared certificate is {}, but {} leads to {en}",
+                            app.certificate.id(),
+                            app.subject_label()
+                        ),
+                    )
+                    .field("certificate")
+                    .compare("certificate", app.certificate.id(), "≠", en),
+            );
+        }
+    }
+    if app.kind != derived {
+        failed = true;
+        f.push(
+            CO_KIND
+                .fail(
+                    format!(
+                        "申报的培训类别为{}，按{}和{}应为{}",
+                        app.kind.name_zh(),
+                        app.subject_label(),
+                        app.programme.name_zh(),
+                        derived.name_zh()
+                    ),
+                    format!(
+                        "the declared kind is {}, but {} in {} is {}",
+                        app.kind.id(),
+                        app.subject_label(),
+                        app.programme.id(),
+                        derived.id()
+                    ),
+                )
+                .field("kind")
+                .compare("kind", app.kind.id(), "≠", derived.id()),
+        );
+    }
+    if !failed {
+        f.push(
+            CO_KIND
+                .pass(
+                    format!("培训类别：{}", derived.name_zh()),
+                    format!("kind of training: {}", derived.id()),
+                )
+                .field("kind")
+                .compare("kind", app.kind.id(), "=", derived.id()),
+        );
+    }
+    derived
 }
 
 /// Hours that count: offline hours, and online hours given with approved courseware.
@@ -782,7 +1014,33 @@ fn check_hours(
         }
     }
 
-    // CO-HOURS.
+    // CO-HOURS: a project's own minimum (SYB, 网络创业).
+    if let Some(p) = app.project.as_deref().and_then(|id| cat.project(id)) {
+        let limit = p.min_hours;
+        let (counted, _) = counted_hours(app, ctx);
+        let passed = counted >= limit;
+        let mut finding = CO_HOURS
+            .finding(
+                passed,
+                format!("{}计入课时 {counted}，最低 {limit}", p.name_zh),
+                format!(
+                    "{}: counted class hours {counted}, minimum {limit}",
+                    p.name_en
+                ),
+            )
+            .field("sessions")
+            .compare(
+                "class_hours",
+                counted,
+                if passed { "≥" } else { "<" },
+                limit,
+            );
+        finding
+            .parameters
+            .push(format!("catalogue:project:{}", p.id));
+        f.push(finding);
+        return;
+    }
     let applies = matches!(
         app.certificate,
         Certificate::VocationalQualification | Certificate::SkillLevel
@@ -798,7 +1056,9 @@ fn check_hours(
     let occupation_min = app
         .level
         .and_then(|l| {
-            cat.occupation(&app.occupation)
+            app.occupation
+                .as_ref()
+                .and_then(|code| cat.occupation(code))
                 .and_then(|o| o.min_hours_for(l))
         })
         .map(i64::from)
@@ -833,15 +1093,21 @@ fn check_hours(
     if occupation_min > param.value {
         finding.parameters.push(format!(
             "catalogue:{}/level-{}",
-            app.occupation,
+            app.subject_label(),
             app.level.map(|l| l.number()).unwrap_or(0)
         ));
     }
     f.push(finding);
 }
 
-fn check_size(app: &ClassApplication, params: &Parameters, f: &mut Vec<Finding>) {
-    let name = if app.kind == TrainingKind::Entrepreneurship {
+/// CO-SIZE, by the kind that follows from the class (CO-KIND), not the one declared.
+fn check_size(
+    app: &ClassApplication,
+    kind: TrainingKind,
+    params: &Parameters,
+    f: &mut Vec<Finding>,
+) {
+    let name = if kind == TrainingKind::Entrepreneurship {
         names::CO_MAX_CLASS_SIZE_ENTREPRENEURSHIP
     } else {
         names::CO_MAX_CLASS_SIZE
@@ -853,10 +1119,10 @@ fn check_size(app: &ClassApplication, params: &Parameters, f: &mut Vec<Finding>)
         CO_SIZE
             .finding(
                 passed,
-                format!("{}班级人数 {n}，上限 {}", app.kind.name_zh(), p.value),
+                format!("{}班级人数 {n}，上限 {}", kind.name_zh(), p.value),
                 format!(
                     "{n} trainees in a {} class, at most {}",
-                    app.kind.id().replace('_', " "),
+                    kind.id().replace('_', " "),
                     p.value
                 ),
             )
@@ -906,7 +1172,7 @@ fn check_day(app: &ClassApplication, params: &Parameters, f: &mut Vec<Finding>) 
 }
 
 fn check_equipment(app: &ClassApplication, cat: &Catalogue, f: &mut Vec<Finding>) {
-    let Some(o) = cat.occupation(&app.occupation) else {
+    let Some(o) = trains(app, cat) else {
         f.push(
             CO_EQUIP
                 .fail(
@@ -918,7 +1184,7 @@ fn check_equipment(app: &ClassApplication, cat: &Catalogue, f: &mut Vec<Finding>
         return;
     };
     let n = app.roster.len() as u32;
-    for need in &o.equipment {
+    for need in o.equipment {
         let required = need.required_for(n);
         let declared: u32 = app
             .equipment
@@ -1035,10 +1301,7 @@ fn check_textbooks(app: &ClassApplication, ctx: &Context, f: &mut Vec<Finding>) 
 }
 
 fn check_assessment(app: &ClassApplication, cat: &Catalogue, f: &mut Vec<Finding>) {
-    let bodies = cat
-        .occupation(&app.occupation)
-        .map(|o| o.assessment_bodies.as_slice())
-        .unwrap_or(&[]);
+    let bodies = trains(app, cat).map(|o| o.assessment_bodies).unwrap_or(&[]);
     let recognised = bodies.contains(&app.assessment_body);
     let own = app.assessment_body == app.institution;
     let only_one = bodies.len() == 1;
@@ -1175,11 +1438,16 @@ fn check_relevance(app: &ClassApplication, cat: &Catalogue, f: &mut Vec<Finding>
         );
         return;
     };
-    let industries = cat
-        .occupation(&app.occupation)
-        .map(|o| o.industries.clone())
+    let served = trains(app, cat);
+    let industries = served
+        .as_ref()
+        .map(|o| o.industries.to_vec())
         .unwrap_or_default();
-    let passed = industries.iter().any(|i| i == &e.industry);
+    // A project with no sections listed serves every section.
+    let every = served
+        .as_ref()
+        .is_some_and(|o| o.project.is_some() && o.industries.is_empty());
+    let passed = every || industries.iter().any(|i| i == &e.industry);
     f.push(
         CO_RELEVANT
             .finding(
@@ -1336,7 +1604,8 @@ fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
 }
 
 fn check_apprentice(app: &ClassApplication, params: &Parameters, f: &mut Vec<Finding>) {
-    if app.kind != TrainingKind::Apprenticeship {
+    // Every class of the 企业新型学徒制 programme, whatever kind it declares.
+    if app.programme != Programme::Apprenticeship {
         f.push(CO_APPRENTICE.pass("非企业新型学徒制，不适用", "not an apprenticeship class"));
         return;
     }

@@ -104,7 +104,8 @@ pub fn valid_class_from(
         programme: Programme::KangyangYunShifu,
         kind: TrainingKind::Skills,
         certificate: Certificate::SkillLevel,
-        occupation: OccupationCode::parse("4-10-01-05").unwrap(),
+        occupation: Some(OccupationCode::parse("4-10-01-05").unwrap()),
+        project: None,
         level: Some(SkillLevel::Five),
         start_date: start,
         end_date: start + Duration::days(14),
@@ -158,6 +159,41 @@ pub fn valid_class_from(
         textbooks: vec![textbook()],
         ..Context::default()
     };
+    (app, ctx)
+}
+
+/// The fixtures' assessment body of 创业培训 (SYB, 网络创业).
+pub const ENTREPRENEURSHIP_ASSESSOR: &str = "12530100MB0E7890X2";
+
+/// A 马兰花计划 class of project `project` (`syb` or `online_business`) of `n`
+/// trainees, 10 days of 8 hours from 2022-06-13, filed 2022-06-01, with the
+/// equipment both projects need for up to 60 trainees.
+pub fn valid_project_class(project: &str, n: usize) -> (ClassApplication, Context) {
+    let (mut app, ctx) = valid_class(n);
+    app.title = "创业培训（马兰花计划）".into();
+    app.occupation = None;
+    app.project = Some(project.into());
+    app.level = None;
+    app.kind = TrainingKind::Entrepreneurship;
+    app.certificate = Certificate::Entrepreneurship;
+    app.programme = Programme::Malanhua;
+    app.sessions.truncate(10);
+    app.end_date = app.start_date + Duration::days(9);
+    app.equipment = vec![
+        EquipmentItem {
+            item: "投影仪".into(),
+            quantity: 1,
+        },
+        EquipmentItem {
+            item: "SYB 学员手册".into(),
+            quantity: 60,
+        },
+        EquipmentItem {
+            item: "计算机".into(),
+            quantity: 60,
+        },
+    ];
+    app.assessment_body = CreditCode::parse(ENTREPRENEURSHIP_ASSESSOR).unwrap();
     (app, ctx)
 }
 

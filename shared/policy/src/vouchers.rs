@@ -266,16 +266,23 @@ pub enum SubsidyKey {
 }
 
 impl SubsidyKey {
-    /// The key a class's vouchers are priced by.
+    /// The key a class's vouchers are priced by: its project (SYB `syb`,
+    /// 网络创业 `online_business`), or its occupation at its level, or its
+    /// occupation alone. An entrepreneurship class filed before classes named
+    /// their project is priced as SYB.
     pub fn for_class(
-        occupation: &OccupationCode,
+        occupation: Option<&OccupationCode>,
+        project: Option<&str>,
         level: Option<SkillLevel>,
         certificate: Certificate,
     ) -> Self {
-        match (certificate, level) {
-            (Certificate::Entrepreneurship, _) => Self::Project("syb".into()),
-            (_, Some(l)) => Self::Level(occupation.clone(), l),
-            (_, None) => Self::Occupation(occupation.clone()),
+        match (project, occupation, certificate, level) {
+            (Some(p), _, _, _) => Self::Project(p.to_string()),
+            (None, _, Certificate::Entrepreneurship, _) | (None, None, _, _) => {
+                Self::Project("syb".into())
+            }
+            (None, Some(o), _, Some(l)) => Self::Level(o.clone(), l),
+            (None, Some(o), _, None) => Self::Occupation(o.clone()),
         }
     }
 

@@ -114,8 +114,11 @@ pub struct ClassFacts {
     pub institution: String,
     /// District code.
     pub district: String,
-    /// Occupation.
-    pub occupation: OccupationCode,
+    /// Occupation (absent for a project class).
+    pub occupation: Option<OccupationCode>,
+    /// Training project (SYB `syb`, 网络创业 `online_business`), for a project class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Level, when the class leads to one.
     pub level: Option<SkillLevel>,
     /// What the class leads to.
@@ -1187,7 +1190,8 @@ mod tests {
                 title: "养老护理员（五级）".into(),
                 institution: policy::fixtures::INSTITUTION.into(),
                 district: "530102".into(),
-                occupation: occupation.clone(),
+                occupation: Some(occupation.clone()),
+                project: None,
                 level: Some(SkillLevel::Five),
                 certificate: Certificate::SkillLevel,
                 programme: Programme::KangyangYunShifu,

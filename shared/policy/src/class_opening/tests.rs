@@ -400,7 +400,7 @@ fn co_assess_separates_training_and_assessment() {
 fn co_assess_allows_the_only_recognised_body_to_assess_its_own_trainees() {
     let (mut app, mut ctx) = fixtures::valid_class(20);
     // 电工 has a single recognised assessment body, which is here the institution itself.
-    app.occupation = OccupationCode::parse("6-31-01-03").unwrap();
+    app.occupation = Some(OccupationCode::parse("6-31-01-03").unwrap());
     app.institution = CreditCode::parse("12530000MB2F6789XG").unwrap();
     app.assessment_body = app.institution.clone();
     ctx.institution.as_mut().unwrap().credit_code = app.institution.clone();
@@ -938,7 +938,7 @@ fn ref_occ_unknown_occupation_or_level_blocks() {
         Case {
             name: "unknown occupation",
             rule: "REF-OCC",
-            mutate: |a, _| a.occupation = OccupationCode::parse("9-99-99-99").unwrap(),
+            mutate: |a, _| a.occupation = Some(OccupationCode::parse("9-99-99-99").unwrap()),
             passes: false,
             outcome: Outcome::Rejected,
         },
@@ -946,7 +946,7 @@ fn ref_occ_unknown_occupation_or_level_blocks() {
             name: "家政服务员 is not trained at level 1",
             rule: "REF-OCC",
             mutate: |a, _| {
-                a.occupation = OccupationCode::parse("4-10-01-06").unwrap();
+                a.occupation = Some(OccupationCode::parse("4-10-01-06").unwrap());
                 a.level = Some(SkillLevel::One);
             },
             passes: false,
@@ -1100,4 +1100,248 @@ fn clashes_is_true_exactly_when_evaluate_fails_co_clash_or_co_roster_on_that_rec
             "until {end_date}"
         );
     }
+}
+
+// --- issue 16 item 5: entrepreneurship projects, the kind that follows (CO-KIND) ---
+
+fn kind_findings(d: &Decision) -> Vec<(String, String)> {
+    d.of("CO-KIND")
+        .filter(|f| !f.passed)
+        .map(|f| (f.field.clone().unwrap(), f.comparison.clone().unwrap()))
+        .collect()
+}
+
+#[test]
+fn an_syb_and_a_network_entrepreneurship_class_naming_their_project_are_approved() {
+    for project in ["syb", "online_business"] {
+        let (app, ctx) = fixtures::valid_project_class(project, 30);
+        let d = decide(&app, &ctx);
+        assert_eq!(
+            d.outcome,
+            Outcome::Approved,
+            "{project}: {:?}",
+            d.blocking_rules
+        );
+        assert!(
+            d.warning_rules.is_empty(),
+            "{project}: {:?}",
+            d.warning_rules
+        );
+        for rule in [
+            "REF-OCC",
+            "CO-KIND",
+            "CO-HOURS",
+            "CO-EQUIP",
+            "CO-ASSESS",
+            "CO-SIZE",
+        ] {
+            assert!(
+                d.passed(rule),
+                "{project} {rule}: {:?}",
+                d.of(rule).collect::<Vec<_>>()
+            );
+        }
+        let hours = d.of("CO-HOURS").next().unwrap();
+        assert_eq!(
+            hours.parameters,
+            vec![format!("catalogue:project:{project}")]
+        );
+    }
+}
+
+#[test]
+fn co_size_30_applies_to_every_entrepreneurship_class_30_passes_31_blocks() {
+    for project in ["syb", "online_business"] {
+        for (n, passes) in [(30, true), (31, false)] {
+            let (app, ctx) = fixtures::valid_project_class(project, n);
+            let d = decide(&app, &ctx);
+            assert_eq!(d.passed("CO-SIZE"), passes, "{project} {n}");
+            let f = d.of("CO-SIZE").next().unwrap();
+            assert_eq!(
+                f.comparison.as_deref(),
+                Some(if passes {
+                    "trainees: 30 ≤ 30"
+                } else {
+                    "trainees: 31 > 30"
+                })
+            );
+            assert_eq!(
+                f.parameters,
+                vec!["co_max_class_size_entrepreneurship@2022-04-22".to_string()]
+            );
+        }
+    }
+    // Declared as skills training, an SYB class is still held to 30 (and CO-KIND blocks).
+    let (mut app, ctx) = fixtures::valid_project_class("syb", 31);
+    app.kind = TrainingKind::Skills;
+    let d = decide(&app, &ctx);
+    assert!(
+        d.failed("CO-SIZE"),
+        "the 60 of skills classes does not apply"
+    );
+    assert!(d.failed("CO-KIND"));
+    // A skills class of 31 passes CO-SIZE.
+    let (app, ctx) = fixtures::valid_class(31);
+    assert!(decide(&app, &ctx).passed("CO-SIZE"));
+}
+
+#[test]
+fn co_kind_a_declared_kind_or_certificate_that_contradicts_the_project_or_programme_blocks_showing_both()
+ {
+    type M = fn(&mut ClassApplication);
+    let syb: fn() -> (ClassApplication, Context) = || fixtures::valid_project_class("syb", 20);
+    let skills: fn() -> (ClassApplication, Context) = || fixtures::valid_class(20);
+    let cases: Vec<(
+        &str,
+        fn() -> (ClassApplication, Context),
+        M,
+        Vec<(&str, &str)>,
+    )> = vec![
+        (
+            "SYB declared as skills training",
+            syb,
+            |a| a.kind = TrainingKind::Skills,
+            vec![("kind", "kind: skills ≠ entrepreneurship")],
+        ),
+        (
+            "an occupation declared as entrepreneurship",
+            skills,
+            |a| a.kind = TrainingKind::Entrepreneurship,
+            vec![("kind", "kind: entrepreneurship ≠ skills")],
+        ),
+        (
+            "an occupation in 马兰花计划",
+            skills,
+            |a| {
+                a.programme = Programme::Malanhua;
+                a.kind = TrainingKind::Entrepreneurship;
+            },
+            vec![("project", "subject: 4-10-01-05 ≠ project")],
+        ),
+        (
+            "SYB in 企业新型学徒制",
+            syb,
+            |a| a.programme = Programme::Apprenticeship,
+            vec![(
+                "programme",
+                "programme: apprenticeship ∉ malanhua,graduate_skills",
+            )],
+        ),
+        (
+            "SYB leading to a 培训合格证书",
+            syb,
+            |a| a.certificate = Certificate::TrainingCompletion,
+            vec![(
+                "certificate",
+                "certificate: training_completion ≠ entrepreneurship",
+            )],
+        ),
+        (
+            "an occupation leading to 创业培训合格证书",
+            skills,
+            |a| a.certificate = Certificate::Entrepreneurship,
+            vec![(
+                "certificate",
+                "certificate: entrepreneurship ≠ a qualification, skill-level or completion certificate",
+            )],
+        ),
+        (
+            "an apprenticeship class declared as skills",
+            skills,
+            |a| a.programme = Programme::Apprenticeship,
+            vec![("kind", "kind: skills ≠ apprenticeship")],
+        ),
+    ];
+    for (name, base, mutate, want) in cases {
+        let (mut app, ctx) = base();
+        mutate(&mut app);
+        let d = decide(&app, &ctx);
+        assert_eq!(d.outcome, Outcome::Rejected, "{name}");
+        assert!(d.blocking_rules.contains(&"CO-KIND".to_string()), "{name}");
+        let want: Vec<(String, String)> = want
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(kind_findings(&d), want, "{name}");
+    }
+    // Each on its valid side: GRADUATE_SKILLS is an SYB programme too; an
+    // apprenticeship declared as such.
+    let (mut app, ctx) = syb();
+    app.programme = Programme::GraduateSkills;
+    assert!(decide(&app, &ctx).passed("CO-KIND"));
+    let (mut app, ctx) = skills();
+    app.programme = Programme::Apprenticeship;
+    app.kind = TrainingKind::Apprenticeship;
+    assert!(decide(&app, &ctx).passed("CO-KIND"));
+}
+
+#[test]
+fn co_apprentice_applies_to_every_class_of_the_apprenticeship_programme_whatever_kind_is_declared()
+{
+    let (mut app, ctx) = fixtures::valid_class(20); // 15 days, level 5
+    app.programme = Programme::Apprenticeship;
+    app.kind = TrainingKind::Skills;
+    let d = decide(&app, &ctx);
+    let failed: Vec<_> = d
+        .of("CO-APPRENTICE")
+        .filter(|f| !f.passed)
+        .map(|f| f.field.clone().unwrap())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["end_date", "level"],
+        "duration and level both checked"
+    );
+    // Another programme: not an apprenticeship, whatever is declared.
+    let (mut app, ctx) = fixtures::valid_class(20);
+    app.kind = TrainingKind::Apprenticeship;
+    let d = decide(&app, &ctx);
+    assert!(d.passed("CO-APPRENTICE"));
+    assert!(d.failed("CO-KIND"));
+}
+
+#[test]
+fn co_hours_of_a_project_class_is_the_projects_minimum_80_passes_79_blocks() {
+    let (app, ctx) = fixtures::valid_project_class("syb", 20);
+    assert_eq!(app.scheduled_hours(), 80);
+    assert!(decide(&app, &ctx).passed("CO-HOURS"));
+    let (mut app, ctx) = fixtures::valid_project_class("syb", 20);
+    app.sessions[9].class_hours = 7;
+    let d = decide(&app, &ctx);
+    let f = d.of("CO-HOURS").next().unwrap();
+    assert_eq!(f.comparison.as_deref(), Some("class_hours: 79 < 80"));
+    assert_eq!(d.blocking_rules, vec!["CO-HOURS".to_string()]);
+}
+
+#[test]
+fn ref_occ_an_unknown_project_or_a_level_on_a_project_blocks() {
+    let (mut app, ctx) = fixtures::valid_project_class("syb", 20);
+    app.project = Some("gyb".into());
+    let d = decide(&app, &ctx);
+    let f = d.of("REF-OCC").next().unwrap();
+    assert_eq!((f.passed, f.field.as_deref()), (false, Some("project")));
+    let (mut app, ctx) = fixtures::valid_project_class("syb", 20);
+    app.level = Some(SkillLevel::Five);
+    let f = decide(&app, &ctx).of("REF-OCC").next().unwrap().clone();
+    assert_eq!((f.passed, f.field.as_deref()), (false, Some("level")));
+}
+
+#[test]
+fn an_application_names_an_occupation_or_a_project_never_both_nor_neither() {
+    let (mut app, _) = fixtures::valid_project_class("syb", 5);
+    app.project = None;
+    let e = app.check_shape().unwrap_err();
+    assert_eq!(e[0].field, "occupation");
+    let (mut app, _) = fixtures::valid_project_class("syb", 5);
+    app.occupation = Some(OccupationCode::parse("4-10-01-05").unwrap());
+    assert_eq!(app.check_shape().unwrap_err()[0].field, "project");
+    let (mut app, _) = fixtures::valid_project_class("syb", 5);
+    app.project = Some("SYB!".into());
+    assert_eq!(app.check_shape().unwrap_err()[0].field, "project");
+    // An application written before projects existed (an occupation, no project) still reads.
+    let (app, _) = fixtures::valid_class(5);
+    let mut json = serde_json::to_value(&app).unwrap();
+    json.as_object_mut().unwrap().remove("project");
+    let back: ClassApplication = serde_json::from_value(json).unwrap();
+    assert_eq!(back, app);
 }
