@@ -26,6 +26,7 @@
 // only move the allocation, handlers return it once per request.
 #![allow(clippy::result_large_err)]
 
+use chrono::Datelike as _;
 use http::{Method, StatusCode};
 use policy::ids::{AreaCode, IdNumber};
 use policy::params::names;
@@ -1098,6 +1099,9 @@ fn my_archive<K: KeyValue>(env: &Env<'_, K>, who: &Principal) -> Result<Response
     Ok(respond(StatusCode::OK, &archive_view(env, &person)?))
 }
 
+/// Longest programme period whose years progress adds up.
+const MAX_PERIOD_YEARS: i32 = 10;
+
 fn progress<K: KeyValue>(
     env: &Env<'_, K>,
     req: &Request,
@@ -1106,8 +1110,8 @@ fn progress<K: KeyValue>(
     who.require(&[Role::DistrictOfficer, Role::BureauAdmin])?;
     let q = query(req);
     for k in q.keys() {
-        if k != "year" {
-            return Err(Problem::unknown_parameter(k, "only year is accepted"));
+        if k != "year" && k != "rollup" {
+            return Err(Problem::unknown_parameter(k, "year or rollup"));
         }
     }
     let year = match q.get("year") {
@@ -1121,29 +1125,89 @@ fn progress<K: KeyValue>(
                     .field("year", "2000 to 2100")
             })?,
     };
-    let p = vs::progress(env.kv, year)?;
-    let end = chrono::NaiveDate::from_ymd_opt(year, 12, 31).expect("valid date");
+    let rollup = match q.get("rollup").map(String::as_str) {
+        None | Some("none") => false,
+        Some("county") => true,
+        Some(_) => {
+            return Err(
+                Problem::invalid("rollup is none or county").field("rollup", "none or county")
+            );
+        }
+    };
     let policy = store::policy::current_policy(env.kv)?;
+    let targets = &policy.data.targets;
+    // The programme targets whose period covers the year, and the years they span.
+    let periods: Vec<&policy::data::ProgrammeTarget> = targets
+        .programme
+        .iter()
+        .filter(|t| {
+            let (from, to) = (t.from.year(), t.to.year());
+            from <= year && year <= to && to - from < MAX_PERIOD_YEARS
+        })
+        .collect();
+    let mut years = vec![year];
+    for t in &periods {
+        years.extend(t.from.year()..=t.to.year());
+    }
+    years.sort_unstable();
+    years.dedup();
+    let read = vs::progress_of_years(env.kv, &years)?;
+    let of_year = |y: i32| &read[years.iter().position(|x| *x == y).expect("read")];
+    let p = of_year(year);
+    let end = chrono::NaiveDate::from_ymd_opt(year, 12, 31).expect("valid date");
     let params = policy.parameters();
     let t_train = params.at_or_first(names::REF_TARGET_TRAININGS, end);
     let t_cert = params.at_or_first(names::REF_TARGET_CERTIFICATES, end);
-    let pct = |n: u64, target: i64| {
-        if target > 0 {
+    let pct = |n: u64, target: Option<u64>| match target {
+        Some(target) if target > 0 => {
             // One decimal, computed in integers.
-            let tenths = (n as i128 * 1000 + target as i128 / 2) / target as i128;
+            let tenths = (n as u128 * 1000 + target as u128 / 2) / target as u128;
             json!(format!("{}.{}", tenths / 10, tenths % 10))
-        } else {
-            Value::Null
         }
+        _ => Value::Null,
     };
-    let districts: Vec<Value> = AreaCode::all()
-        .map(|a| {
-            let t = p.districts.get(a.code()).cloned().unwrap_or_default();
-            json!({
+    let target_of = |a: AreaCode| targets.district(a, year);
+    // Per district (or zone), or rolled up to counties.
+    let mut rows: Vec<(AreaCode, vs::Tally, Option<(u64, u64)>, Vec<&'static str>)> = Vec::new();
+    for a in AreaCode::all() {
+        let t = p.districts.get(a.code()).cloned().unwrap_or_default();
+        let target = target_of(a).map(|t| (t.trainings, t.certificates));
+        let into = if rollup { a.rolled_up() } else { a };
+        match rows.iter_mut().find(|r| r.0 == into) {
+            Some(row) => {
+                row.1 = row.1.plus(&t);
+                row.2 = match (row.2, target) {
+                    (Some((a, b)), Some((c, d))) => Some((a + c, b + d)),
+                    (x, None) => x,
+                    (None, y) => y,
+                };
+                if a != into {
+                    row.3.push(a.code());
+                }
+            }
+            None if into != a => {
+                // A zone before its county in the list: the county's row comes later.
+                rows.push((into, t, target, vec![a.code()]));
+            }
+            None => rows.push((a, t, target, vec![])),
+        }
+    }
+    let districts: Vec<Value> = rows
+        .iter()
+        .map(|(a, t, target, zones)| {
+            let mut row = json!({
                 "district": a.code(), "name_zh": a.name_zh(),
-                "trainings": t.trainings, "certificates": t.certificates, "amount_fen": t.amount_fen,
-                "target_trainings": Value::Null,
-            })
+                "trainings": t.trainings, "certificates": t.certified_people,
+                "certificate_trainings": t.certificates, "amount_fen": t.amount_fen,
+                "target_trainings": target.map(|x| x.0),
+                "target_certificates": target.map(|x| x.1),
+                "trainings_percent_of_target": pct(t.trainings, target.map(|x| x.0)),
+                "certificates_percent_of_target": pct(t.certified_people, target.map(|x| x.1)),
+            });
+            if rollup {
+                row["zones"] = json!(zones);
+            }
+            row
         })
         .collect();
     let funds: Vec<Value> = policy::reference::FundSource::ALL
@@ -1159,29 +1223,62 @@ fn progress<K: KeyValue>(
         .iter()
         .map(|g| {
             let t = p.programmes.get(&g.id()).cloned().unwrap_or_default();
+            let target = periods.iter().find(|t| t.programme == *g).map(|pt| {
+                let mut sum = vs::Tally::default();
+                for y in pt.from.year()..=pt.to.year() {
+                    if let Some(x) = of_year(y).programmes.get(&g.id()) {
+                        sum = sum.plus(x);
+                    }
+                }
+                json!({
+                    "from": pt.from, "to": pt.to,
+                    "trainings": pt.trainings, "certificates": pt.certificates,
+                    "trainings_in_period": sum.trainings,
+                    "certificates_in_period": sum.certified_people,
+                    "trainings_percent_of_target": pct(sum.trainings, Some(pt.trainings)),
+                    "certificates_percent_of_target": pct(sum.certified_people, pt.certificates),
+                    "reference": pt.reference,
+                })
+            });
             json!({
                 "programme": g, "name_zh": g.name_zh(),
-                "trainings": t.trainings, "certificates": t.certificates, "amount_fen": t.amount_fen,
+                "trainings": t.trainings, "certificates": t.certified_people,
+                "certificate_trainings": t.certificates, "amount_fen": t.amount_fen,
+                "target": target,
             })
         })
         .collect();
+    let target_total = |f: fn(&policy::data::DistrictTarget) -> u64| {
+        let list: Vec<u64> = targets
+            .district
+            .iter()
+            .filter(|t| t.year == year)
+            .map(f)
+            .collect();
+        (!list.is_empty()).then(|| list.iter().sum::<u64>())
+    };
     Ok(respond(
         StatusCode::OK,
         &json!({
             "year": year,
-            "basis": "settled vouchers, by the year of the class's first day",
+            "basis": "settled vouchers, by the year of the class's first day; certificates are distinct people who obtained a 职业资格 or 职业技能等级 certificate (certificate_trainings counts the trainings), distinct within the city, each district or zone and each programme; a county rolled up with its zones adds their people; a programme's period adds up its years",
+            "rollup": if rollup { "county" } else { "none" },
+            "policy": policy.reference,
             "city": {
                 "trainings": p.city.trainings,
-                "certificates": p.city.certificates,
+                "certificates": p.city.certified_people,
+                "certificate_trainings": p.city.certificates,
                 "amount_fen": p.city.amount_fen,
                 "target_trainings": t_train.value,
                 "target_certificates": t_cert.value,
-                "trainings_percent_of_target": pct(p.city.trainings, t_train.value),
-                "certificates_percent_of_target": pct(p.city.certificates, t_cert.value),
+                "trainings_percent_of_target": pct(p.city.trainings, u64::try_from(t_train.value).ok()),
+                "certificates_percent_of_target": pct(p.city.certified_people, u64::try_from(t_cert.value).ok()),
                 "parameters": [t_train.label(), t_cert.label()],
+                "district_targets_trainings": target_total(|t| t.trainings),
+                "district_targets_certificates": target_total(|t| t.certificates),
             },
             "districts": districts,
-            "district_targets_note": "REF-TARGET: the per-district split is an attachment not in the source; load it as data",
+            "district_targets_note": "REF-TARGET: the per-district split is the plan's attachment, not in the source: the bureau loads it (PUT /api/v1/admin/policy/targets); null where none is loaded",
             "programmes": programmes,
             "funds": funds,
         }),

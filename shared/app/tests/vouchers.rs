@@ -624,6 +624,26 @@ fn vo_archive_and_progress_figures_match_the_settled_vouchers_exactly() {
         .find(|f| f["fund"] == "employment_subsidy")
         .unwrap();
     assert_eq!(fund["amount_fen"], expected_fen);
+    // 康养云师傅's own target over 2021–2022 (plan 二(三)5), against its period.
+    let kangyang = p.body["programmes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["programme"] == "kangyang_yun_shifu")
+        .unwrap();
+    assert_eq!(
+        kangyang["target"],
+        json!({"from": "2021-01-01", "to": "2022-12-31", "trainings": 23400, "certificates": null,
+               "trainings_in_period": 5, "certificates_in_period": 5,
+               "trainings_percent_of_target": "0.0", "certificates_percent_of_target": null,
+               "reference": "昆人社通〔2022〕34号 二(三)5: 昆明市 2021-2022 年预计培训人数 23400人次 (云人社发〔2021〕9号)"})
+    );
+    assert!(
+        p.body["programmes"][0]["target"].is_null(),
+        "no target for 职业技能提升行动"
+    );
+    // No district target loaded: null, not zero.
+    assert!(wuhua["target_trainings"].is_null() && wuhua["trainings_percent_of_target"].is_null());
     // Archive: settled and revoked trainings, for the officer and the trainee themselves.
     let officer = w.send(
         now,
@@ -1337,3 +1357,107 @@ fn ac_archive_an_officer_reads_a_person_enrolled_in_their_district_before_any_vo
 
 #[path = "vouchers/wechat.rs"]
 mod wechat;
+
+/// Issue 16 item 6: district targets loaded as data, progress against them
+/// per district, functional zones rolled up to their county on request.
+#[test]
+fn progress_is_reported_against_loaded_district_targets_and_zones_roll_up_to_their_county() {
+    let w = World::new(2);
+    let codes = w.issued(2);
+    w.opened();
+    for c in &codes {
+        assert_eq!(w.redeem("2022-06-13", c).status, 200);
+    }
+    w.assessed();
+    for c in &codes {
+        assert_eq!(w.settle("2022-06-30", c).status, 200);
+    }
+    let now = at("2022-07-01");
+    let target = |district: &str, trainings: u64| json!({"year": 2022, "district": district, "trainings": trainings, "certificates": trainings / 2, "reference": "附件（测试）"});
+    let load = request(
+        "PUT",
+        "/api/v1/admin/policy/targets",
+        Some(&token(Role::BureauAdmin, now)),
+        Some(json!({"district": [
+            target("530102", 100), target("530112", 1000), target("KM-GXQ", 200), target("KM-DCDJQ", 300),
+        ]})),
+        None,
+    );
+    let r = reply(app::class_opening::handle(&w.env(now), &load));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let progress = |query: &str| {
+        let r = w.send(
+            now,
+            request(
+                "GET",
+                &format!("/api/v1/stats/progress?year=2022{query}"),
+                Some(&token(Role::DistrictOfficer, now)),
+                None,
+                None,
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    };
+    let row = |body: &Value, d: &str| {
+        body["districts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["district"] == d)
+            .cloned()
+    };
+    let p = progress("");
+    let wuhua = row(&p, "530102").unwrap();
+    assert_eq!(
+        (
+            wuhua["trainings"].as_u64(),
+            wuhua["target_trainings"].as_u64(),
+            wuhua["trainings_percent_of_target"].as_str()
+        ),
+        (Some(2), Some(100), Some("2.0"))
+    );
+    assert_eq!(
+        (
+            wuhua["certificates"].as_u64(),
+            wuhua["target_certificates"].as_u64()
+        ),
+        (Some(2), Some(50))
+    );
+    assert_eq!(wuhua["certificates_percent_of_target"], "4.0");
+    assert_eq!(row(&p, "KM-GXQ").unwrap()["target_trainings"], 200);
+    assert_eq!(row(&p, "530112").unwrap()["target_trainings"], 1000);
+    assert!(row(&p, "530103").unwrap()["target_trainings"].is_null());
+    assert_eq!(p["city"]["district_targets_trainings"], 1600);
+    assert_eq!(p["rollup"], "none");
+    // Rolled up: 高新区 and 滇池度假区 into 西山区; 磨憨 has no county and keeps its row.
+    let p = progress("&rollup=county");
+    assert_eq!(p["rollup"], "county");
+    let xishan = row(&p, "530112").unwrap();
+    assert_eq!(xishan["target_trainings"], 1500);
+    assert_eq!(xishan["zones"], json!(["KM-GXQ", "KM-DCDJQ"]));
+    assert!(row(&p, "KM-GXQ").is_none() && row(&p, "KM-DCDJQ").is_none());
+    assert!(row(&p, "KM-MH").is_some());
+    assert_eq!(row(&p, "530102").unwrap()["trainings"], 2);
+    assert_eq!(
+        p["districts"].as_array().unwrap().len(),
+        14 + 1,
+        "14 counties and 磨憨"
+    );
+    let r = unchanged(&w, || {
+        w.send(
+            now,
+            request(
+                "GET",
+                "/api/v1/stats/progress?year=2022&rollup=city",
+                Some(&token(Role::BureauAdmin, now)),
+                None,
+                None,
+            ),
+        )
+    });
+    assert_eq!(
+        (r.status, r.body["errors"][0]["field"].as_str()),
+        (422, Some("rollup"))
+    );
+}

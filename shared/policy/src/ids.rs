@@ -635,6 +635,17 @@ impl AreaCode {
     pub fn is_zone(self) -> bool {
         self.0.code.starts_with("KM-")
     }
+
+    /// The county a functional zone lies in (`None` for a county, and for 磨憨,
+    /// which lies in no Kunming county).
+    pub fn parent(self) -> Option<AreaCode> {
+        self.0.parent.and_then(|p| AreaCode::parse(p).ok())
+    }
+
+    /// Where a roll-up to counties counts this area: its parent county, or itself.
+    pub fn rolled_up(self) -> AreaCode {
+        self.parent().unwrap_or(self)
+    }
 }
 
 impl TryFrom<String> for AreaCode {

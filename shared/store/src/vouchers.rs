@@ -75,6 +75,11 @@ pub fn card_key(person: &str) -> String {
 pub fn progress_key(year: i32) -> String {
     format!("{PREFIX}stats:progress:{year}")
 }
+/// Where a person's first 职业资格/职业技能等级 certificates of a year were
+/// counted (REF-TARGET counts people, not trainings).
+pub fn certified_key(year: i32, person: &str) -> String {
+    format!("{PREFIX}stats:certified:{year}:{person}")
+}
 /// Index of a class's vouchers.
 pub fn class_index(class_id: &str) -> String {
     format!("vouchers:class:{class_id}")
@@ -306,20 +311,86 @@ pub struct Archive {
 pub struct Tally {
     /// Settled vouchers (人次).
     pub trainings: u64,
-    /// Of which led to a 职业资格 or 职业技能等级 certificate.
+    /// Of which led to a 职业资格 or 职业技能等级 certificate (trainings).
     pub certificates: u64,
+    /// Distinct people who obtained such a certificate (REF-TARGET's figure).
+    /// Counted from the first certificate of each person in the year; settlements
+    /// counted before it was kept are not in it.
+    #[serde(default)]
+    pub certified_people: u64,
     /// Money paid, in fen.
     pub amount_fen: i64,
 }
 
 impl Tally {
-    fn add(&mut self, certificate: bool, fen: i64) {
+    fn add(&mut self, certificate: bool, first_of_person: bool, fen: i64) {
         self.trainings += 1;
         if certificate {
             self.certificates += 1;
         }
+        if first_of_person {
+            self.certified_people += 1;
+        }
         self.amount_fen += fen;
     }
+
+    /// The sum of two tallies.
+    pub fn plus(&self, other: &Tally) -> Tally {
+        Tally {
+            trainings: self.trainings + other.trainings,
+            certificates: self.certificates + other.certificates,
+            certified_people: self.certified_people + other.certified_people,
+            amount_fen: self.amount_fen + other.amount_fen,
+        }
+    }
+}
+
+/// The voucher whose settlement first counted a person as certified in a
+/// year: city-wide, per district and per programme.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certified {
+    /// City-wide.
+    pub city: Option<String>,
+    /// Per district code.
+    pub districts: BTreeMap<String, String>,
+    /// Per programme.
+    pub programmes: BTreeMap<String, String>,
+}
+
+/// Which of a settlement's counts are a person's first certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Firsts {
+    city: bool,
+    district: bool,
+    programme: bool,
+}
+
+/// Marks `r`'s person as certified in `r`'s year where nobody counted them
+/// yet, and answers where `r` is the one that counts. Idempotent: a retry
+/// of the same settlement finds its own code.
+fn first_certificates(kv: &impl KeyValue, r: &VoucherRecord) -> Result<Firsts, StoreError> {
+    let key = certified_key(r.class.start_date.year(), &r.person);
+    let c = infallible(update_existing::<Certified, std::convert::Infallible>(
+        kv,
+        &key,
+        "certified",
+        |mut c| {
+            let before = c.clone();
+            c.city.get_or_insert_with(|| r.code.clone());
+            c.districts
+                .entry(r.class.district.clone())
+                .or_insert_with(|| r.code.clone());
+            c.programmes
+                .entry(r.class.programme.id())
+                .or_insert_with(|| r.code.clone());
+            Ok((c != before).then_some(c))
+        },
+    ))?;
+    Ok(Firsts {
+        city: c.city.as_deref() == Some(r.code.as_str()),
+        district: c.districts.get(&r.class.district) == Some(&r.code),
+        programme: c.programmes.get(&r.class.programme.id()) == Some(&r.code),
+    })
 }
 
 /// Codes remembered by [`Progress`] so that a repaired settlement is not counted twice.
@@ -797,6 +868,19 @@ pub fn progress(kv: &impl KeyValue, year: i32) -> Result<Progress, StoreError> {
     Ok(get_json(kv, &progress_key(year), "progress")?.unwrap_or_default())
 }
 
+/// The progress of each year of `years`, in one read.
+pub fn progress_of_years(kv: &impl KeyValue, years: &[i32]) -> Result<Vec<Progress>, StoreError> {
+    let keys: Vec<String> = years.iter().map(|y| progress_key(*y)).collect();
+    kv.get_many(&keys)?
+        .into_iter()
+        .map(|v| {
+            v.map(|b| decode::<Progress>(&b, "progress"))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        })
+        .collect()
+}
+
 // ---------------------------------------------------------------------------
 // Moves
 
@@ -953,6 +1037,11 @@ fn finish(
             Certificate::VocationalQualification | Certificate::SkillLevel
         );
         let fen = r.amount.fen;
+        let firsts = if certificate {
+            first_certificates(kv, &r)?
+        } else {
+            Firsts::default()
+        };
         infallible(update_existing::<Progress, std::convert::Infallible>(
             kv,
             &progress_key(r.class.start_date.year()),
@@ -961,15 +1050,16 @@ fn finish(
                 if p.recent.contains(&r.code) {
                     return Ok(None);
                 }
-                p.city.add(certificate, fen);
+                p.city.add(certificate, firsts.city, fen);
                 p.districts
                     .entry(r.class.district.clone())
                     .or_default()
-                    .add(certificate, fen);
-                p.programmes
-                    .entry(r.class.programme.id())
-                    .or_default()
-                    .add(certificate, fen);
+                    .add(certificate, firsts.district, fen);
+                p.programmes.entry(r.class.programme.id()).or_default().add(
+                    certificate,
+                    firsts.programme,
+                    fen,
+                );
                 *p.funds.entry(r.amount.fund.id()).or_default() += fen;
                 p.recent.push(r.code.clone());
                 if p.recent.len() > PROGRESS_RECENT {
@@ -1274,6 +1364,67 @@ mod tests {
         assert!(get(&kv, code(1).as_str()).unwrap().is_some());
         assert!(get(&kv, code(2).as_str()).unwrap().is_none());
         assert_eq!(ledger(&kv, &draft().person).unwrap().entries.len(), 1);
+    }
+
+    /// REF-TARGET counts people: a person certified twice in a year is one
+    /// person city-wide, in each district and in each programme they were
+    /// certified in; their trainings all count.
+    #[test]
+    fn certificates_count_distinct_people_while_trainings_count_each_settlement() {
+        let kv = MemoryStore::new();
+        let settled = |n: u8, level: SkillLevel, district: &str, programme: Programme| {
+            let mut d = draft();
+            let occupation = OccupationCode::parse("4-10-01-05").unwrap();
+            d.key = SubsidyKey::Level(occupation, level);
+            d.class.level = Some(level);
+            d.class.district = district.into();
+            d.class.programme = programme;
+            d.class.class_id = format!("KM-2022-00000{n}");
+            let key = d.key.clone();
+            let decide = |held: &[Held]| {
+                policy::vouchers::decide_issue(
+                    &policy::vouchers::IssueFacts {
+                        class_id: "KM-2022-000001",
+                        class_approved: true,
+                        subsidised_kind: true,
+                        on_roster: true,
+                        roster_line: 0,
+                        key: key.clone(),
+                        group: TargetGroup::FlexibleEmployment,
+                        card_active: Some(true),
+                        held,
+                        today: day("2022-06-05"),
+                        first_day: day("2022-06-13"),
+                    },
+                    policy::Parameters::shipped(),
+                    policy::vouchers::Subsidies::shipped(),
+                )
+            };
+            let c = code(n);
+            let issued = issue(&kv, &d, &c, decide, lease(), &actor(), Utc::now()).unwrap();
+            assert!(matches!(issued, Issued::New(_)), "{issued:?}");
+            apply(&kv, c.as_str(), Action::Redeem, &actor(), Utc::now(), |r| {
+                r.state = VoucherState::Redeemed;
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            settle(&kv, c.as_str()).unwrap();
+        };
+        settled(1, SkillLevel::Five, "530102", Programme::KangyangYunShifu);
+        settled(2, SkillLevel::Four, "530102", Programme::KangyangYunShifu);
+        settled(
+            3,
+            SkillLevel::Three,
+            "530103",
+            Programme::SkillsUpgradeAction,
+        );
+        let p = progress(&kv, 2022).unwrap();
+        let figures = |t: &Tally| (t.trainings, t.certificates, t.certified_people);
+        assert_eq!(figures(&p.city), (3, 3, 1));
+        assert_eq!(figures(&p.districts["530102"]), (2, 2, 1));
+        assert_eq!(figures(&p.districts["530103"]), (1, 1, 1));
+        assert_eq!(figures(&p.programmes["kangyang_yun_shifu"]), (2, 2, 1));
+        assert_eq!(figures(&p.programmes["skills_upgrade_action"]), (1, 1, 1));
     }
 
     #[test]
