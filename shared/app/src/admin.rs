@@ -1,10 +1,9 @@
-//! Administration routes for the bureau: key rotation, and the policy data
-//! ([`crate::policy_admin`]).
+//! Administration routes for the bureau: key rotation. (The policy data,
+//! `/api/v1/admin/policy…`, is its own component: [`crate::policy_admin`].)
 //!
 //! | route | roles |
 //! | --- | --- |
 //! | `POST /api/v1/admin/key-rotation` | bureau |
-//! | `/api/v1/admin/policy…` | see [`crate::policy_admin`] |
 //!
 //! Rotating the data key (`pii_key`): deploy with the new key in `pii_key`
 //! and the old one in `pii_key_previous`; call this route with `{}` and then
@@ -25,22 +24,15 @@ use web::{Env, Problem, Request, Response, Role};
 pub enum Route {
     /// Re-seal one page of values with the current data key.
     KeyRotation,
-    /// A policy route.
-    Policy(crate::policy_admin::Route),
 }
 
 /// The router of the admin module.
 pub fn router() -> Router<Route> {
-    let mut r = Router::new().add(
+    Router::new().add(
         Method::POST,
         "/api/v1/admin/key-rotation",
         Route::KeyRotation,
-    );
-    for (method, path, route) in crate::policy_admin::ROUTES {
-        let method = Method::from_bytes(method.as_bytes()).expect("a method");
-        r = r.add(method, path, Route::Policy(*route));
-    }
-    r
+    )
 }
 
 /// Most values re-sealed by one request.
@@ -67,13 +59,6 @@ fn dispatch<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Pr
     let m = router().at(req.method(), req.uri().path())?;
     let who = env.authenticate(req)?;
     match m.route {
-        Route::Policy(route) => {
-            let pm = web::router::Matched {
-                route,
-                params: m.params.clone(),
-            };
-            crate::policy_admin::dispatch(env, req, &pm, &who)
-        }
         Route::KeyRotation => {
             who.require(&[Role::BureauAdmin])?;
             let body: RotationRequest = json::body(req)?;

@@ -1,4 +1,5 @@
 //! The bureau runs its own policy: read and change the policy data (issue 16).
+//! Its own component (`policy-admin`), so that class validation's stays small.
 //!
 //! | route | roles |
 //! | --- | --- |
@@ -22,6 +23,7 @@
 //! true`); the store keeps the versions and audits each one.
 
 use chrono::NaiveDate;
+use http::Method;
 use http::StatusCode;
 use policy::calendar::CalendarYear;
 use policy::catalogue::{AssessmentBody, Occupation, Project};
@@ -33,9 +35,9 @@ use serde::Deserialize;
 use serde_json::json;
 use store::KeyValue;
 use store::UpdateError;
-use store::policy::{self as sp, ChangeInfo, Refusal, StoredPolicy};
+use store::policy::{self as sp, ChangeInfo, Refusal};
 use web::json::{self, respond};
-use web::router::{Matched, query};
+use web::router::{Matched, Router, query};
 use web::{Env, Principal, Problem, Request, Response, Role};
 
 /// The policy routes (a part of the admin module's router).
@@ -65,36 +67,60 @@ pub enum Route {
     Topics,
 }
 
-/// The routes with their paths, for the admin router.
-pub const ROUTES: &[(&str, &str, Route)] = &[
-    ("GET", "/api/v1/admin/policy", Route::Current),
-    ("GET", "/api/v1/admin/policy/versions", Route::Versions),
-    (
-        "GET",
-        "/api/v1/admin/policy/versions/{version}",
-        Route::Version,
-    ),
-    ("POST", "/api/v1/admin/policy/import", Route::Import),
-    (
-        "POST",
-        "/api/v1/admin/policy/parameters/{name}/values",
-        Route::ParameterValue,
-    ),
-    (
-        "PUT",
-        "/api/v1/admin/policy/occupations/{code}",
-        Route::Occupation,
-    ),
-    ("PUT", "/api/v1/admin/policy/projects/{id}", Route::Project),
-    ("POST", "/api/v1/admin/policy/subsidies", Route::Subsidy),
-    (
-        "PUT",
-        "/api/v1/admin/policy/calendar/{year}",
-        Route::Calendar,
-    ),
-    ("PUT", "/api/v1/admin/policy/targets", Route::Targets),
-    ("PUT", "/api/v1/admin/policy/topics", Route::Topics),
-];
+/// The router of the policy-admin component.
+pub fn router() -> Router<Route> {
+    Router::new()
+        .add(Method::GET, "/api/v1/admin/policy", Route::Current)
+        .add(
+            Method::GET,
+            "/api/v1/admin/policy/versions",
+            Route::Versions,
+        )
+        .add(
+            Method::GET,
+            "/api/v1/admin/policy/versions/{version}",
+            Route::Version,
+        )
+        .add(Method::POST, "/api/v1/admin/policy/import", Route::Import)
+        .add(
+            Method::POST,
+            "/api/v1/admin/policy/parameters/{name}/values",
+            Route::ParameterValue,
+        )
+        .add(
+            Method::PUT,
+            "/api/v1/admin/policy/occupations/{code}",
+            Route::Occupation,
+        )
+        .add(
+            Method::PUT,
+            "/api/v1/admin/policy/projects/{id}",
+            Route::Project,
+        )
+        .add(
+            Method::POST,
+            "/api/v1/admin/policy/subsidies",
+            Route::Subsidy,
+        )
+        .add(
+            Method::PUT,
+            "/api/v1/admin/policy/calendar/{year}",
+            Route::Calendar,
+        )
+        .add(Method::PUT, "/api/v1/admin/policy/targets", Route::Targets)
+        .add(Method::PUT, "/api/v1/admin/policy/topics", Route::Topics)
+}
+
+/// Handles one request of the policy-admin component.
+pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
+    web::finish(route(env, req))
+}
+
+fn route<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
+    let m = router().at(req.method(), req.uri().path())?;
+    let who = env.authenticate(req)?;
+    dispatch(env, req, &m, &who)
+}
 
 /// Longest reason a change may give.
 pub const MAX_REASON: usize = 500;
@@ -210,8 +236,8 @@ pub struct TopicsRequest {
     pub reason: Option<String>,
 }
 
-/// Handles a policy route.
-pub fn dispatch<K: KeyValue>(
+/// Handles a policy route for `who`.
+fn dispatch<K: KeyValue>(
     env: &Env<'_, K>,
     req: &Request,
     m: &Matched<Route>,
@@ -378,7 +404,7 @@ fn change<K: KeyValue>(
     match sp::change(env.kv, &info, env.now, |d| {
         d.apply(edit, today, retroactive)
     }) {
-        Ok(v) => Ok(version_answer(StatusCode::CREATED, &v, true)),
+        Ok(v) => Ok(version_answer(StatusCode::CREATED, &v.meta, true)),
         Err(UpdateError::Store(e)) => Err(e.into()),
         Err(UpdateError::Refused(Refusal::Rule(EditError::Unchanged))) => {
             let v = sp::ensure_imported(env.kv, &who.actor(), env.now)?;
@@ -439,19 +465,26 @@ fn meta_view(v: &sp::VersionMeta) -> serde_json::Value {
     })
 }
 
-fn version_answer(status: StatusCode, v: &StoredPolicy, changed: bool) -> Response {
-    let mut body = meta_view(&v.meta);
+fn version_answer(status: StatusCode, v: &sp::VersionMeta, changed: bool) -> Response {
+    let mut body = meta_view(v);
     body["changed"] = json!(changed);
     let mut res = respond(status, &body);
     if changed
-        && let Ok(h) = http::HeaderValue::from_str(&format!(
-            "/api/v1/admin/policy/versions/{}",
-            v.meta.version
-        ))
+        && let Ok(h) =
+            http::HeaderValue::from_str(&format!("/api/v1/admin/policy/versions/{}", v.version))
     {
         res.headers_mut().insert(http::header::LOCATION, h);
     }
     res
+}
+
+/// A version as the API shows it, serialised straight from the data (no JSON tree).
+#[derive(serde::Serialize)]
+struct VersionView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<bool>,
+    meta: serde_json::Value,
+    data: &'a policy::PolicyData,
 }
 
 fn current<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Problem> {
@@ -459,17 +492,21 @@ fn current<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Pro
     match sp::current(env.kv)? {
         Some(v) => Ok(respond(
             StatusCode::OK,
-            &json!({ "imported": true, "meta": meta_view(&v.meta), "data": v.data }),
+            &VersionView {
+                imported: Some(true),
+                meta: meta_view(&v.meta),
+                data: &v.data,
+            },
         )),
         None => {
             let p = policy::Policy::shipped();
             Ok(respond(
                 StatusCode::OK,
-                &json!({
-                    "imported": false,
-                    "meta": { "version": p.reference.version, "digest": p.reference.digest, "action": "policy.imported", "subject": "shared/policy/data" },
-                    "data": p.data,
-                }),
+                &VersionView {
+                    imported: Some(false),
+                    meta: json!({ "version": p.reference.version, "digest": p.reference.digest, "action": "policy.imported", "subject": "shared/policy/data" }),
+                    data: &p.data,
+                },
             ))
         }
     }
@@ -522,6 +559,10 @@ fn version<K: KeyValue>(env: &Env<'_, K>, req: &Request, n: &str) -> Result<Resp
     let v = sp::version(env.kv, n)?.ok_or_else(not_found)?;
     Ok(respond(
         StatusCode::OK,
-        &json!({ "meta": meta_view(&v.meta), "data": v.data }),
+        &VersionView {
+            imported: None,
+            meta: meta_view(&v.meta),
+            data: &v.data,
+        },
     ))
 }

@@ -146,7 +146,10 @@ fn dispatch<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response, Pr
 
 /// The parameters of the policy in force (one read of the current policy record).
 fn params<K: KeyValue>(env: &Env<'_, K>) -> Result<Parameters, Problem> {
-    Ok(store::policy::current_policy(env.kv)?.data.parameters)
+    Ok(store::policy::current_policy(env.kv)?
+        .into_owned()
+        .data
+        .parameters)
 }
 
 fn only_known_query(req: &Request, known: &[&str]) -> Result<(), Problem> {

@@ -1168,7 +1168,10 @@ fn progress<K: KeyValue>(
     };
     let target_of = |a: AreaCode| targets.district(a, year);
     // Per district (or zone), or rolled up to counties.
-    let mut rows: Vec<(AreaCode, vs::Tally, Option<(u64, u64)>, Vec<&'static str>)> = Vec::new();
+    /// A district's row: its figures, its targets (trainings, certificates)
+    /// and the zones rolled into it.
+    type Row = (AreaCode, vs::Tally, Option<(u64, u64)>, Vec<&'static str>);
+    let mut rows: Vec<Row> = Vec::new();
     for a in AreaCode::all() {
         let t = p.districts.get(a.code()).cloned().unwrap_or_default();
         let target = target_of(a).map(|t| (t.trainings, t.certificates));

@@ -58,6 +58,7 @@ fn every_route_answers_405_with_an_allow_header_naming_exactly_its_methods() {
     let checked = check_router(&app::class_opening::router())
         + check_router(&app::audit::router())
         + check_router(&app::admin::router())
+        + check_router(&app::policy_admin::router())
         + check_router(&app::vouchers::router())
         + check_router(&app::spot_checks::router());
     assert!(checked > 100, "only {checked} method × route pairs checked");

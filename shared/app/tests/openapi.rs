@@ -87,6 +87,7 @@ fn declared() -> BTreeSet<(String, String)> {
         .into_iter()
         .chain(app::audit::router().declared())
         .chain(app::admin::router().declared())
+        .chain(app::policy_admin::router().declared())
         .chain(app::vouchers::router().declared())
         .chain(app::spot_checks::router().declared())
         .map(|(m, p)| (m.as_str().to_string(), p))
@@ -509,6 +510,7 @@ fn spin_toml_sends_every_route_to_the_component_whose_router_declares_it() {
         ),
         ("vouchers", app::vouchers::router().declared()),
         ("spot-checks", app::spot_checks::router().declared()),
+        ("policy-admin", app::policy_admin::router().declared()),
     ];
     let mut wrong = Vec::new();
     for (component, declared) in &components {
@@ -921,6 +923,8 @@ impl World {
         };
         let res = if path.starts_with("/api/v1/spot-checks") {
             app::spot_checks::handle(&env, &req)
+        } else if path.starts_with("/api/v1/admin/policy") {
+            app::policy_admin::handle(&env, &req)
         } else if answers(app::vouchers::router().at(&method, path).map(|_| ())) {
             block_on(app::vouchers::handle_with(&env, &req, &self.wechat))
         } else {

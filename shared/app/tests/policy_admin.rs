@@ -73,7 +73,13 @@ impl World {
             now: *self.now.lock().unwrap(),
             random: &no_random,
         };
-        let a = support::answer(app::class_opening::handle(&env, &req));
+        // Spin sends /api/v1/admin/policy… to the policy-admin component.
+        let res = if path.starts_with("/api/v1/admin/policy") {
+            app::policy_admin::handle(&env, &req)
+        } else {
+            app::class_opening::handle(&env, &req)
+        };
+        let a = support::answer(res);
         (a.status, a.body, a.headers)
     }
 

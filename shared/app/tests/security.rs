@@ -61,6 +61,7 @@ fn every_route_routes_to_the_component_that_declares_it() {
         let component = component_for(&path);
         let router = match component.as_str() {
             "vouchers" => app::vouchers::router().declared(),
+            "policy-admin" => app::policy_admin::router().declared(),
             "spot-checks" => app::spot_checks::router().declared(),
             "class-opening" => [
                 app::class_opening::router().declared(),
@@ -311,6 +312,7 @@ fn a_body_that_is_json_but_not_an_object_is_refused_on_every_route_and_changes_n
                     &support::wechat::FakeWeChat::default(),
                 )),
                 "spot-checks" => app::spot_checks::handle(&env, &req),
+                "policy-admin" => app::policy_admin::handle(&env, &req),
                 _ => app::class_opening::handle(&env, &req),
             };
             let a = support::answer(res);

@@ -1383,7 +1383,7 @@ fn progress_is_reported_against_loaded_district_targets_and_zones_roll_up_to_the
         ]})),
         None,
     );
-    let r = reply(app::class_opening::handle(&w.env(now), &load));
+    let r = reply(app::policy_admin::handle(&w.env(now), &load));
     assert_eq!(r.status, 201, "{}", r.text);
     let progress = |query: &str| {
         let r = w.send(

@@ -10,10 +10,6 @@ use crate::data::FieldError;
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
-
-/// `data/calendar.toml` as JSON, made by `build.rs`.
-const SHIPPED_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/calendar.json"));
 
 /// Why a calendar file is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,25 +184,18 @@ impl From<Calendar> for Vec<CalendarYear> {
 impl Calendar {
     /// The calendar shipped with this build (`data/calendar.toml`).
     pub fn shipped() -> &'static Calendar {
-        static C: OnceLock<Calendar> = OnceLock::new();
-        C.get_or_init(Self::read_shipped)
+        &crate::data::PolicyData::shipped().calendar
     }
 
     /// Reads the shipped calendar anew, uncached.
     pub fn read_shipped() -> Calendar {
-        Calendar::from_json(SHIPPED_JSON).expect("the shipped calendar is valid")
+        crate::data::PolicyData::read_shipped().calendar
     }
 
     /// Reads a calendar in the TOML form of `data/calendar.toml`.
     pub fn from_toml(text: &str) -> Result<Calendar, CalendarError> {
         let file: File =
             toml::from_str(text).map_err(|e| CalendarError::Malformed(e.to_string()))?;
-        Self::checked(file.year)
-    }
-
-    fn from_json(text: &str) -> Result<Calendar, CalendarError> {
-        let file: File =
-            serde_json::from_str(text).map_err(|e| CalendarError::Malformed(e.to_string()))?;
         Self::checked(file.year)
     }
 

@@ -9,7 +9,6 @@ use crate::ids::{CreditCode, OccupationCode, SkillLevel};
 use crate::reference::{Certificate, Programme, TrainingKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 /// A unit of equipment an occupation's class needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,20 +127,15 @@ pub struct Catalogue {
     pub assessment_body: Vec<AssessmentBody>,
 }
 
-/// `data/occupations.toml` as JSON, made by `build.rs`.
-const SHIPPED_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/occupations.json"));
-
 impl Catalogue {
     /// The catalogue shipped with this build.
     pub fn shipped() -> &'static Catalogue {
-        static C: OnceLock<Catalogue> = OnceLock::new();
-        C.get_or_init(Self::read_shipped)
+        &crate::data::PolicyData::shipped().catalogue
     }
 
-    /// Reads the shipped catalogue anew, uncached: what a component instance
-    /// pays on its first use (an instance lives for one request).
+    /// Reads the shipped catalogue anew, uncached.
     pub fn read_shipped() -> Catalogue {
-        serde_json::from_str(SHIPPED_JSON).expect("shipped catalogue is valid")
+        crate::data::PolicyData::read_shipped().catalogue
     }
 
     /// Parses a catalogue file.

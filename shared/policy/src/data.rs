@@ -230,8 +230,8 @@ pub struct PolicyData {
     pub targets: Targets,
 }
 
-const SHIPPED_TOPICS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/topics.json"));
-const SHIPPED_TARGETS_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/targets.json"));
+/// `data/*.toml` as one `PolicyData` in JSON, made by `build.rs`.
+const SHIPPED_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/policy.json"));
 
 /// Whether a change reaches back before `today`.
 fn reaches_back(since: NaiveDate, today: NaiveDate) -> bool {
@@ -247,23 +247,39 @@ impl PolicyData {
 
     /// Reads the shipped data anew, uncached.
     pub fn read_shipped() -> PolicyData {
-        PolicyData {
-            parameters: Parameters::read_shipped(),
-            catalogue: Catalogue::read_shipped(),
-            subsidies: Subsidies::shipped().clone(),
-            topics: serde_json::from_str(SHIPPED_TOPICS_JSON).expect("shipped topics are valid"),
-            calendar: Calendar::read_shipped(),
-            targets: serde_json::from_str(SHIPPED_TARGETS_JSON).expect("shipped targets are valid"),
-        }
+        Self::from_json(SHIPPED_JSON.as_bytes()).expect("the shipped policy data is valid")
     }
 
-    /// SHA-256 (hex) of the data's JSON: what a version is known by.
-    pub fn digest(&self) -> String {
-        let bytes = serde_json::to_vec(self).expect("policy data serialises");
-        Sha256::digest(&bytes)
+    /// The shipped data as JSON, as version 1 stores it.
+    pub fn shipped_json() -> &'static [u8] {
+        SHIPPED_JSON.as_bytes()
+    }
+
+    /// Reads policy data from its JSON (a stored version's, or the shipped).
+    /// One function, not inlined: a component carries one copy of the code
+    /// that reads the policy data, whoever calls it.
+    #[inline(never)]
+    pub fn from_json(bytes: &[u8]) -> Result<PolicyData, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// SHA-256 (hex) of a version's data as stored: what a version is known by.
+    pub fn digest_of_json(bytes: &[u8]) -> String {
+        Sha256::digest(bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+
+    /// The data's JSON, as a version after the first stores it.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("policy data serialises")
+    }
+
+    /// SHA-256 (hex) of [`PolicyData::to_json`]: the digest of a version
+    /// after the first (version 1's is that of the shipped JSON).
+    pub fn digest(&self) -> String {
+        Self::digest_of_json(&self.to_json())
     }
 
     /// Every part checked; fields named from the top (`catalogue.occupation[2].min_hours.3`).
@@ -599,7 +615,13 @@ impl Policy {
     /// The shipped defaults as version 1.
     pub fn shipped() -> &'static Policy {
         static P: OnceLock<Policy> = OnceLock::new();
-        P.get_or_init(|| Policy::new(1, PolicyData::shipped().clone()))
+        P.get_or_init(|| Policy {
+            reference: PolicyRef {
+                version: 1,
+                digest: PolicyData::digest_of_json(PolicyData::shipped_json()),
+            },
+            data: PolicyData::read_shipped(),
+        })
     }
 
     /// The parameters.

@@ -10,7 +10,6 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 /// Names of the parameters the rules use. [`Parameters::from_toml`] refuses a file that lacks one.
 pub mod names {
@@ -199,21 +198,16 @@ pub fn bounds(name: &str) -> (i64, i64) {
 
 #[cfg(test)]
 const SHIPPED: &str = include_str!("../data/parameters.toml");
-/// `data/parameters.toml` as JSON, made by `build.rs`.
-const SHIPPED_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/parameters.json"));
 
 impl Parameters {
     /// The parameters shipped with this build (`data/parameters.toml`).
     pub fn shipped() -> &'static Parameters {
-        static P: OnceLock<Parameters> = OnceLock::new();
-        P.get_or_init(Self::read_shipped)
+        &crate::data::PolicyData::shipped().parameters
     }
 
-    /// Reads the shipped parameters anew, uncached: what a component
-    /// instance pays on its first use (an instance lives for one request).
+    /// Reads the shipped parameters anew, uncached.
     pub fn read_shipped() -> Parameters {
-        let params = serde_json::from_str(SHIPPED_JSON).expect("shipped parameters are valid");
-        Parameters::checked(params).expect("shipped parameters are valid")
+        crate::data::PolicyData::read_shipped().parameters
     }
 
     /// Parses a parameter file; every name in [`names::ALL`] must be present with at least one value.

@@ -18,7 +18,6 @@ use crate::reference::{Certificate, FundSource, TargetGroup};
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::OnceLock;
 
 /// The rules of this module with their severity and source (POLICY.md).
 pub mod rules {
@@ -371,17 +370,11 @@ pub struct Subsidies {
 
 #[cfg(test)]
 const SHIPPED_SUBSIDIES: &str = include_str!("../data/subsidies.toml");
-/// `data/subsidies.toml` as JSON, made by `build.rs`.
-const SHIPPED_SUBSIDIES_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/subsidies.json"));
 
 impl Subsidies {
     /// The catalogue shipped with this build.
     pub fn shipped() -> &'static Subsidies {
-        static S: OnceLock<Subsidies> = OnceLock::new();
-        S.get_or_init(|| {
-            let s = serde_json::from_str(SHIPPED_SUBSIDIES_JSON).expect("shipped subsidies");
-            Subsidies::checked(s).expect("shipped subsidies")
-        })
+        &crate::data::PolicyData::shipped().subsidies
     }
 
     /// Parses a catalogue; every entry must have exactly one kind of key and a non-negative amount.

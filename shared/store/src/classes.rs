@@ -260,9 +260,16 @@ pub fn load_context(
     hasher: &PiiHasher,
     app: &ClassApplication,
     today: NaiveDate,
-) -> Result<(Context, Policy), StoreError> {
+) -> Result<(Context, crate::policy::InForce), StoreError> {
     let (ctx, policy) = load(kv, hasher, app, today, None)?;
-    Ok((ctx, policy.unwrap_or_else(|| Policy::shipped().clone())))
+    Ok((ctx, in_force(policy)))
+}
+
+fn in_force(stored: Option<Policy>) -> crate::policy::InForce {
+    match stored {
+        Some(p) => crate::policy::InForce::Owned(p),
+        None => crate::policy::InForce::Borrowed(Policy::shipped()),
+    }
 }
 
 /// [`load_context`], leaving out the entries of class `own` (a filing that
@@ -391,9 +398,17 @@ where
     }
     let (ctx, policy) = load(kv, hasher, &app, today, None)?;
     let policy = match policy {
-        Some(p) => p,
+        Some(p) => crate::policy::InForce::Owned(p),
         // First use: the decision names version 1, so version 1 is stored.
-        None => crate::policy::ensure_imported(kv, &actor, now)?.into_policy(),
+        None => {
+            let meta = crate::policy::ensure_imported(kv, &actor, now)?;
+            if meta.digest == Policy::shipped().reference.digest {
+                crate::policy::InForce::Borrowed(Policy::shipped())
+            } else {
+                // Another build's defaults were imported first.
+                crate::policy::current_policy(kv)?
+            }
+        }
     };
     let decision = (rules.decide)(&app, &ctx, &policy);
     let year = app.start_date.year();
@@ -522,11 +537,16 @@ where
             // under its class id and the policy version it was decided by
             // when that version is still the current one.
             let (ctx, policy) = load(kv, hasher, &claimed.application, today, Some(&claimed.id))?;
-            let policy = policy.unwrap_or_else(|| Policy::shipped().clone());
+            let policy = in_force(policy);
             let policy = match &claimed.decision.policy {
-                Some(r) if *r != policy.reference => crate::policy::version(kv, r.version)?
-                    .map(|v| v.into_policy())
-                    .unwrap_or(policy),
+                Some(r) if *r != policy.reference => {
+                    match crate::policy::stored_in(
+                        kv.get(&keys::policy_version(r.version))?.as_deref(),
+                    )? {
+                        Some(p) => crate::policy::InForce::Owned(p),
+                        None => policy,
+                    }
+                }
                 _ => policy,
             };
             settle(kv, rules, claimed, ctx, &policy)?

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use policy::data::{Edited, Policy, PolicyData};
 use policy::decision::PolicyRef;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// Largest encoded policy record accepted (hosted stores limit values to 1 MB).
 pub const MAX_POLICY_BYTES: usize = 900_000;
@@ -83,22 +84,59 @@ impl StoredPolicy {
 
     /// The shipped defaults as version 1.
     fn defaults(by: Actor, at: DateTime<Utc>) -> Self {
-        let p = Policy::shipped();
         StoredPolicy {
-            meta: VersionMeta {
-                version: 1,
-                digest: p.reference.digest.clone(),
-                previous: None,
-                action: "policy.imported".into(),
-                subject: "shared/policy/data".into(),
-                retroactive: false,
-                reason: None,
-                at,
-                by,
-            },
-            data: p.data.clone(),
+            meta: v1_meta(by, at),
+            data: PolicyData::shipped().clone(),
         }
     }
+}
+
+/// The metadata of version 1, the shipped defaults.
+fn v1_meta(by: Actor, at: DateTime<Utc>) -> VersionMeta {
+    VersionMeta {
+        version: 1,
+        digest: PolicyData::digest_of_json(PolicyData::shipped_json()),
+        previous: None,
+        action: "policy.imported".into(),
+        subject: "shared/policy/data".into(),
+        retroactive: false,
+        reason: None,
+        at,
+        by,
+    }
+}
+
+/// A stored record with `meta` and data given as its JSON, as stored: version
+/// 1 stores the shipped JSON as it is, so that its digest is that of the
+/// bytes it holds and importing it needs no serializer of the data.
+fn record(meta: &VersionMeta, data_json: &[u8]) -> Box<RawValue> {
+    let mut b = b"{\"meta\":".to_vec();
+    b.extend(encode(meta));
+    b.extend_from_slice(b",\"data\":");
+    b.extend_from_slice(data_json);
+    b.push(b'}');
+    RawValue::from_string(String::from_utf8(b).expect("JSON is UTF-8")).expect("a JSON object")
+}
+
+/// A record read for its version alone: the data is left as JSON.
+#[derive(Deserialize)]
+struct RecordRef<'a> {
+    meta: MetaRef,
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// The version and digest of a record's metadata (its other members ignored).
+#[derive(Deserialize)]
+struct MetaRef {
+    version: u64,
+    digest: String,
+}
+
+/// A record read for its metadata alone (the data skipped).
+#[derive(Deserialize)]
+struct MetaOnly {
+    meta: VersionMeta,
 }
 
 /// The key of the current record, for callers that read it in their own batch.
@@ -109,19 +147,37 @@ pub fn current_key() -> String {
 /// The policy in the value read under [`current_key`], `None` before the
 /// first import.
 pub fn stored_in(value: Option<&[u8]>) -> Result<Option<Policy>, StoreError> {
-    value
-        .map(|bytes| decode::<StoredPolicy>(bytes, "policy").map(StoredPolicy::into_policy))
-        .transpose()
+    let Some(bytes) = value else {
+        return Ok(None);
+    };
+    let r: RecordRef<'_> =
+        serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt("policy"))?;
+    let data = PolicyData::from_json(r.data.get().as_bytes())
+        .map_err(|_| StoreError::Corrupt("policy"))?;
+    Ok(Some(Policy {
+        reference: PolicyRef {
+            version: r.meta.version,
+            digest: r.meta.digest,
+        },
+        data,
+    }))
 }
+
+/// The policy in force: the stored version, or the shipped defaults
+/// (borrowed, never copied) before the first import.
+pub type InForce = std::borrow::Cow<'static, Policy>;
 
 /// The policy in the value read under [`current_key`]: the shipped defaults
 /// as version 1 when there is none yet.
-pub fn from_value(value: Option<&[u8]>) -> Result<Policy, StoreError> {
-    Ok(stored_in(value)?.unwrap_or_else(|| Policy::shipped().clone()))
+pub fn from_value(value: Option<&[u8]>) -> Result<InForce, StoreError> {
+    Ok(match stored_in(value)? {
+        Some(p) => InForce::Owned(p),
+        None => InForce::Borrowed(Policy::shipped()),
+    })
 }
 
 /// The policy in force (one read).
-pub fn current_policy(kv: &impl KeyValue) -> Result<Policy, StoreError> {
+pub fn current_policy(kv: &impl KeyValue) -> Result<InForce, StoreError> {
     from_value(kv.get(&keys::policy_current())?.as_deref())
 }
 
@@ -177,31 +233,35 @@ fn audit_change(
     )
 }
 
-/// The current record, importing the shipped defaults as version 1 if there
-/// is none yet, and finishing the work of a change whose writer stopped after
-/// its swap (its audit event, marked repaired, and its version record).
+/// The metadata of the version in force, importing the shipped defaults as
+/// version 1 if there is none yet, and finishing the work of a change whose
+/// writer stopped after its swap (its audit event, marked repaired, and its
+/// version record). Reads and writes the data as stored, never decoding it.
 pub fn ensure_imported(
     kv: &impl KeyValue,
     actor: &Actor,
     now: DateTime<Utc>,
-) -> Result<StoredPolicy, StoreError> {
-    let current = match current(kv)? {
-        Some(c) => c,
+) -> Result<VersionMeta, StoreError> {
+    let bytes = match kv.get(&keys::policy_current())? {
+        Some(b) => b,
         None => {
-            let v1 = StoredPolicy::defaults(actor.clone(), now);
+            let meta = v1_meta(actor.clone(), now);
+            let v1 = record(&meta, PolicyData::shipped_json());
             if create_json(kv, &keys::policy_current(), &v1)? {
-                audit_change(kv, &v1.meta, false, now)?;
+                audit_change(kv, &meta, false, now)?;
                 put_json(kv, &keys::policy_version(1), &v1)?;
-                return Ok(v1);
+                return Ok(meta);
             }
-            current(kv)?.ok_or(StoreError::Contention)?
+            kv.get(&keys::policy_current())?
+                .ok_or(StoreError::Contention)?
         }
     };
-    if !kv.exists(&keys::policy_version(current.meta.version))? {
-        audit_change(kv, &current.meta, true, now)?;
-        put_json(kv, &keys::policy_version(current.meta.version), &current)?;
+    let meta = decode::<MetaOnly>(&bytes, "policy")?.meta;
+    if !kv.exists(&keys::policy_version(meta.version))? {
+        audit_change(kv, &meta, true, now)?;
+        kv.set(&keys::policy_version(meta.version), &bytes)?;
     }
-    Ok(current)
+    Ok(meta)
 }
 
 /// Why a change was not stored.
@@ -325,8 +385,14 @@ mod tests {
         assert_eq!(p.reference, Policy::shipped().reference);
         assert!(current(&kv).unwrap().is_none(), "reading imports nothing");
         let v1 = ensure_imported(&kv, &actor(), Utc::now()).unwrap();
-        assert_eq!(v1.reference(), Policy::shipped().reference);
-        assert_eq!(version(&kv, 1).unwrap().unwrap(), v1);
+        assert_eq!(
+            (v1.version, &v1.digest),
+            (1, &Policy::shipped().reference.digest)
+        );
+        let stored = version(&kv, 1).unwrap().unwrap();
+        assert_eq!((&stored.meta, &stored.data), (&v1, PolicyData::shipped()));
+        // Version 1 holds the shipped JSON as it is: its digest is that of the bytes it holds.
+        assert_eq!(*current_policy(&kv).unwrap(), *Policy::shipped());
         assert_eq!(audit::length(&kv).unwrap(), 1, "the import is audited");
         // A second import does nothing.
         ensure_imported(&kv, &actor(), Utc::now()).unwrap();

@@ -1710,6 +1710,7 @@ fn print_sizes() -> Result<()> {
     );
     for name in [
         "class_opening",
+        "policy_admin",
         "vouchers",
         "spot_checks",
         "hello",

@@ -43,7 +43,13 @@ pub enum Build {
 
 /// The packages that have a p2 build. Others (the `kv-probe` fixture) run
 /// their p3 build in a p2 host too: the host finds each component's world.
-pub const P2_PACKAGES: &[&str] = &["class-opening", "vouchers", "spot-checks", "hello"];
+pub const P2_PACKAGES: &[&str] = &[
+    "class-opening",
+    "policy-admin",
+    "vouchers",
+    "spot-checks",
+    "hello",
+];
 
 impl Build {
     /// `E2E_BUILD=p2` (or `p3`) runs every host of a test run on that set;

@@ -41,7 +41,13 @@ fn start_redis(test: &str) -> Option<(RedisServer, Host)> {
     Some((redis, host))
 }
 
-const COMPONENTS: [&str; 4] = ["class_opening", "vouchers", "spot_checks", "hello"];
+const COMPONENTS: [&str; 5] = [
+    "class_opening",
+    "policy_admin",
+    "vouchers",
+    "spot_checks",
+    "hello",
+];
 
 #[test]
 fn both_sets_stay_under_2_mib_and_the_p2_set_exports_the_wasip2_handler() {

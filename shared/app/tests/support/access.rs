@@ -443,6 +443,7 @@ impl World {
                 &super::wechat::FakeWeChat::default(),
             )),
             "spot-checks" => app::spot_checks::handle(&env, &req),
+            "policy-admin" => app::policy_admin::handle(&env, &req),
             _ => app::class_opening::handle(&env, &req),
         };
         super::answer(res)
@@ -541,6 +542,7 @@ pub fn declared() -> BTreeSet<(String, String)> {
         app::class_opening::router().declared(),
         app::audit::router().declared(),
         app::admin::router().declared(),
+        app::policy_admin::router().declared(),
         app::vouchers::router().declared(),
         app::spot_checks::router().declared(),
     ];

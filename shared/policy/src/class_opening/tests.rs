@@ -1189,14 +1189,13 @@ fn co_size_30_applies_to_every_entrepreneurship_class_30_passes_31_blocks() {
 fn co_kind_a_declared_kind_or_certificate_that_contradicts_the_project_or_programme_blocks_showing_both()
  {
     type M = fn(&mut ClassApplication);
-    let syb: fn() -> (ClassApplication, Context) = || fixtures::valid_project_class("syb", 20);
-    let skills: fn() -> (ClassApplication, Context) = || fixtures::valid_class(20);
-    let cases: Vec<(
-        &str,
-        fn() -> (ClassApplication, Context),
-        M,
-        Vec<(&str, &str)>,
-    )> = vec![
+    type Base = fn() -> (ClassApplication, Context);
+    /// A case: its name, the class it starts from, what it changes, and the
+    /// CO-KIND failures expected as (field, comparison).
+    type KindCase = (&'static str, Base, M, Vec<(&'static str, &'static str)>);
+    let syb: Base = || fixtures::valid_project_class("syb", 20);
+    let skills: Base = || fixtures::valid_class(20);
+    let cases: Vec<KindCase> = vec![
         (
             "SYB declared as skills training",
             syb,

@@ -35,7 +35,15 @@ fn the_shipped_defaults_check_and_are_version_1() {
     let p = Policy::shipped();
     assert_eq!(p.reference.version, 1);
     assert_eq!(p.reference.digest.len(), 64);
-    assert_eq!(p.reference.digest, PolicyData::shipped().digest());
+    // Version 1 is known by the digest of the shipped JSON it stores.
+    assert_eq!(
+        p.reference.digest,
+        PolicyData::digest_of_json(PolicyData::shipped_json())
+    );
+    assert_eq!(
+        PolicyData::from_json(PolicyData::shipped_json()).unwrap(),
+        *PolicyData::shipped()
+    );
     PolicyData::shipped()
         .check()
         .expect("the shipped data checks");
