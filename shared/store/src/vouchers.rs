@@ -1309,6 +1309,13 @@ mod tests {
             ledger(&kv, &r.person).unwrap().entries[0].state,
             VoucherState::Settled
         );
-        assert_eq!(crate::audit::verify(&kv, 1, 100).unwrap(), Ok(4));
+        assert_eq!(
+            crate::audit::verify::integrate_and_verify_all(
+                &kv,
+                &crate::audit::tree::LogSigner::for_tests()
+            )
+            .unwrap(),
+            (3, vec![])
+        );
     }
 }
