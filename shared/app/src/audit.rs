@@ -129,10 +129,7 @@ pub fn signer<K: KeyValue>(env: &Env<'_, K>) -> Result<LogSigner, Problem> {
     LogSigner::from_secret(secret, origin, name).map_err(|why| not_configured(&why))
 }
 
-fn only(
-    q: &std::collections::BTreeMap<String, String>,
-    allowed: &[&str],
-) -> Result<(), Problem> {
+fn only(q: &std::collections::BTreeMap<String, String>, allowed: &[&str]) -> Result<(), Problem> {
     match q.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(Problem::unknown_parameter(
             k,
@@ -258,11 +255,10 @@ fn consistency<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Result<Response,
     let from = number(&q, "from", 1)?
         .ok_or_else(|| Problem::invalid("from is required").field("from", "required"))?;
     if to > state.size {
-        return Err(Problem::invalid(format!(
-            "to must be at most the log's size, {}",
-            state.size
-        ))
-        .field("to", format!("1 to {}", state.size)));
+        return Err(
+            Problem::invalid(format!("to must be at most the log's size, {}", state.size))
+                .field("to", format!("1 to {}", state.size)),
+        );
     }
     if from > to {
         return Err(Problem::invalid("from must not exceed to").field("from", format!("1 to {to}")));
@@ -287,6 +283,10 @@ fn integrate<K: KeyValue>(
     who: &Principal,
 ) -> Result<Response, Problem> {
     who.require(&[Role::Scheduler, Role::BureauAdmin])?;
+    if !req.body().is_empty() {
+        // No body, or an empty object: anything else is refused as usual.
+        web::json::body::<NoMembers>(req)?;
+    }
     let q = query(req);
     only(&q, &["limit"])?;
     let limit = number(&q, "limit", 1)?
@@ -309,6 +309,11 @@ fn integrate<K: KeyValue>(
     )?;
     Ok(respond(StatusCode::OK, &step))
 }
+
+/// The body of a route that takes none but accepts `{}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoMembers {}
 
 /// `log.<chunk>`, `vouchers.<page>.<offset>` or `classes.<page>.<offset>`.
 fn encode_cursor(c: Cursor) -> String {
@@ -351,8 +356,13 @@ fn verify_route<K: KeyValue>(
         .get("checkpoint")
         .map(|note| {
             checkpoint::open(note, &key.name, &key.public).map_err(|e| {
-                Problem::invalid(format!("checkpoint is not a checkpoint signed by this log's key: {e}"))
-                    .field("checkpoint", "a signed note this log's GET /api/v1/audit/checkpoint returned")
+                Problem::invalid(format!(
+                    "checkpoint is not a checkpoint signed by this log's key: {e}"
+                ))
+                .field(
+                    "checkpoint",
+                    "a signed note this log's GET /api/v1/audit/checkpoint returned",
+                )
             })
         })
         .transpose()?;
@@ -361,9 +371,7 @@ fn verify_route<K: KeyValue>(
         .map(|c| decode_cursor(c))
         .transpose()?
         .unwrap_or_default();
-    let pages = number(&q, "pages", 1)?
-        .unwrap_or(4)
-        .min(MAX_VERIFY_PAGES);
+    let pages = number(&q, "pages", 1)?.unwrap_or(4).min(MAX_VERIFY_PAGES);
     let report = verify::verify(env.kv, &key, trusted.as_ref(), cursor, pages)?;
     Ok(respond(
         StatusCode::OK,
