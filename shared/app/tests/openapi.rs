@@ -1599,7 +1599,14 @@ fn worked_flow() -> Vec<Exchange> {
         None,
         None,
     );
-    w.expect(200, Method::GET, "/api/v1/audit/key", Some(&bureau), None, None);
+    w.expect(
+        200,
+        Method::GET,
+        "/api/v1/audit/key",
+        Some(&bureau),
+        None,
+        None,
+    );
     w.expect(
         200,
         Method::GET,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod races;
+pub mod rfc6962;
 pub mod scenarios;
 pub mod voucher_races;
 
