@@ -8,7 +8,7 @@
 //! stalls nobody and ends up in the log as a signed gap.
 
 use crate::common::rfc6962;
-use crate::common::{call, file_class_salted, ok, token};
+use crate::common::{call, ok, token};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use e2e::kv::KvStore;
@@ -212,6 +212,31 @@ async fn last_event_of(host: &Host, entity: &str, prefix: &str) -> Value {
         .clone()
 }
 
+/// Files an approved class of `n` trainees with the fixture's `salt`,
+/// registering its trainers first (the seed registers those of salt 0).
+async fn file_salted(
+    host: &Host,
+    n: usize,
+    salt: u32,
+) -> (String, policy::class_opening::ClassApplication) {
+    let today = policy::ids::today_cst();
+    let (app, _) =
+        policy::fixtures::valid_class_from(today + chrono::Duration::days(21), today, n, salt);
+    let admin = token(Role::BureauAdmin, None);
+    for t in &app.trainers {
+        let no = &t.registration_no;
+        ok(
+            host,
+            "PUT",
+            &format!("/api/v1/registry/trainers/{no}"),
+            &admin,
+            json!({"registration_no": no, "name": "讲师", "status": "registered"}),
+        )
+        .await;
+    }
+    (crate::common::file_approved(host, &app).await, app)
+}
+
 /// The scenario of the tamper tests, on either backend.
 async fn tampering_behind_the_components_back_is_found_by_key_and_event(side: Side) {
     let host = &side.host;
@@ -230,7 +255,7 @@ async fn tampering_behind_the_components_back_is_found_by_key_and_event(side: Si
         .unwrap()
         .to_string();
     // Another class with vouchers; checkpoint A.
-    let (class_id, app) = file_class_salted(host, 3, 7).await;
+    let (class_id, app) = file_salted(host, 3, 7).await;
     let codes = issue(host, &class_id, &app, &[0, 1, 2]).await;
     integrate(host).await;
     let cp_a = checkpoint(host).await;
@@ -247,7 +272,7 @@ async fn tampering_behind_the_components_back_is_found_by_key_and_event(side: Si
         json!({"reason": "学员放弃培训"}),
     )
     .await;
-    file_class_salted(host, 3, 8).await;
+    file_salted(host, 3, 8).await;
     let step = integrate(host).await;
     let cp_b = checkpoint(host).await;
     let size_a: u64 = cp_a.lines().nth(1).unwrap().parse().unwrap();
@@ -441,7 +466,7 @@ async fn a_writer_killed_after_taking_its_number_stalls_nobody_and_becomes_a_sig
     .await;
     let put_calls = host.kv_calls() - calls;
     assert!(put_calls < 40, "a registry PUT made {put_calls} key-value calls");
-    let (class_id, _) = file_class_salted(host, 3, 9).await;
+    let (class_id, _) = file_salted(host, 3, 9).await;
     let after: u64 = last_event(host, &format!("class:{class_id}")).await["seq"]
         .as_u64()
         .unwrap();

@@ -619,15 +619,17 @@ fn check_classes(
         // The hold: the findings opened and not rectified, by the log.
         let mut open = BTreeSet::new();
         let mut last_finding = None;
+        // Finding ids compared in lower case: `finding.opened` notes are
+        // `<id>:<kind>` in lower case, `finding.rectified` notes the id.
         for e in &events {
-            let id = e.change.note.as_deref().unwrap_or_default();
+            let id = e.change.note.as_deref().unwrap_or_default().to_lowercase();
             match e.change.action.as_str() {
                 "finding.opened" => {
                     open.insert(id.split(':').next().unwrap_or_default().to_string());
                     last_finding = Some(e.seq);
                 }
                 "finding.rectified" => {
-                    open.remove(id);
+                    open.remove(&id);
                     last_finding = Some(e.seq);
                 }
                 _ => {}
@@ -638,7 +640,7 @@ fn check_classes(
         match &holds[n] {
             Ok(Some(b)) => {
                 let hold: crate::findings::ClassHold = decode(b, "class hold")?;
-                let have: BTreeSet<String> = hold.open.keys().cloned().collect();
+                let have: BTreeSet<String> = hold.open.keys().map(|k| k.to_lowercase()).collect();
                 if have != open {
                     out.push(not_as_logged(
                         hold_key.clone(),
