@@ -86,6 +86,17 @@ fn reply(res: web::Response) -> Reply {
 }
 
 impl World {
+    /// Integrates the audit log and verifies it with every live voucher,
+    /// class and hold: nothing may be found.
+    fn assert_audit_intact(&self) {
+        let (size, found) = store::audit::verify::integrate_and_verify_all(
+            &self.kv,
+            &store::audit::tree::LogSigner::for_tests(),
+        )
+        .unwrap();
+        assert!(size > 0 && found.is_empty(), "{size} events: {found:?}");
+    }
+
     /// An approved 养老护理员 class of `n` trainees (filed 2022-06-01, first day 2022-06-13).
     fn new(n: usize) -> World {
         World::starting(n, "2022-06-13", "2022-06-01")
@@ -479,6 +490,7 @@ fn sc_deny_an_open_finding_holds_the_trainees_voucher_and_the_whole_class() {
     )
     .unwrap();
     assert_eq!(w.settle("2022-06-30", &codes[1]).status, 200);
+    w.assert_audit_intact();
 }
 
 #[test]
@@ -535,6 +547,7 @@ fn vo_valid_redeeming_on_the_last_valid_day_works_and_the_day_after_expires_the_
         )
     });
     assert_eq!(r.status, 403);
+    w.assert_audit_intact();
 }
 
 #[test]
@@ -673,6 +686,7 @@ fn vo_archive_and_progress_figures_match_the_settled_vouchers_exactly() {
         ),
     );
     assert_eq!(bureau.status, 200);
+    w.assert_audit_intact();
 }
 
 #[test]
