@@ -202,6 +202,7 @@ impl World {
                     role: "district_officer".into(),
                 },
                 recorded_at: now,
+                unaudited: false,
             },
             // CK-ORDER only: these checks are written straight to the store,
             // dated as each test needs (CK-WINDOW is the route's, tested there).
@@ -994,6 +995,7 @@ fn vo_open_a_voucher_cannot_be_redeemed_before_the_pre_opening_check_has_passed(
                 role: "district_officer".into(),
             },
             recorded_at: at("2022-06-12"),
+            unaudited: false,
         },
         |c| policy::checks::decide_order(CheckKind::PreOpening, c.status, false),
         at("2022-06-12"),

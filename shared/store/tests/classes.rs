@@ -164,6 +164,7 @@ fn check(kind: CheckKind, result: CheckResult) -> CheckRecord {
             role: "district_officer".into(),
         },
         recorded_at: Utc::now(),
+        unaudited: false,
     }
 }
 
@@ -269,6 +270,141 @@ fn checks_move_a_class_along_in_order_only() {
             policy::checks::CheckRefusal::OutOfOrder { .. }
         )))
     ));
+    let (_, found) = store::audit::verify::integrate_and_verify_all(
+        &kv,
+        &store::audit::tree::LogSigner::for_tests(),
+    )
+    .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_crash_between_a_check_and_its_audit_event_is_repaired_by_the_retry_and_audited_once() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(5);
+    let id = file(&kv, &hasher, app, ctx.today, Utc::now())
+        .unwrap()
+        .record
+        .id;
+    let pre = check(CheckKind::PreOpening, CheckResult::Passed);
+    // The class record's swap lands, then the process dies.
+    kv.fail_after_writes(Some(1));
+    assert!(matches!(
+        classes::record_check(
+            &kv,
+            &id,
+            pre.clone(),
+            decide(CheckKind::PreOpening),
+            Utc::now()
+        ),
+        Err(UpdateError::Store(_))
+    ));
+    kv.fail_after_writes(None);
+    let r = classes::get(&kv, &id).unwrap().unwrap();
+    assert_eq!(r.status, ClassStatus::InTraining);
+    assert!(
+        r.checks[0].unaudited,
+        "the check is marked as owing its event"
+    );
+    let events = |kv: &MemoryStore| {
+        store::audit::history(kv, &format!("class:{id}"), Default::default(), 100)
+            .unwrap()
+            .0
+            .into_iter()
+            .filter(|e| e.change.action == "class.check.pre_opening")
+            .count()
+    };
+    assert_eq!(events(&kv), 0, "the crash lost the event");
+    let (_, found) = store::audit::verify::integrate_and_verify_all(
+        &kv,
+        &store::audit::tree::LogSigner::for_tests(),
+    )
+    .unwrap();
+    assert_eq!(
+        found.iter().map(|d| d.kind).collect::<Vec<_>>(),
+        vec!["record_not_as_logged"],
+        "verify reports the class ahead of its log: {found:?}"
+    );
+    // The retry of the same check: answered as recorded, not refused as out
+    // of order, and the event is written once.
+    let again = classes::record_check(
+        &kv,
+        &id,
+        pre.clone(),
+        decide(CheckKind::PreOpening),
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(again.status, ClassStatus::InTraining);
+    assert!(again.checks.iter().all(|c| !c.unaudited));
+    assert_eq!(again.checks.len(), 1);
+    assert_eq!(events(&kv), 1);
+    let (ids, _) = store::index::read(&kv, "classes:in_training", Default::default(), 10).unwrap();
+    assert_eq!(
+        ids,
+        vec![id.clone()],
+        "the in-training index entry is repaired too"
+    );
+    let (_, found) = store::audit::verify::integrate_and_verify_all(
+        &kv,
+        &store::audit::tree::LogSigner::for_tests(),
+    )
+    .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    // Retried again: nothing more.
+    classes::record_check(&kv, &id, pre, decide(CheckKind::PreOpening), Utc::now()).unwrap_err();
+    assert_eq!(events(&kv), 1);
+}
+
+#[test]
+fn a_crashed_check_is_audited_by_the_next_check_of_the_class() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(5);
+    let id = file(&kv, &hasher, app, ctx.today, Utc::now())
+        .unwrap()
+        .record
+        .id;
+    kv.fail_after_writes(Some(1));
+    classes::record_check(
+        &kv,
+        &id,
+        check(CheckKind::PreOpening, CheckResult::Passed),
+        decide(CheckKind::PreOpening),
+        Utc::now(),
+    )
+    .unwrap_err();
+    kv.fail_after_writes(None);
+    classes::record_check(
+        &kv,
+        &id,
+        check(CheckKind::InTraining, CheckResult::Passed),
+        decide(CheckKind::InTraining),
+        Utc::now(),
+    )
+    .unwrap();
+    let (events, _) =
+        store::audit::history(&kv, &format!("class:{id}"), Default::default(), 100).unwrap();
+    let actions: Vec<(String, Option<String>)> = events
+        .iter()
+        .map(|e| (e.change.action.clone(), e.change.note.clone()))
+        .collect();
+    assert_eq!(
+        actions[1..],
+        [
+            (
+                "class.check.pre_opening".to_string(),
+                Some("passed; recorded on retry".to_string())
+            ),
+            (
+                "class.check.in_training".to_string(),
+                Some("passed".to_string())
+            ),
+        ]
+    );
     let (_, found) = store::audit::verify::integrate_and_verify_all(
         &kv,
         &store::audit::tree::LogSigner::for_tests(),
