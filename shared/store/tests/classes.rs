@@ -53,6 +53,35 @@ fn seed_registry(kv: &MemoryStore) {
 }
 
 #[test]
+fn a_crash_between_a_registry_write_and_its_event_is_repaired_by_the_retry() {
+    let kv = MemoryStore::new();
+    let entry = policy::registry::Trainer {
+        registration_no: "YN-T-0777".into(),
+        name: "讲师".into(),
+        status: policy::registry::TrainerStatus::Registered,
+    };
+    let puts = |kv: &MemoryStore| {
+        store::audit::history(kv, "trainer:YN-T-0777", Default::default(), 100)
+            .unwrap()
+            .0
+            .len()
+    };
+    // The entry is created (an election and a write), then the process dies.
+    kv.fail_after_writes(Some(2));
+    assert!(store::registry::put(&kv, &entry, actor(), Utc::now()).is_err());
+    kv.fail_after_writes(None);
+    assert!(
+        store::registry::get::<policy::registry::Trainer>(&kv, "YN-T-0777")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(puts(&kv), 0, "the crash lost the event");
+    // The retried PUT writes the same entry and its event.
+    assert!(store::registry::put(&kv, &entry, actor(), Utc::now()).unwrap());
+    assert_eq!(puts(&kv), 1);
+}
+
+#[test]
 fn validation_reads_its_context_in_one_call_whatever_the_roster_size() {
     let kv = MemoryStore::new();
     seed_registry(&kv);
