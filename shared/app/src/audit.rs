@@ -157,6 +157,14 @@ fn number(
         .transpose()
 }
 
+fn at_most(n: Option<u64>, name: &str, max: u64) -> Result<Option<u64>, Problem> {
+    match n {
+        Some(n) if n > max => Err(Problem::invalid(format!("{name} must be at most {max}"))
+            .field(name, format!("1 to {max}"))),
+        n => Ok(n),
+    }
+}
+
 fn tree_state<K: KeyValue>(env: &Env<'_, K>) -> Result<tree::TreeState, Problem> {
     tree::settled_state(env.kv)?.ok_or_else(|| {
         Problem::new(
@@ -289,9 +297,8 @@ fn integrate<K: KeyValue>(
     }
     let q = query(req);
     only(&q, &["limit"])?;
-    let limit = number(&q, "limit", 1)?
-        .unwrap_or(tree::MAX_PAGE)
-        .min(tree::MAX_PAGE);
+    let limit =
+        at_most(number(&q, "limit", 1)?, "limit", tree::MAX_PAGE)?.unwrap_or(tree::MAX_PAGE);
     let signer = signer(env)?;
     let timeout = env
         .secrets

@@ -1481,6 +1481,7 @@ fn a_checkpoint_not_signed_by_the_log_key_or_a_bad_proof_request_is_refused_and_
         ("/api/v1/audit/proofs/consistency?from=1&to=999999", "to"),
         ("/api/v1/audit/verify?cursor=log.x", "cursor"),
         ("/api/v1/audit/verify?pages=0", "pages"),
+        ("/api/v1/audit/verify?pages=17", "pages"),
         ("/api/v1/audit/verify?from=1", "from"),
     ] {
         let (s, v, _) = w.call(Method::GET, path, Some(&admin), None, &[]);
