@@ -276,12 +276,12 @@ fn head(
     Ok(())
 }
 
+/// A value as read: `Err(())` when it does not open (changed at rest).
+type Read = Result<Option<Vec<u8>>, ()>;
+
 /// Reads `keys` in one batch; a value that does not open (changed at rest)
 /// is `Err(())`, found by reading the batch key by key.
-fn read_tolerant(
-    kv: &impl KeyValue,
-    keys: &[String],
-) -> Result<Vec<Result<Option<Vec<u8>>, ()>>, StoreError> {
+fn read_tolerant(kv: &impl KeyValue, keys: &[String]) -> Result<Vec<Read>, StoreError> {
     match kv.get_many(keys) {
         Ok(v) => Ok(v.into_iter().map(Ok).collect()),
         Err(e) if tree::tampered(&e) => keys
