@@ -240,6 +240,10 @@ pub struct IntegrationRow {
     pub reads_per_event: f64,
     pub writes_per_event: f64,
     pub seconds: f64,
+    /// Mean time of a step of 1,000 events over the first and the last
+    /// tenth of the steps: whether a step gets dearer as the log grows.
+    pub first_tenth_ms: f64,
+    pub last_tenth_ms: f64,
 }
 
 /// Writes `n` events straight into a fresh store (sealed, as the components
@@ -272,7 +276,9 @@ pub fn integration(redis: bool, n: u64) -> Result<IntegrationRow> {
     let sealed = SealedKv::new(counting.clone(), keys(), &random);
     let signer = LogSigner::for_tests();
     let started = Instant::now();
+    let mut steps = Vec::new();
     loop {
+        let t = Instant::now();
         let step = tree::integrate(
             &sealed,
             &signer,
@@ -281,6 +287,7 @@ pub fn integration(redis: bool, n: u64) -> Result<IntegrationRow> {
             chrono::Duration::seconds(300),
         )
         .context("integration")?;
+        steps.push(t.elapsed().as_secs_f64() * 1e3);
         if step.pending == 0 {
             anyhow::ensure!(step.size == n, "integrated {} of {n}", step.size);
             break;
@@ -288,7 +295,11 @@ pub fn integration(redis: bool, n: u64) -> Result<IntegrationRow> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let (reads, writes) = counting.counts();
+    let tenth = (steps.len() / 10).max(1);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     Ok(IntegrationRow {
+        first_tenth_ms: mean(&steps[..tenth]),
+        last_tenth_ms: mean(&steps[steps.len() - tenth..]),
         events: n,
         per_s: n as f64 / seconds,
         calls_per_event: (reads + writes) as f64 / n as f64,
@@ -331,14 +342,23 @@ pub fn run(redis: bool, sizes: &[u64], per_thread: usize) -> Result<()> {
         tree::MAX_PAGE
     );
     println!();
-    println!("| events | seconds | events/s | kv calls per event (reads + writes) |");
-    println!("|---|---|---|---|");
+    println!(
+        "| events | seconds | events/s | kv calls per event (reads + writes) | ms per step: first tenth, last tenth |"
+    );
+    println!("|---|---|---|---|---|");
     let mut rows = Vec::new();
     for &n in sizes {
         let r = integration(redis, n)?;
         println!(
-            "| {} | {:.2} | {:.0} | {:.4} ({:.4} + {:.4}) |",
-            r.events, r.seconds, r.per_s, r.calls_per_event, r.reads_per_event, r.writes_per_event
+            "| {} | {:.2} | {:.0} | {:.4} ({:.4} + {:.4}) | {:.1}, {:.1} |",
+            r.events,
+            r.seconds,
+            r.per_s,
+            r.calls_per_event,
+            r.reads_per_event,
+            r.writes_per_event,
+            r.first_tenth_ms,
+            r.last_tenth_ms
         );
         rows.push(r);
     }
