@@ -378,7 +378,7 @@ fn verify_route<K: KeyValue>(
         .map(|c| decode_cursor(c))
         .transpose()?
         .unwrap_or_default();
-    let pages = number(&q, "pages", 1)?.unwrap_or(4).min(MAX_VERIFY_PAGES);
+    let pages = at_most(number(&q, "pages", 1)?, "pages", MAX_VERIFY_PAGES)?.unwrap_or(4);
     let report = verify::verify(env.kv, &key, trusted.as_ref(), cursor, pages)?;
     Ok(respond(
         StatusCode::OK,
