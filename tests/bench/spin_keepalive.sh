@@ -41,7 +41,8 @@ MINT="$ROOT/target/debug/mint-token"
   --variable trainee_public_key="$(cat "$WORK/id/trainee.pub")" \
   --variable trainee_signing_key="$(cat "$WORK/id/trainee.key")" \
   --variable pii_key="$(openssl rand -hex 32)" \
-  --variable pii_hmac_key="$(openssl rand -hex 32)" >"$WORK/spin.log" 2>&1 &
+  --variable pii_hmac_key="$(openssl rand -hex 32)" \
+  --variable audit_checkpoint_key="$(openssl rand -hex 32)" >"$WORK/spin.log" 2>&1 &
 SPIN_PID=$!
 for _ in $(seq 1 100); do
   curl -sf "$URL/api/v1/health" >/dev/null 2>&1 && break

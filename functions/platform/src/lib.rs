@@ -329,7 +329,17 @@ pub async fn serve(
     req: Request,
     handler: impl FnOnce(&Env<'_, Store>, &web::Request) -> web::Response,
 ) -> Reply {
-    let prepared = match prepare(req, &[]).await {
+    serve_with(component, req, &[], handler).await
+}
+
+/// [`serve`] for a component that reads further variables (`extra`).
+pub async fn serve_with(
+    component: &str,
+    req: Request,
+    extra: &[&str],
+    handler: impl FnOnce(&Env<'_, Store>, &web::Request) -> web::Response,
+) -> Reply {
+    let prepared = match prepare(req, extra).await {
         Ok(p) => p,
         Err(r) => return r,
     };

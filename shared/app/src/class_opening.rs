@@ -407,6 +407,7 @@ fn check<K: KeyValue>(
             notes: body.notes.clone(),
             recorded_by: who.actor(),
             recorded_at: env.now,
+            unaudited: false,
         };
         let decide = |c: &ClassRecord| {
             checks::decide_check(

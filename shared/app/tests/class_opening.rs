@@ -5,6 +5,8 @@
 
 mod support;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use http::{Method, StatusCode};
@@ -82,6 +84,19 @@ impl World {
             a.text
         );
         (a.status, a.body, a.headers)
+    }
+
+    /// A GET whose answer is text (the audit checkpoint, a signed note).
+    fn text(&self, path: &str, token: &str) -> (StatusCode, String) {
+        let req = support::request(Method::GET, path, Some(token), None, &[]);
+        let env = Env {
+            kv: &self.kv,
+            secrets: &self.secrets,
+            now: *self.now.lock().unwrap(),
+            random: &no_random,
+        };
+        let a = support::answer(app::class_opening::handle(&env, &req));
+        (a.status, a.text)
     }
 
     /// Moves the world's clock to `at` (China Standard Time, `YYYY-MM-DDTHH:MM:SS`).
@@ -800,10 +815,12 @@ fn the_three_checks_move_a_class_through_its_life_in_order_and_refuse_moves_out_
     );
     assert_eq!(v["checks"].as_array().unwrap().len(), 4);
     assert_eq!(v["checks"][1]["kind_zh"], "开班前验证");
-    assert!(
-        store::audit::verify(&w.kv, 1, 10_000).unwrap().is_ok(),
-        "the audit chain is intact"
-    );
+    let (_, found) = store::audit::verify::integrate_and_verify_all(
+        &w.kv,
+        &store::audit::tree::LogSigner::for_tests(),
+    )
+    .unwrap();
+    assert!(found.is_empty(), "the audit log is intact: {found:?}");
 }
 
 /// Each case: the clock, the check, its `at`, and the bound it breaks (None: recorded).
@@ -1226,8 +1243,45 @@ fn unknown_routes_and_methods_are_problems() {
     );
 }
 
+/// Percent-encodes `text` for a query string.
+fn query_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every page of `GET /api/v1/audit/verify` against `checkpoint`: the discrepancies found.
+fn verify_all(w: &World, checkpoint: &str) -> Vec<serde_json::Value> {
+    let admin = token(Role::BureauAdmin, None);
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!(
+            "/api/v1/audit/verify?pages=1&checkpoint={}",
+            query_encode(checkpoint)
+        );
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (s, v, _) = w.call(Method::GET, &path, Some(&admin), None, &[]);
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(
+            v["intact"].as_bool(),
+            Some(v["discrepancies"].as_array().unwrap().is_empty())
+        );
+        found.extend(v["discrepancies"].as_array().unwrap().iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return found,
+        }
+    }
+}
+
 #[test]
-fn the_audit_chain_verifies_and_a_changed_byte_is_reported_at_its_event() {
+fn the_audit_log_is_integrated_signed_and_verified_and_a_changed_byte_is_named_by_event() {
     let w = World::new();
     let (_, v, _) = w.call(
         Method::POST,
@@ -1238,41 +1292,101 @@ fn the_audit_chain_verifies_and_a_changed_byte_is_reported_at_its_event() {
     );
     let id = v["id"].as_str().unwrap().to_string();
     let admin = token(Role::BureauAdmin, None);
-    let (s, v, _) = w.call(Method::GET, "/api/v1/audit/verify", Some(&admin), None, &[]);
-    assert_eq!(
-        (s, v["intact"].as_bool()),
-        (StatusCode::OK, Some(true)),
-        "{v}"
-    );
-    let length = v["length"].as_u64().unwrap();
-    assert!(
-        length >= 10,
-        "registry puts and the filing are audited: {length}"
-    );
-    // Page by page.
-    let (_, page, _) = w.call(
+    // No checkpoint before the first integration.
+    let (s, v, _) = w.call(
         Method::GET,
-        "/api/v1/audit/verify?from=1&limit=3",
+        "/api/v1/audit/checkpoint",
         Some(&admin),
         None,
         &[],
     );
     assert_eq!(
-        (page["checked_to"].as_u64(), page["next_from"].as_u64()),
-        (Some(3), Some(4))
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("audit_log_empty"))
     );
-    // Change one byte of event 5.
-    let key = store::keys::audit_event(5);
-    let mut bytes = store::KeyValue::get(&w.kv, &key).unwrap().unwrap();
+    let (s, step, _) = w.call(
+        Method::POST,
+        "/api/v1/audit/integrate",
+        Some(&token(Role::Scheduler, None)),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK, "{step}");
+    let size = step["size"].as_u64().unwrap();
+    assert!(
+        size >= 10,
+        "registry puts and the filing are audited: {step}"
+    );
+    assert_eq!(
+        (step["added"].as_u64(), step["pending"].as_u64()),
+        (Some(size), Some(0))
+    );
+    // The checkpoint is a signed note the served public key opens.
+    let (s, note) = w.text("/api/v1/audit/checkpoint", &institution());
+    assert_eq!(s, StatusCode::OK);
+    let (_, key, _) = w.call(
+        Method::GET,
+        "/api/v1/audit/key",
+        Some(&institution()),
+        None,
+        &[],
+    );
+    let public: [u8; 32] = B64
+        .decode(key["public_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let public = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+    let cp = store::checkpoint::open(&note, key["key_name"].as_str().unwrap(), &public).unwrap();
+    assert_eq!(
+        (cp.size, cp.origin.as_str()),
+        (size, app::audit::DEFAULT_ORIGIN)
+    );
+    assert!(
+        key["verifier_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("vocational-training-audit+")
+    );
+    assert!(verify_all(&w, &note).is_empty(), "intact");
+    // An inclusion proof of event 3 leads to the checkpoint's root.
+    let (s, p, _) = w.call(
+        Method::GET,
+        &format!("/api/v1/audit/proofs/inclusion?seq=3&size={size}"),
+        Some(&admin),
+        None,
+        &[],
+    );
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let leaf = store::tlog::leaf_hash(&B64.decode(p["leaf_data"].as_str().unwrap()).unwrap());
+    let proof: Vec<store::tlog::Hash> = p["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .collect();
+    assert!(store::tlog::verify_inclusion(
+        &leaf, 2, size, &proof, &cp.root
+    ));
+    // Change one byte of event 5, behind the component's back.
+    let key5 = store::keys::audit_event(5);
+    let original = store::KeyValue::get(&w.kv, &key5).unwrap().unwrap();
+    let mut bytes = original.clone();
     let at = bytes.iter().position(|b| *b == b'"').unwrap() + 1;
     bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
-    store::KeyValue::set(&w.kv, &key, &bytes).unwrap();
-    let (_, v, _) = w.call(Method::GET, "/api/v1/audit/verify", Some(&admin), None, &[]);
+    store::KeyValue::set(&w.kv, &key5, &bytes).unwrap();
+    let found = verify_all(&w, &note);
+    assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
-        (v["intact"].as_bool(), v["broken_at"].as_u64()),
-        (Some(false), Some(5)),
-        "{v}"
+        (
+            found[0]["kind"].as_str(),
+            found[0]["seq"].as_u64(),
+            found[0]["key"].as_str()
+        ),
+        (Some("event_changed"), Some(5), Some(key5.as_str()))
     );
+    store::KeyValue::set(&w.kv, &key5, &original).unwrap();
+    assert!(verify_all(&w, &note).is_empty(), "restored");
     // An entity's history.
     let (s, h, _) = w.call(
         Method::GET,
@@ -1291,14 +1405,116 @@ fn the_audit_chain_verifies_and_a_changed_byte_is_reported_at_its_event() {
         &[],
     );
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _, _) = w.call(
-        Method::GET,
-        "/api/v1/audit/verify",
+    for (path, tok) in [
+        ("/api/v1/audit/verify", institution()),
+        (
+            "/api/v1/audit/proofs/inclusion?seq=1",
+            token(Role::DistrictOfficer, None),
+        ),
+    ] {
+        let (s, _, _) = w.call(Method::GET, path, Some(&tok), None, &[]);
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+    }
+}
+
+#[test]
+fn a_checkpoint_not_signed_by_the_log_key_or_a_bad_proof_request_is_refused_and_named() {
+    let w = World::new();
+    w.call(
+        Method::POST,
+        "/api/v1/classes",
         Some(&institution()),
+        Some(application(5, 0)),
+        &[],
+    );
+    let admin = token(Role::BureauAdmin, None);
+    w.call(
+        Method::POST,
+        "/api/v1/audit/integrate",
+        Some(&admin),
         None,
         &[],
     );
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, note) = w.text("/api/v1/audit/checkpoint", &admin);
+    // Signed by another key under the log's name.
+    let forged = store::checkpoint::sign(
+        &store::checkpoint::open(
+            &note,
+            app::audit::DEFAULT_KEY_NAME,
+            &store::audit::tree::LogSigner::from_secret(
+                support::AUDIT_KEY,
+                app::audit::DEFAULT_ORIGIN,
+                app::audit::DEFAULT_KEY_NAME,
+            )
+            .unwrap()
+            .public()
+            .public,
+        )
+        .unwrap(),
+        app::audit::DEFAULT_KEY_NAME,
+        &ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]),
+    );
+    let shrunk = {
+        let mut lines: Vec<String> = note.lines().map(str::to_string).collect();
+        lines[1] = "3".into();
+        lines.join("\n") + "\n"
+    };
+    for bad in [shrunk.as_str(), "not a note", forged.as_str()] {
+        let (s, v, _) = w.call(
+            Method::GET,
+            &format!("/api/v1/audit/verify?checkpoint={}", query_encode(bad)),
+            Some(&admin),
+            None,
+            &[],
+        );
+        assert_eq!(
+            (s, v["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("checkpoint")),
+            "{v}"
+        );
+    }
+    for (path, field) in [
+        ("/api/v1/audit/proofs/inclusion?seq=0", "seq"),
+        ("/api/v1/audit/proofs/inclusion?seq=999999", "seq"),
+        ("/api/v1/audit/proofs/inclusion", "seq"),
+        ("/api/v1/audit/proofs/consistency?from=5&to=2", "from"),
+        ("/api/v1/audit/proofs/consistency?from=1&to=999999", "to"),
+        ("/api/v1/audit/verify?cursor=log.x", "cursor"),
+        ("/api/v1/audit/verify?pages=0", "pages"),
+        ("/api/v1/audit/verify?pages=17", "pages"),
+        ("/api/v1/audit/verify?from=1", "from"),
+    ] {
+        let (s, v, _) = w.call(Method::GET, path, Some(&admin), None, &[]);
+        assert_eq!(
+            (s, v["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{path}: {v}"
+        );
+    }
+}
+
+#[test]
+fn without_its_signing_key_the_log_neither_integrates_nor_verifies_and_says_why() {
+    let mut w = World::new();
+    w.secrets.extra.clear();
+    let before = w.kv.dump();
+    let admin = token(Role::BureauAdmin, None);
+    for (method, path) in [
+        (Method::POST, "/api/v1/audit/integrate"),
+        (Method::GET, "/api/v1/audit/verify"),
+        (Method::GET, "/api/v1/audit/key"),
+    ] {
+        let (s, v, _) = w.call(method, path, Some(&admin), None, &[]);
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("audit_key_not_configured")
+            ),
+            "{path}"
+        );
+    }
+    assert_eq!(w.kv.dump(), before, "nothing written");
 }
 
 #[test]

@@ -85,6 +85,17 @@ fn reply(res: web::Response) -> Reply {
 }
 
 impl World {
+    /// Integrates the audit log and verifies it with every live voucher,
+    /// class and hold: nothing may be found.
+    fn assert_audit_intact(&self) {
+        let (size, found) = store::audit::verify::integrate_and_verify_all(
+            &self.kv,
+            &store::audit::tree::LogSigner::for_tests(),
+        )
+        .unwrap();
+        assert!(size > 0 && found.is_empty(), "{size} events: {found:?}");
+    }
+
     /// An approved 养老护理员 class of `n` trainees (filed 2022-06-01, first day 2022-06-13).
     fn new(n: usize) -> World {
         World::starting(n, "2022-06-13", "2022-06-01")
@@ -199,6 +210,7 @@ impl World {
                     role: "district_officer".into(),
                 },
                 recorded_at: now,
+                unaudited: false,
             },
             // CK-ORDER only: these checks are written straight to the store,
             // dated as each test needs (CK-WINDOW is the route's, tested there).
@@ -509,6 +521,7 @@ fn sc_deny_an_open_finding_holds_the_trainees_voucher_and_the_whole_class() {
     )
     .unwrap();
     assert_eq!(w.settle("2022-06-30", &codes[1]).status, 200);
+    w.assert_audit_intact();
 }
 
 #[test]
@@ -565,6 +578,7 @@ fn vo_valid_redeeming_on_the_last_valid_day_works_and_the_day_after_expires_the_
         )
     });
     assert_eq!(r.status, 403);
+    w.assert_audit_intact();
 }
 
 #[test]
@@ -723,6 +737,7 @@ fn vo_archive_and_progress_figures_match_the_settled_vouchers_exactly() {
         ),
     );
     assert_eq!(bureau.status, 200);
+    w.assert_audit_intact();
 }
 
 #[test]
@@ -1030,6 +1045,7 @@ fn vo_open_a_voucher_cannot_be_redeemed_before_the_pre_opening_check_has_passed(
                 role: "district_officer".into(),
             },
             recorded_at: at("2022-06-12"),
+            unaudited: false,
         },
         |c| policy::checks::decide_order(CheckKind::PreOpening, c.status, false),
         at("2022-06-12"),

@@ -81,6 +81,25 @@ pub struct CheckRecord {
     pub recorded_by: Actor,
     /// When it was recorded.
     pub recorded_at: DateTime<Utc>,
+    /// Its audit event (and, for a passed pre-opening check, the in-training
+    /// index entry) is not written yet: set in the same swap that records
+    /// the check, cleared once they are. A request that died in between
+    /// leaves it set, and the next check of the class, or the retry, writes
+    /// what is owed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unaudited: bool,
+}
+
+impl CheckRecord {
+    /// Whether `other` is the same check, recorded by the same request
+    /// (a retry carries the same kind, time, result and recorder).
+    fn same_as(&self, other: &CheckRecord) -> bool {
+        self.kind == other.kind
+            && self.at == other.at
+            && self.result == other.result
+            && self.officer == other.officer
+            && self.recorded_by == other.recorded_by
+    }
 }
 
 /// Keyed hashes of one roster line, for other functions' lookups.
@@ -676,6 +695,12 @@ pub enum CheckError {
 /// (`policy::checks::decide_check`) over the current record; it answers the
 /// status a passed check leaves the class in, and it may run several times
 /// under contention.
+///
+/// The check is recorded marked [`CheckRecord::unaudited`]; its audit event
+/// (and the in-training index entry) follow, then the mark is cleared. A
+/// crash in between is repaired by the next call for the class: it writes
+/// what every marked check owes first, and a retry of the same check
+/// answers the class as recorded instead of refusing it as out of order.
 pub fn record_check(
     kv: &impl KeyValue,
     id: &str,
@@ -684,34 +709,126 @@ pub fn record_check(
     now: DateTime<Utc>,
 ) -> Result<ClassRecord, UpdateError<CheckError>> {
     let mut before_digest = None;
-    let kind = check.kind;
-    let actor = check.recorded_by.clone();
-    let result = check.result;
-    let updated = update_json::<ClassRecord, CheckError>(kv, &keys::class(id), "class", |cur| {
+    let mut owed: Vec<usize> = Vec::new();
+    let mut replay = false;
+    let result = update_json::<ClassRecord, CheckError>(kv, &keys::class(id), "class", |cur| {
         let mut r = cur.ok_or(CheckError::NotFound)?;
-        before_digest = Some(audit::digest_of(&r));
+        owed = (0..r.checks.len())
+            .filter(|i| r.checks[*i].unaudited)
+            .collect();
+        replay = owed.iter().any(|i| r.checks[*i].same_as(&check));
+        if replay {
+            return Ok(None);
+        }
+        before_digest = Some(audit::digest_of(&cleared(&r)));
         let on_pass = decide(&r)?;
-        r.checks.push(check.clone());
+        let mut new = check.clone();
+        new.unaudited = true;
+        r.checks.push(new);
         if check.result == CheckResult::Passed {
             r.status = on_pass;
         }
         Ok(Some(r))
-    })?
-    .ok_or(UpdateError::Refused(CheckError::NotFound))?;
-    if kind == CheckKind::PreOpening && updated.status == ClassStatus::InTraining {
-        index::append(kv, "classes:in_training", id)?;
-    }
-    audit::record(
+    });
+    let (record, mine) = match result {
+        Ok(Some(r)) if replay => (r, None),
+        Ok(Some(r)) => {
+            let n = r.checks.len() - 1;
+            (r, Some(n))
+        }
+        Ok(None) => return Err(UpdateError::Refused(CheckError::NotFound)),
+        Err(UpdateError::Refused(e)) if !owed.is_empty() => {
+            // Refused, but a crashed request's check is owed its event.
+            if let Some(r) = get(kv, id)? {
+                finish_checks(kv, id, &r, &owed, None, None, now)?;
+            }
+            return Err(UpdateError::Refused(e));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut todo = owed;
+    todo.extend(mine);
+    Ok(finish_checks(
         kv,
-        Change {
-            actor,
-            action: format!("class.check.{}", kind.id()),
-            entity: format!("class:{id}"),
-            before: before_digest,
-            after: Some(audit::digest_of(&updated)),
-            note: Some(format!("{result:?}").to_lowercase()),
-        },
+        id,
+        &record,
+        &todo,
+        mine,
+        before_digest,
         now,
-    )?;
-    Ok(updated)
+    )?)
+}
+
+/// `r` with every check's mark cleared: the state its events describe.
+fn cleared(r: &ClassRecord) -> ClassRecord {
+    let mut c = r.clone();
+    for ch in &mut c.checks {
+        ch.unaudited = false;
+    }
+    c
+}
+
+/// Writes what the checks at `todo` owe (the in-training index entry of a
+/// passed pre-opening check, the audit event), then clears their marks.
+/// `mine` is the check of this request, whose event carries `before`;
+/// the others are repairs of requests that died.
+fn finish_checks(
+    kv: &impl KeyValue,
+    id: &str,
+    record: &ClassRecord,
+    todo: &[usize],
+    mine: Option<usize>,
+    before: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<ClassRecord, StoreError> {
+    let after = audit::digest_of(&cleared(record));
+    for &i in todo {
+        let Some(c) = record.checks.get(i) else {
+            continue;
+        };
+        if c.kind == CheckKind::PreOpening && c.result == CheckResult::Passed {
+            index::append(kv, "classes:in_training", id)?;
+        }
+        let repaired = Some(i) != mine;
+        audit::record(
+            kv,
+            Change {
+                actor: c.recorded_by.clone(),
+                action: format!("class.check.{}", c.kind.id()),
+                entity: format!("class:{id}"),
+                before: if repaired { None } else { before.clone() },
+                after: Some(after.clone()),
+                note: Some(if repaired {
+                    format!("{:?}; recorded on retry", c.result).to_lowercase()
+                } else {
+                    format!("{:?}", c.result).to_lowercase()
+                }),
+            },
+            now,
+        )?;
+    }
+    let done: Vec<usize> = todo.to_vec();
+    let updated = update_json::<ClassRecord, std::convert::Infallible>(
+        kv,
+        &keys::class(id),
+        "class",
+        |cur| {
+            let Some(mut r) = cur else { return Ok(None) };
+            let mut changed = false;
+            for &i in &done {
+                if let Some(c) = r.checks.get_mut(i)
+                    && c.unaudited
+                {
+                    c.unaudited = false;
+                    changed = true;
+                }
+            }
+            Ok(changed.then_some(r))
+        },
+    )
+    .map_err(|e| match e {
+        UpdateError::Store(s) => s,
+        UpdateError::Refused(never) => match never {},
+    })?;
+    Ok(updated.unwrap_or_else(|| cleared(record)))
 }

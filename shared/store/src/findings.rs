@@ -109,8 +109,34 @@ impl ClassHold {
 }
 
 /// The class's hold record (empty when it never had a finding).
+///
+/// A class whose record is missing although the audit log records a
+/// finding opened on it is [`StoreError::Missing`], never "no hold": a
+/// deleted hold does not release settlement.
 pub fn hold(kv: &impl KeyValue, class_id: &str) -> Result<ClassHold, StoreError> {
-    Ok(get_json(kv, &hold_key(class_id), "class hold")?.unwrap_or_default())
+    match get_json(kv, &hold_key(class_id), "class hold")? {
+        Some(h) => Ok(h),
+        None if logged_findings(kv, class_id)? => Err(StoreError::Missing("class hold")),
+        None => Ok(ClassHold::default()),
+    }
+}
+
+/// Whether the audit log records a finding opened on the class. Read only
+/// when its hold record is absent: before the first finding or settlement
+/// of a class, or after the record was deleted.
+fn logged_findings(kv: &impl KeyValue, class_id: &str) -> Result<bool, StoreError> {
+    let entity = format!("class:{class_id}");
+    let mut from = crate::index::Position::default();
+    loop {
+        let (events, next) = audit::history(kv, &entity, from, 500)?;
+        if events.iter().any(|e| e.change.action == "finding.opened") {
+            return Ok(true);
+        }
+        match next {
+            Some(n) => from = n,
+            None => return Ok(false),
+        }
+    }
 }
 
 /// Admits the settlement of voucher `code` against the class's hold, by
@@ -127,7 +153,20 @@ pub fn admit_settlement<E>(
     decide: impl Fn(&ClassHold) -> Result<(), E>,
 ) -> Result<ClassHold, UpdateError<E>> {
     let mut admitted = None;
+    let mut logged: Option<bool> = None;
+    let mut missing = false;
     update_json::<ClassHold, E>(kv, &hold_key(class_id), "class hold", |cur| {
+        if cur.is_none() {
+            let found = match logged {
+                Some(f) => f,
+                None => *logged.insert(logged_findings(kv, class_id).unwrap_or(true)),
+            };
+            if found {
+                // Deleted: settle nothing against a hold that is not there.
+                missing = true;
+                return Ok(None);
+            }
+        }
         let mut h = cur.unwrap_or_default();
         decide(&h)?;
         admitted = Some(h.clone());
@@ -137,6 +176,9 @@ pub fn admit_settlement<E>(
         h.settling.insert(code.to_string());
         Ok(Some(h))
     })?;
+    if missing {
+        return Err(UpdateError::Store(StoreError::Missing("class hold")));
+    }
     Ok(admitted.expect("an admitted settlement saw the hold"))
 }
 
@@ -297,5 +339,30 @@ mod tests {
             !hold(&kv, "KM-2022-000001").unwrap().blocks(),
             "re-opening a rectified finding id does nothing"
         );
+    }
+
+    #[test]
+    fn sc_deny_a_deleted_hold_of_a_class_with_a_finding_is_an_error_never_no_hold() {
+        let kv = MemoryStore::new();
+        let admit = |kv: &MemoryStore, code: &str| {
+            admit_settlement::<()>(kv, "KM-2022-000001", code, |h| {
+                if h.blocks() { Err(()) } else { Ok(()) }
+            })
+        };
+        // A class that never had a finding: no record is no hold.
+        assert!(admit(&kv, "V1").is_ok());
+        open(&kv, &finding("F1", "p1"), Utc::now()).unwrap();
+        assert_eq!(admit(&kv, "V2"), Err(UpdateError::Refused(())));
+        kv.delete(&hold_key("KM-2022-000001")).unwrap();
+        assert_eq!(
+            hold(&kv, "KM-2022-000001"),
+            Err(StoreError::Missing("class hold"))
+        );
+        let before = kv.dump();
+        assert_eq!(
+            admit(&kv, "V2"),
+            Err(UpdateError::Store(StoreError::Missing("class hold")))
+        );
+        assert_eq!(kv.dump(), before, "nothing settled, nothing written");
     }
 }

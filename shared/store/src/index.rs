@@ -78,6 +78,39 @@ pub fn append(kv: &impl KeyValue, name: &str, entry: &str) -> Result<(), StoreEr
 #[derive(Debug)]
 struct PageFull;
 
+/// The length of each index in `names` and the entries of its last page,
+/// in two batched reads whatever the number of indexes.
+pub fn tails(kv: &impl KeyValue, names: &[String]) -> Result<Vec<(u64, Vec<String>)>, StoreError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let heads: Vec<String> = names.iter().map(|n| keys::index_head(n)).collect();
+    let lasts: Vec<u64> = kv
+        .get_many(&heads)?
+        .into_iter()
+        .map(|h| match h {
+            None => Ok(0),
+            Some(b) => crate::records::decode::<Head>(&b, "index head").map(|h| h.last),
+        })
+        .collect::<Result<_, _>>()?;
+    let pages: Vec<String> = names
+        .iter()
+        .zip(&lasts)
+        .map(|(n, l)| keys::index_page(n, *l))
+        .collect();
+    kv.get_many(&pages)?
+        .into_iter()
+        .zip(lasts)
+        .map(|(p, last)| {
+            let page: Vec<String> = match p {
+                None => Vec::new(),
+                Some(b) => crate::records::decode(&b, "index page")?,
+            };
+            Ok((last * PAGE_SIZE as u64 + page.len() as u64, page))
+        })
+        .collect()
+}
+
 /// Reads up to `limit` entries from `from`; returns them and the next position, if any.
 pub fn read(
     kv: &impl KeyValue,

@@ -53,6 +53,18 @@ pub fn audit_next() -> String {
 pub fn audit_event(seq: u64) -> String {
     format!("{PREFIX}audit:event:{seq}")
 }
+/// The signed gap record integrated in place of an event never written.
+pub fn audit_gap(seq: u64) -> String {
+    format!("{PREFIX}audit:gap:{seq}")
+}
+/// The transparency log's state: its size, frontier and latest checkpoint.
+pub fn audit_tree() -> String {
+    format!("{PREFIX}audit:tree")
+}
+/// The hash of one complete subtree of the log (`level`, `index`).
+pub fn audit_node(level: u32, index: u64) -> String {
+    format!("{PREFIX}audit:node:{level}:{index}")
+}
 /// A registry entry: `kind` is `institution`, `trainer`, `courseware` or `textbook`.
 pub fn registry(kind: &str, id: &str) -> String {
     concat(&[PREFIX, "registry:", kind, ":", id])

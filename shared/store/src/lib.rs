@@ -3,7 +3,7 @@
 //! [`kv::KeyValue`] is the seam: Spin's store in the function crates,
 //! [`memory::MemoryStore`] in tests. Above it: JSON records with
 //! compare-and-swap updates ([`records`]), paged indexes ([`index`]),
-//! idempotency records ([`idempotency`]), the hash-chained audit trail
+//! idempotency records ([`idempotency`]), the audit trail as a transparency log
 //! ([`audit`]), keyed hashes of personal identifiers ([`pii`]), and the
 //! domain's records ([`classes`], [`registry`]). Keys are all in [`keys`].
 

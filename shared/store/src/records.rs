@@ -22,6 +22,10 @@ pub enum StoreError {
     /// A stored record did not decode.
     #[error("stored {0} record is corrupt")]
     Corrupt(&'static str),
+    /// A record the audit log says exists is missing (deleted behind the
+    /// product's back): never read as "none".
+    #[error("stored {0} record is missing")]
+    Missing(&'static str),
     /// Too many concurrent writers on one key; the caller may retry.
     #[error("too much contention on one record")]
     Contention,

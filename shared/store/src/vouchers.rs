@@ -423,6 +423,11 @@ pub struct CardStatus {
     pub changed_at: DateTime<Utc>,
     /// Who reported it.
     pub by: Actor,
+    /// Its audit event is not written yet (set with the status, cleared
+    /// after the event): a report retried after a crash in between writes
+    /// the event instead of finding nothing to do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unaudited: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -1163,6 +1168,11 @@ pub fn sweep(
 // Cards
 
 /// Records a card status reported by the social-security system.
+///
+/// The status is written marked as owing its audit event, then the event,
+/// then the mark is cleared: a report retried after a crash in between
+/// (the same status again) writes the event it owes, once the status is
+/// there; a repeated report of a status already audited changes nothing.
 pub fn set_card(
     kv: &impl KeyValue,
     person: &str,
@@ -1171,32 +1181,48 @@ pub fn set_card(
     now: DateTime<Utc>,
 ) -> Result<CardStatus, StoreError> {
     let before: Option<CardStatus> = get_json(kv, &card_key(person), "card")?;
-    let status = CardStatus {
-        active,
-        changed_at: now,
-        by: actor.clone(),
+    let (status, before) = match before {
+        Some(b) if b.active == active && !b.unaudited => return Ok(b),
+        // Written by a report that died before its event: finish it.
+        Some(b) if b.active == active => (b, None),
+        other => {
+            let status = CardStatus {
+                active,
+                changed_at: now,
+                by: actor.clone(),
+                unaudited: true,
+            };
+            put_json(kv, &card_key(person), &status)?;
+            (status, other)
+        }
     };
-    if before.as_ref().is_some_and(|b| b.active == active) {
-        return Ok(before.expect("checked"));
-    }
-    put_json(kv, &card_key(person), &status)?;
+    let done = CardStatus {
+        unaudited: false,
+        ..status
+    };
     audit::record(
         kv,
         Change {
-            actor: actor.clone(),
+            actor: done.by.clone(),
             action: if active {
                 "card.activated".into()
             } else {
                 "card.deactivated".into()
             },
             entity: format!("person:{person}"),
-            before: before.as_ref().map(audit::digest_of),
-            after: Some(audit::digest_of(&status)),
+            before: before.as_ref().map(|b| {
+                audit::digest_of(&CardStatus {
+                    unaudited: false,
+                    ..b.clone()
+                })
+            }),
+            after: Some(audit::digest_of(&done)),
             note: None,
         },
         now,
     )?;
-    Ok(status)
+    put_json(kv, &card_key(person), &done)?;
+    Ok(done)
 }
 
 /// A person's card status, if reported.
@@ -1229,6 +1255,29 @@ mod issue_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vo_card_a_crash_between_the_card_status_and_its_event_is_repaired_by_the_retry() {
+        let kv = MemoryStore::new();
+        let events = |kv: &MemoryStore| {
+            crate::audit::history(kv, "person:p9", Default::default(), 100)
+                .unwrap()
+                .0
+                .len()
+        };
+        kv.fail_after_writes(Some(1));
+        assert!(set_card(&kv, "p9", true, &actor(), Utc::now()).is_err());
+        kv.fail_after_writes(None);
+        assert!(card(&kv, "p9").unwrap().unwrap().unaudited);
+        assert_eq!(events(&kv), 0, "the crash lost the event");
+        let s = set_card(&kv, "p9", true, &actor(), Utc::now()).unwrap();
+        assert!(s.active && !s.unaudited);
+        assert_eq!(events(&kv), 1, "the retry wrote it");
+        set_card(&kv, "p9", true, &actor(), Utc::now()).unwrap();
+        assert_eq!(events(&kv), 1, "a repeated report changes nothing");
+        set_card(&kv, "p9", false, &actor(), Utc::now()).unwrap();
+        assert_eq!(events(&kv), 2);
+    }
     use crate::memory::MemoryStore;
 
     #[test]
@@ -1464,6 +1513,13 @@ mod tests {
             ledger(&kv, &r.person).unwrap().entries[0].state,
             VoucherState::Settled
         );
-        assert_eq!(crate::audit::verify(&kv, 1, 100).unwrap(), Ok(4));
+        assert_eq!(
+            crate::audit::verify::integrate_and_verify_all(
+                &kv,
+                &crate::audit::tree::LogSigner::for_tests()
+            )
+            .unwrap(),
+            (3, vec![])
+        );
     }
 }

@@ -235,14 +235,9 @@ pub fn bind(
     let login: Option<Binding> = get_json(kv, &wechat_key(openid_ref), "wechat binding")?;
     let login_current = login.as_ref().is_some_and(|b| b.person == person);
     if changed || !login_current {
-        put_json(
-            kv,
-            &wechat_key(openid_ref),
-            &Binding {
-                person: person.to_string(),
-                bound_at: after.bound_at,
-            },
-        )?;
+        // The events first, the login record last: a retry after a crash
+        // anywhere in between finds the login record not yet current and
+        // writes the events again (at least once, never lost).
         if let Some(previous) = login.filter(|b| b.person != person) {
             audit::record(
                 kv,
@@ -274,6 +269,14 @@ pub fn bind(
                     .map(|_| "replaces the person's earlier WeChat binding".to_string()),
             },
             now,
+        )?;
+        put_json(
+            kv,
+            &wechat_key(openid_ref),
+            &Binding {
+                person: person.to_string(),
+                bound_at: after.bound_at,
+            },
         )?;
     }
     Ok(Bound {
@@ -500,5 +503,34 @@ mod tests {
         assert_ne!(a, openid_ref("k2", "oAbCdEf123"));
         assert!(!a.contains("oAbCdEf123"));
         assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn a_crash_between_the_binding_and_its_event_is_repaired_by_the_retry() {
+        let kv = MemoryStore::new();
+        let bound = |kv: &MemoryStore| {
+            crate::audit::history(kv, "person:p1", Default::default(), 100)
+                .unwrap()
+                .0
+                .iter()
+                .filter(|e| e.change.action == "wechat.bound")
+                .count()
+        };
+        // The person's record is written (its creation takes two writes),
+        // then the process dies before any event.
+        kv.fail_after_writes(Some(2));
+        assert!(bind(&kv, "oref-1", "p1", &actor(), t(0)).is_err());
+        kv.fail_after_writes(None);
+        let login = |kv: &MemoryStore| {
+            get_json::<Binding>(kv, &wechat_key("oref-1"), "wechat binding").unwrap()
+        };
+        assert_eq!(login(&kv), None, "no login yet");
+        assert_eq!(bound(&kv), 0);
+        let b = bind(&kv, "oref-1", "p1", &actor(), t(1)).unwrap();
+        assert!(!b.changed, "the binding itself was already there");
+        assert_eq!(bound(&kv), 1, "the retry wrote the event");
+        assert_eq!(login(&kv).unwrap().person, "p1");
+        bind(&kv, "oref-1", "p1", &actor(), t(2)).unwrap();
+        assert_eq!(bound(&kv), 1, "nothing more once done");
     }
 }

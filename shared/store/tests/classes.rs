@@ -56,6 +56,35 @@ fn seed_registry(kv: &MemoryStore) {
 }
 
 #[test]
+fn a_crash_between_a_registry_write_and_its_event_is_repaired_by_the_retry() {
+    let kv = MemoryStore::new();
+    let entry = policy::registry::Trainer {
+        registration_no: "YN-T-0777".into(),
+        name: "讲师".into(),
+        status: policy::registry::TrainerStatus::Registered,
+    };
+    let puts = |kv: &MemoryStore| {
+        store::audit::history(kv, "trainer:YN-T-0777", Default::default(), 100)
+            .unwrap()
+            .0
+            .len()
+    };
+    // The entry is created (an election and a write), then the process dies.
+    kv.fail_after_writes(Some(2));
+    assert!(store::registry::put(&kv, &entry, actor(), Utc::now()).is_err());
+    kv.fail_after_writes(None);
+    assert!(
+        store::registry::get::<policy::registry::Trainer>(&kv, "YN-T-0777")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(puts(&kv), 0, "the crash lost the event");
+    // The retried PUT writes the same entry and its event.
+    assert!(store::registry::put(&kv, &entry, actor(), Utc::now()).unwrap());
+    assert_eq!(puts(&kv), 1);
+}
+
+#[test]
 fn validation_reads_its_context_in_one_call_whatever_the_roster_size() {
     let kv = MemoryStore::new();
     seed_registry(&kv);
@@ -171,6 +200,7 @@ fn check(kind: CheckKind, result: CheckResult) -> CheckRecord {
             role: "district_officer".into(),
         },
         recorded_at: Utc::now(),
+        unaudited: false,
     }
 }
 
@@ -276,7 +306,147 @@ fn checks_move_a_class_along_in_order_only() {
             policy::checks::CheckRefusal::OutOfOrder { .. }
         )))
     ));
-    assert!(store::audit::verify(&kv, 1, 1000).unwrap().is_ok());
+    let (_, found) = store::audit::verify::integrate_and_verify_all(
+        &kv,
+        &store::audit::tree::LogSigner::for_tests(),
+    )
+    .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_crash_between_a_check_and_its_audit_event_is_repaired_by_the_retry_and_audited_once() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(5);
+    let id = file(&kv, &hasher, app, ctx.today, Utc::now())
+        .unwrap()
+        .record
+        .id;
+    let pre = check(CheckKind::PreOpening, CheckResult::Passed);
+    // The class record's swap lands, then the process dies.
+    kv.fail_after_writes(Some(1));
+    assert!(matches!(
+        classes::record_check(
+            &kv,
+            &id,
+            pre.clone(),
+            decide(CheckKind::PreOpening),
+            Utc::now()
+        ),
+        Err(UpdateError::Store(_))
+    ));
+    kv.fail_after_writes(None);
+    let r = classes::get(&kv, &id).unwrap().unwrap();
+    assert_eq!(r.status, ClassStatus::InTraining);
+    assert!(
+        r.checks[0].unaudited,
+        "the check is marked as owing its event"
+    );
+    let events = |kv: &MemoryStore| {
+        store::audit::history(kv, &format!("class:{id}"), Default::default(), 100)
+            .unwrap()
+            .0
+            .into_iter()
+            .filter(|e| e.change.action == "class.check.pre_opening")
+            .count()
+    };
+    assert_eq!(events(&kv), 0, "the crash lost the event");
+    let (_, found) = store::audit::verify::integrate_and_verify_all(
+        &kv,
+        &store::audit::tree::LogSigner::for_tests(),
+    )
+    .unwrap();
+    assert_eq!(
+        found.iter().map(|d| d.kind).collect::<Vec<_>>(),
+        vec!["record_not_as_logged"],
+        "verify reports the class ahead of its log: {found:?}"
+    );
+    // The retry of the same check: answered as recorded, not refused as out
+    // of order, and the event is written once.
+    let again = classes::record_check(
+        &kv,
+        &id,
+        pre.clone(),
+        decide(CheckKind::PreOpening),
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(again.status, ClassStatus::InTraining);
+    assert!(again.checks.iter().all(|c| !c.unaudited));
+    assert_eq!(again.checks.len(), 1);
+    assert_eq!(events(&kv), 1);
+    let (ids, _) = store::index::read(&kv, "classes:in_training", Default::default(), 10).unwrap();
+    assert_eq!(
+        ids,
+        vec![id.clone()],
+        "the in-training index entry is repaired too"
+    );
+    let (_, found) = store::audit::verify::integrate_and_verify_all(
+        &kv,
+        &store::audit::tree::LogSigner::for_tests(),
+    )
+    .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    // Retried again: nothing more.
+    classes::record_check(&kv, &id, pre, decide(CheckKind::PreOpening), Utc::now()).unwrap_err();
+    assert_eq!(events(&kv), 1);
+}
+
+#[test]
+fn a_crashed_check_is_audited_by_the_next_check_of_the_class() {
+    let kv = MemoryStore::new();
+    seed_registry(&kv);
+    let hasher = PiiHasher::new("test");
+    let (app, ctx) = fixtures::valid_class(5);
+    let id = file(&kv, &hasher, app, ctx.today, Utc::now())
+        .unwrap()
+        .record
+        .id;
+    kv.fail_after_writes(Some(1));
+    classes::record_check(
+        &kv,
+        &id,
+        check(CheckKind::PreOpening, CheckResult::Passed),
+        decide(CheckKind::PreOpening),
+        Utc::now(),
+    )
+    .unwrap_err();
+    kv.fail_after_writes(None);
+    classes::record_check(
+        &kv,
+        &id,
+        check(CheckKind::InTraining, CheckResult::Passed),
+        decide(CheckKind::InTraining),
+        Utc::now(),
+    )
+    .unwrap();
+    let (events, _) =
+        store::audit::history(&kv, &format!("class:{id}"), Default::default(), 100).unwrap();
+    let actions: Vec<(String, Option<String>)> = events
+        .iter()
+        .map(|e| (e.change.action.clone(), e.change.note.clone()))
+        .collect();
+    assert_eq!(
+        actions[1..],
+        [
+            (
+                "class.check.pre_opening".to_string(),
+                Some("passed; recorded on retry".to_string())
+            ),
+            (
+                "class.check.in_training".to_string(),
+                Some("passed".to_string())
+            ),
+        ]
+    );
+    let (_, found) = store::audit::verify::integrate_and_verify_all(
+        &kv,
+        &store::audit::tree::LogSigner::for_tests(),
+    )
+    .unwrap();
+    assert!(found.is_empty(), "{found:?}");
 }
 
 /// Registers the trainers of the fixtures' `salt` (YN-T-{2·salt+1} and YN-T-{2·salt+2}).

@@ -237,6 +237,9 @@ impl From<store::StoreError> for Problem {
             store::StoreError::Corrupt(what) => {
                 Problem::internal(format!("a stored {what} record could not be read"))
             }
+            store::StoreError::Missing(what) => Problem::internal(format!(
+                "a stored {what} record the audit log records is missing: run the audit verification"
+            )),
             store::StoreError::Kv(store::KvError::Sealed(_)) => {
                 Problem::internal("a stored record failed its integrity check")
             }

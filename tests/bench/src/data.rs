@@ -14,6 +14,8 @@ use web::auth::{Claims, Role, mint};
 /// trainee keys are given to the host).
 pub const JWT: TestKeys = TestKeys;
 pub const PII_KEY: &str = "bench-pii-key-0123456789abcdefghijklmnopqrs";
+/// The audit log's checkpoint signing key (an Ed25519 seed).
+pub const AUDIT_KEY: &str = "be9c4be9c4be9c4be9c4be9c4be9c4be9c4be9c4be9c4be9c4be9c4be9c4be9c";
 pub const HMAC: &str = "bench-hmac-key-0123456789abcdefghijklmnopqr";
 
 /// The host's configuration: the product's spin.toml (plus the harness's
@@ -34,6 +36,7 @@ pub fn config(db: std::path::PathBuf, fixtures: bool) -> e2e::HostConfig {
     config
         .variable("pii_key", PII_KEY)
         .variable("pii_hmac_key", HMAC)
+        .variable("audit_checkpoint_key", AUDIT_KEY)
         .tcp_nodelay(true)
 }
 

@@ -33,7 +33,7 @@ const READ: usize = 0;
 const WRITE: usize = 1;
 
 impl<K> Counting<K> {
-    fn new(inner: K) -> Self {
+    pub(crate) fn new(inner: K) -> Self {
         Self {
             inner,
             counts: Default::default(),
@@ -45,7 +45,7 @@ impl<K> Counting<K> {
     }
 
     /// (reads, writes) so far; the creation of a compare-and-swap handle is neither.
-    fn counts(&self) -> (u64, u64) {
+    pub(crate) fn counts(&self) -> (u64, u64) {
         let c = |i: usize| self.counts[i].load(std::sync::atomic::Ordering::Relaxed);
         (c(READ), c(WRITE))
     }

@@ -11,6 +11,7 @@
 //! scale (separate hosts), the Rust sampler against the Python reference,
 //! and the component sizes. Traffic goes to 127.0.0.1 only.
 
+mod audit;
 mod data;
 mod inproc;
 mod load;
@@ -47,6 +48,12 @@ OPTIONS (defaults in brackets):
                       short run for profiling (see docs/PERFORMANCE.md)
   --keepalive-only    only the keep-alive comparison (Spin 4.0.2's sockets, without
                       TCP_NODELAY, against sockets with it), then the sizes
+  --routes-only       only the baselines and the routes, then the sizes
+  --audit-only        only the audit log: appends under 4 and 16 writers (hash
+                      chain before, transparency log after) and the integration
+                      of --audit-sizes events, natively over the backend
+  --audit-sizes LIST  log sizes of the integration runs [10000,100000]
+  --audit-appends N   appends per writer in the append comparison [500]
   --redis             keep the key-value data in a private redis-server on
                       loopback (SpinKube's backend) instead of a SQLite file
 ";
@@ -65,6 +72,10 @@ struct Opts {
     skip_routes: bool,
     validate_only: bool,
     keepalive_only: bool,
+    routes_only: bool,
+    audit_only: bool,
+    audit_sizes: Vec<u64>,
+    audit_appends: usize,
     redis: bool,
 }
 
@@ -82,6 +93,10 @@ fn parse_args() -> Result<Opts> {
         skip_routes: false,
         validate_only: false,
         keepalive_only: false,
+        routes_only: false,
+        audit_only: false,
+        audit_sizes: vec![10_000, 100_000],
+        audit_appends: 500,
         redis: false,
     };
     let mut args = std::env::args().skip(1);
@@ -112,6 +127,15 @@ fn parse_args() -> Result<Opts> {
             "--skip-routes" => o.skip_routes = true,
             "--validate-only" => o.validate_only = true,
             "--keepalive-only" => o.keepalive_only = true,
+            "--routes-only" => o.routes_only = true,
+            "--audit-only" => o.audit_only = true,
+            "--audit-sizes" => {
+                o.audit_sizes = value()?
+                    .split(',')
+                    .map(|s| s.trim().replace('_', "").parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--audit-appends" => o.audit_appends = value()?.parse()?,
             "--redis" => o.redis = true,
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -1173,42 +1197,44 @@ async fn routes(opts: &Opts) -> Result<()> {
         Arc::new(redeemed.lock().unwrap_or_else(|p| p.into_inner()).clone());
     b.setup_row("voucher redeem (setup)", s);
     let at = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
-    let checks: Arc<Vec<(String, Bytes)>> = Arc::new(
-        class_ids
-            .iter()
-            .flat_map(|id| {
-                ["pre_opening", "in_training", "post_assessment"].map(|kind| {
+    // The checks of 每班必查 in three waves, each kind for every class at
+    // once on all connections (the order within a class holds between waves):
+    // audited writes of many requests at the same time.
+    for kind in ["pre_opening", "in_training", "post_assessment"] {
+        let checks: Arc<Vec<(String, Bytes)>> = Arc::new(
+            class_ids
+                .iter()
+                .map(|id| {
                     (
                         format!("/api/v1/classes/{id}/checks"),
                         body(&json!({"kind": kind, "officer": "王科长", "at": at, "result": "passed"})),
                     )
                 })
-            })
-            .collect(),
-    );
-    // One connection: the three checks of a class go in order.
-    let saved = b.opts.connections;
-    b.opts.connections = 1;
-    let (tok, ch) = (officer.clone(), checks.clone());
-    let s = b
-        .setup(
-            "checks of 每班必查",
-            checks.len(),
-            checked(
-                move |_, i| {
-                    Some(Req::new(
-                        "POST",
-                        ch[i].0.clone(),
-                        Some(&tok),
-                        ch[i].1.clone(),
-                    ))
-                },
-                |_, _, _| Ok(()),
-            ),
-        )
-        .await?;
-    b.opts.connections = saved;
-    b.setup_row("class check (setup, 1 conn)", s);
+                .collect(),
+        );
+        let (tok, ch) = (officer.clone(), checks.clone());
+        let s = b
+            .setup(
+                "checks of 每班必查",
+                checks.len(),
+                checked(
+                    move |_, i| {
+                        Some(Req::new(
+                            "POST",
+                            ch[i].0.clone(),
+                            Some(&tok),
+                            ch[i].1.clone(),
+                        ))
+                    },
+                    |_, _, _| Ok(()),
+                ),
+            )
+            .await?;
+        b.setup_row(
+            &format!("class check {kind} ({} conn)", b.opts.connections),
+            s,
+        );
+    }
     let (tok, cs) = (officer.clone(), codes.clone());
     b.route(
         "voucher settle",
@@ -1757,10 +1783,14 @@ async fn main() -> Result<()> {
         keepalive(&opts).await?;
         return print_sizes();
     }
+    if opts.audit_only {
+        let (redis, sizes, appends) = (opts.redis, opts.audit_sizes.clone(), opts.audit_appends);
+        return tokio::task::spawn_blocking(move || audit::run(redis, &sizes, appends)).await?;
+    }
     if !opts.skip_routes {
         routes(&opts).await?;
     }
-    if opts.validate_only {
+    if opts.validate_only || opts.routes_only {
         return print_sizes();
     }
     keepalive(&opts).await?;

@@ -269,16 +269,24 @@ fn the_cron_jobs_call_routes_that_spin_toml_serves() {
         })
     };
     let jobs = deploy("cronjob.yaml");
-    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs.len(), 3);
     let mut called = Vec::new();
     for job in &jobs {
         assert_eq!(str_at(job, &["kind"]), Some("CronJob"));
         assert!(str_at(job, &["spec", "schedule"]).is_some());
         let text = serde_norway::to_string(job).unwrap();
-        for path in ["/api/v1/spot-checks/runs", "/api/v1/vouchers/sweep"] {
+        for path in [
+            "/api/v1/spot-checks/runs",
+            "/api/v1/vouchers/sweep",
+            "/api/v1/audit/integrate",
+        ] {
             if text.contains(path) {
                 assert!(served(path), "{path} is not routed by spin.toml");
-                assert!(text.contains("idempotency-key"), "{path} without a key");
+                // The integration step is idempotent without a key.
+                assert!(
+                    text.contains("idempotency-key") || path == "/api/v1/audit/integrate",
+                    "{path} without a key"
+                );
                 called.push(path);
             }
         }
@@ -286,6 +294,10 @@ fn the_cron_jobs_call_routes_that_spin_toml_serves() {
     called.sort();
     assert_eq!(
         called,
-        ["/api/v1/spot-checks/runs", "/api/v1/vouchers/sweep"]
+        [
+            "/api/v1/audit/integrate",
+            "/api/v1/spot-checks/runs",
+            "/api/v1/vouchers/sweep"
+        ]
     );
 }

@@ -71,6 +71,9 @@ async fn the_product_files_races_and_checks_correctly_on_spin_4_0_2_redis() {
     host.set_clock_offset_secs(0);
     let list = call(&host, "GET", "/api/v1/classes", Some(&admin), "", &[]).await;
     assert_eq!(list.json().unwrap()["items"].as_array().unwrap().len(), 1);
+    let step = call(&host, "POST", "/api/v1/audit/integrate", Some(&admin), "", &[]).await;
+    assert_eq!(step.status, 200, "{}", step.text());
+    assert!(step.json().unwrap()["size"].as_u64().unwrap() > 0);
     let verify = call(&host, "GET", "/api/v1/audit/verify", Some(&admin), "", &[]).await;
     assert_eq!(verify.json().unwrap()["intact"], true, "{}", verify.text());
 }

@@ -82,6 +82,21 @@ pub const TABLE: &[Line] = &[
     line(Method::PUT, "/api/v1/registry/{kind}/{id}", OFFICES, &[]),
     line(Method::GET, "/api/v1/registry/{kind}/{id}", OFFICES, &[]),
     line(Method::GET, "/api/v1/audit/verify", &[BureauAdmin], &[]),
+    line(Method::GET, "/api/v1/audit/checkpoint", &ALL, &[]),
+    line(Method::GET, "/api/v1/audit/key", &ALL, &[]),
+    line(
+        Method::GET,
+        "/api/v1/audit/proofs/inclusion",
+        &[BureauAdmin],
+        &[],
+    ),
+    line(Method::GET, "/api/v1/audit/proofs/consistency", &ALL, &[]),
+    line(
+        Method::POST,
+        "/api/v1/audit/integrate",
+        &[BureauAdmin, Scheduler],
+        &[],
+    ),
     line(Method::GET, "/api/v1/audit", OFFICES, BOUND),
     line(
         Method::POST,

@@ -30,33 +30,36 @@ pub const HMAC: &str = "test-hmac-key-0123456789abcdefghijklmnopq";
 /// The key that seals values at rest.
 pub const PII_KEY: &str = "test-enc-key-0123456789abcdefghijklmnopqr";
 
-/// The secrets above, with no further variables.
+/// The audit log's checkpoint signing key (an Ed25519 seed, hex).
+pub const AUDIT_KEY: &str = "a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1a0d1";
+
+/// The secrets above and the audit log's key (the class-opening
+/// component's variables).
 pub fn secrets() -> Secrets {
     Secrets {
         identity: web::auth::testing::identity(),
         pii_hmac_key: HMAC.into(),
         pii_key: PII_KEY.into(),
-        extra: BTreeMap::new(),
+        extra: BTreeMap::from([("audit_checkpoint_key".to_string(), AUDIT_KEY.to_string())]),
     }
 }
 
 /// [`secrets`] and the WeChat mini-program's variables (its API at
 /// `http://wechat.test`, which the tests answer with a fake).
 pub fn secrets_with_wechat() -> Secrets {
-    Secrets {
-        extra: BTreeMap::from([
-            ("wechat_app_id".to_string(), "wx-test-app".to_string()),
-            (
-                "wechat_app_secret".to_string(),
-                "wx-test-secret".to_string(),
-            ),
-            (
-                "wechat_api_base".to_string(),
-                "http://wechat.test".to_string(),
-            ),
-        ]),
-        ..secrets()
-    }
+    let mut s = secrets();
+    s.extra.extend([
+        ("wechat_app_id".to_string(), "wx-test-app".to_string()),
+        (
+            "wechat_app_secret".to_string(),
+            "wx-test-secret".to_string(),
+        ),
+        (
+            "wechat_api_base".to_string(),
+            "http://wechat.test".to_string(),
+        ),
+    ]);
+    s
 }
 
 /// Claims for `role`, valid from `iat` to `exp`, bound to the fixtures'

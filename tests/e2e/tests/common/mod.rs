@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod races;
+pub mod rfc6962;
 pub mod scenarios;
 pub mod voucher_races;
 
@@ -23,6 +24,8 @@ pub const JWT: TestKeys = TestKeys;
 pub const PII_KEY: &str = "e2e-pii-key-0123456789abcdefghijklmnopqrs";
 /// The key of the keyed hashes (person refs, fingerprints) in the test hosts.
 pub const HMAC: &str = "e2e-hmac-key-0123456789abcdefghijklmnopqr";
+/// The audit log's checkpoint signing key in the test hosts (an Ed25519 seed).
+pub const AUDIT_KEY: &str = "a1d17a1d17a1d17a1d17a1d17a1d17a1d17a1d17a1d17a1d17a1d17a1d17a1d1";
 
 /// `config` with the product's secrets set, as `spin up --variable` would:
 /// the test identity provider's JWKS, issuer and audience, the trainee keys,
@@ -35,6 +38,7 @@ pub fn with_secrets(config: HostConfig) -> HostConfig {
     config
         .variable("pii_key", PII_KEY)
         .variable("pii_hmac_key", HMAC)
+        .variable("audit_checkpoint_key", AUDIT_KEY)
 }
 
 /// The product alone on a SQLite file.
