@@ -9,24 +9,12 @@ use spin_sdk::http::IntoResponse;
 #[cfg(not(feature = "p2"))]
 #[spin_sdk::http_service]
 async fn handle(req: platform::Request) -> impl IntoResponse {
-    platform::serve_with(
-        "class-opening",
-        req,
-        app::audit::VARIABLES,
-        app::class_opening::handle,
-    )
-    .await
+    platform::serve("class-opening", req, app::class_opening::handle).await
 }
 
 /// Entry point of the component (Spin 3.x).
 #[cfg(feature = "p2")]
 #[spin_sdk::http_component]
 async fn handle(req: platform::Request) -> impl IntoResponse {
-    platform::serve_with(
-        "class-opening",
-        req,
-        app::audit::VARIABLES,
-        app::class_opening::handle,
-    )
-    .await
+    platform::serve("class-opening", req, app::class_opening::handle).await
 }

@@ -13,7 +13,7 @@
 //! | `GET /api/v1/audit?entity=&cursor=&limit=` | bureau; a district officer for `class:` entities of their district |
 //!
 //! The checkpoint key (`audit_checkpoint_key`) is a variable of the
-//! class-opening component only; the other components append events and
+//! `audit` component only; the other components append events and
 //! never sign.
 
 use base64::Engine;
@@ -29,7 +29,7 @@ use web::json::respond;
 use web::router::{Router, query};
 use web::{Env, Principal, Problem, Request, Response, Role, paging};
 
-/// The variables the audit routes read (the class-opening component's).
+/// The variables the audit routes read (the `audit` component's).
 pub const VARIABLES: &[&str] = &[
     "audit_checkpoint_key",
     "audit_log_origin",

@@ -73,12 +73,10 @@ pub fn router() -> Router<Route> {
         )
 }
 
-/// Handles one request. The audit (`/api/v1/audit…`) and admin (`/api/v1/admin/…`) routes are served by this component too.
+/// Handles one request. The admin (`/api/v1/admin/…`) routes are served by
+/// this component too; the audit log's are the `audit` component's.
 pub fn handle<K: KeyValue>(env: &Env<'_, K>, req: &Request) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/api/v1/audit") {
-        return crate::audit::handle(env, req);
-    }
     if path.starts_with("/api/v1/admin/") {
         return crate::admin::handle(env, req);
     }

@@ -506,10 +506,10 @@ fn spin_toml_sends_every_route_to_the_component_whose_router_declares_it() {
             app::class_opening::router()
                 .declared()
                 .into_iter()
-                .chain(app::audit::router().declared())
                 .chain(app::admin::router().declared())
                 .collect::<Vec<_>>(),
         ),
+        ("audit", app::audit::router().declared()),
         ("vouchers", app::vouchers::router().declared()),
         ("spot-checks", app::spot_checks::router().declared()),
         ("policy-admin", app::policy_admin::router().declared()),
@@ -927,6 +927,8 @@ impl World {
             app::spot_checks::handle(&env, &req)
         } else if path.starts_with("/api/v1/admin/policy") {
             app::policy_admin::handle(&env, &req)
+        } else if path.starts_with("/api/v1/audit") {
+            app::audit::handle(&env, &req)
         } else if answers(app::vouchers::router().at(&method, path).map(|_| ())) {
             block_on(app::vouchers::handle_with(&env, &req, &self.wechat))
         } else {

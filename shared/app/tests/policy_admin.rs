@@ -76,6 +76,8 @@ impl World {
         // Spin sends /api/v1/admin/policy… to the policy-admin component.
         let res = if path.starts_with("/api/v1/admin/policy") {
             app::policy_admin::handle(&env, &req)
+        } else if path.starts_with("/api/v1/audit") {
+            app::audit::handle(&env, &req)
         } else {
             app::class_opening::handle(&env, &req)
         };

@@ -62,10 +62,10 @@ fn every_route_routes_to_the_component_that_declares_it() {
         let router = match component.as_str() {
             "vouchers" => app::vouchers::router().declared(),
             "policy-admin" => app::policy_admin::router().declared(),
+            "audit" => app::audit::router().declared(),
             "spot-checks" => app::spot_checks::router().declared(),
             "class-opening" => [
                 app::class_opening::router().declared(),
-                app::audit::router().declared(),
                 app::admin::router().declared(),
             ]
             .concat(),
@@ -313,6 +313,7 @@ fn a_body_that_is_json_but_not_an_object_is_refused_on_every_route_and_changes_n
                 )),
                 "spot-checks" => app::spot_checks::handle(&env, &req),
                 "policy-admin" => app::policy_admin::handle(&env, &req),
+                "audit" => app::audit::handle(&env, &req),
                 _ => app::class_opening::handle(&env, &req),
             };
             let a = support::answer(res);

@@ -1737,6 +1737,7 @@ fn print_sizes() -> Result<()> {
     for name in [
         "class_opening",
         "policy_admin",
+        "audit",
         "vouchers",
         "spot_checks",
         "hello",

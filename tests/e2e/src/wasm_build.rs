@@ -46,6 +46,7 @@ pub enum Build {
 pub const P2_PACKAGES: &[&str] = &[
     "class-opening",
     "policy-admin",
+    "audit",
     "vouchers",
     "spot-checks",
     "hello",

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 fn whole_request_line(line: &str) -> bool {
     let parts: Vec<&str> = line.split(' ').collect();
     parts.len() == 4
-        && ["class-opening", "policy-admin", "vouchers", "spot-checks"].contains(&parts[0])
+        && ["class-opening", "policy-admin", "audit", "vouchers", "spot-checks"].contains(&parts[0])
         && ["GET", "POST", "PUT"].contains(&parts[1])
         && parts[2].starts_with("/api/v1/")
         && parts[3].len() == 3

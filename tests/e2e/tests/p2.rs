@@ -41,9 +41,10 @@ fn start_redis(test: &str) -> Option<(RedisServer, Host)> {
     Some((redis, host))
 }
 
-const COMPONENTS: [&str; 5] = [
+const COMPONENTS: [&str; 6] = [
     "class_opening",
     "policy_admin",
+    "audit",
     "vouchers",
     "spot_checks",
     "hello",

@@ -459,6 +459,7 @@ impl World {
             )),
             "spot-checks" => app::spot_checks::handle(&env, &req),
             "policy-admin" => app::policy_admin::handle(&env, &req),
+            "audit" => app::audit::handle(&env, &req),
             _ => app::class_opening::handle(&env, &req),
         };
         super::answer(res)
@@ -541,6 +542,7 @@ pub fn route_matches(route: &str, path: &str) -> Option<usize> {
 
 /// The component spin.toml sends `path` to (most specific route wins).
 pub fn component_for(path: &str) -> String {
+    let path = path.split('?').next().unwrap_or(path);
     spin_routes()
         .into_iter()
         .filter_map(|(route, component)| {
